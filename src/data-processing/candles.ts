@@ -1,0 +1,337 @@
+// Candles: the columnar OHLCV type every module reads, the timeframe table, and the one place where
+// candles are validated. Validation happens once, at the edge (import, download, generation);
+// nothing here ever drops or repairs a row: `repairCandles` does that only when asked, and returns a
+// log entry for every row it changed.
+
+import { DataValidationError } from '../errors.js';
+
+/** Supported candle timeframes. */
+export type Timeframe = '1m' | '5m' | '15m' | '30m' | '1h' | '2h' | '4h' | '12h' | '1d';
+
+/** Length of each timeframe in milliseconds. */
+export const TIMEFRAME_MS: Readonly<Record<Timeframe, number>> = Object.freeze({
+  '1m': 60_000,
+  '5m': 300_000,
+  '15m': 900_000,
+  '30m': 1_800_000,
+  '1h': 3_600_000,
+  '2h': 7_200_000,
+  '4h': 14_400_000,
+  '12h': 43_200_000,
+  '1d': 86_400_000,
+});
+
+/** Every supported timeframe, finest first. */
+export const TIMEFRAMES: readonly Timeframe[] = Object.freeze(
+  (Object.keys(TIMEFRAME_MS) as Timeframe[]).sort((a, b) => TIMEFRAME_MS[a] - TIMEFRAME_MS[b]),
+);
+
+/** True when `value` names a supported timeframe. */
+export function isTimeframe(value: string): value is Timeframe {
+  return Object.prototype.hasOwnProperty.call(TIMEFRAME_MS, value);
+}
+
+/**
+ * Parses a timeframe name.
+ * @throws {DataValidationError} naming `source` and field `timeframe` when it is not supported.
+ */
+export function parseTimeframe(value: string, source?: string): Timeframe {
+  if (!isTimeframe(value)) {
+    throw new DataValidationError({
+      source,
+      field: 'timeframe',
+      reason: `unknown timeframe "${value}" (supported: ${TIMEFRAMES.join(', ')})`,
+    });
+  }
+  return value;
+}
+
+/** Length of `tf` in milliseconds. */
+export function timeframeMs(tf: Timeframe): number {
+  return TIMEFRAME_MS[tf];
+}
+
+/**
+ * Columnar, immutable OHLCV candles of one symbol and timeframe. All columns have equal length,
+ * `openTime` (UTC epoch ms) is strictly ascending and on the timeframe grid. A candle's close time
+ * is `openTime + timeframeMs(timeframe)`. Prices are in quote currency, volume in base currency.
+ */
+export interface Candles {
+  readonly symbol: string;
+  readonly timeframe: Timeframe;
+  readonly openTime: Float64Array;
+  readonly open: Float64Array;
+  readonly high: Float64Array;
+  readonly low: Float64Array;
+  readonly close: Float64Array;
+  readonly volume: Float64Array;
+}
+
+/** The numeric columns of a candle, in file order. */
+export const CANDLE_FIELDS = ['open_time', 'open', 'high', 'low', 'close', 'volume'] as const;
+
+/** Number of candles in a series. */
+export function candleCount(c: Candles): number {
+  return c.openTime.length;
+}
+
+/** Builds a Candles value from columns (no copy, no validation: call `validateCandles`). */
+export function makeCandles(
+  symbol: string,
+  timeframe: Timeframe,
+  columns: {
+    openTime: Float64Array;
+    open: Float64Array;
+    high: Float64Array;
+    low: Float64Array;
+    close: Float64Array;
+    volume: Float64Array;
+  },
+): Candles {
+  const n = columns.openTime.length;
+  for (const key of ['open', 'high', 'low', 'close', 'volume'] as const) {
+    if (columns[key].length !== n) {
+      throw new DataValidationError({
+        source: symbol,
+        field: key,
+        reason: `column length ${columns[key].length} differs from open_time length ${n}`,
+      });
+    }
+  }
+  return Object.freeze({ symbol, timeframe, ...columns });
+}
+
+/** Allocates zero-filled columns for `n` candles. */
+export function allocateCandles(symbol: string, timeframe: Timeframe, n: number): Candles {
+  return makeCandles(symbol, timeframe, {
+    openTime: new Float64Array(n),
+    open: new Float64Array(n),
+    high: new Float64Array(n),
+    low: new Float64Array(n),
+    close: new Float64Array(n),
+    volume: new Float64Array(n),
+  });
+}
+
+/** Returns candles `[start, end)` as views onto the same buffers (no copy). */
+export function sliceCandles(c: Candles, start: number, end: number): Candles {
+  return makeCandles(c.symbol, c.timeframe, {
+    openTime: c.openTime.subarray(start, end),
+    open: c.open.subarray(start, end),
+    high: c.high.subarray(start, end),
+    low: c.low.subarray(start, end),
+    close: c.close.subarray(start, end),
+    volume: c.volume.subarray(start, end),
+  });
+}
+
+/**
+ * Index of the first candle with `openTime >= timeMs` (binary search), or `length` if none.
+ */
+export function lowerBound(sorted: Float64Array, timeMs: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] < timeMs) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Candles whose open time lies in `[fromMs, toMs)`, as views. */
+export function sliceByTime(c: Candles, fromMs: number, toMs: number): Candles {
+  return sliceCandles(c, lowerBound(c.openTime, fromMs), lowerBound(c.openTime, toMs));
+}
+
+/** One missing stretch of a series: candles expected between two present ones. */
+export interface Gap {
+  /** Open time (UTC ms) of the candle before the gap. */
+  afterOpenTime: number;
+  /** Open time (UTC ms) of the candle after the gap. */
+  nextOpenTime: number;
+  /** Number of missing candles on the grid. */
+  missingBars: number;
+}
+
+/** Summary of the gaps in a series. */
+export interface GapReport {
+  /** Number of gaps. */
+  count: number;
+  /** Total missing candles. */
+  missingBars: number;
+  /** The largest gap, or null when there is none. */
+  largest: Gap | null;
+  /** Every gap, in time order. */
+  gaps: Gap[];
+}
+
+/**
+ * Finds the gaps in a sorted series: places where consecutive open times are more than one
+ * timeframe apart. Works on any sorted series (also one with off-grid rows).
+ */
+export function findGaps(openTime: Float64Array, tf: Timeframe): GapReport {
+  const step = TIMEFRAME_MS[tf];
+  const gaps: Gap[] = [];
+  let missing = 0;
+  let largest: Gap | null = null;
+  for (let i = 1; i < openTime.length; i++) {
+    const d = openTime[i] - openTime[i - 1];
+    if (d > step) {
+      const gap: Gap = {
+        afterOpenTime: openTime[i - 1],
+        nextOpenTime: openTime[i],
+        missingBars: Math.ceil(d / step) - 1,
+      };
+      gaps.push(gap);
+      missing += gap.missingBars;
+      if (largest === null || gap.missingBars > largest.missingBars) largest = gap;
+    }
+  }
+  return { count: gaps.length, missingBars: missing, largest, gaps };
+}
+
+/** Options of `validateCandles`. */
+export interface ValidateOptions {
+  /** Name of the source for error messages (file path, store key, ...). */
+  source?: string;
+  /**
+   * Maps a 0-based row index to the 1-based line in the source file, so errors name the line.
+   * Defaults to "no file": errors name the row instead.
+   */
+  lineOf?: (row: number) => number;
+}
+
+/**
+ * Validates candles: finite numbers, high >= max(open, close), low <= min(open, close), low >= 0,
+ * volume >= 0, open times strictly ascending (no duplicates) and on the timeframe's UTC grid.
+ * Returns the gap report (gaps are not errors).
+ * @throws {DataValidationError} at the first invalid row, naming source, line/row, open time and field.
+ */
+export function validateCandles(c: Candles, options: ValidateOptions = {}): GapReport {
+  const { source, lineOf } = options;
+  const step = TIMEFRAME_MS[c.timeframe];
+  if (step === undefined) {
+    throw new DataValidationError({
+      source,
+      field: 'timeframe',
+      reason: `unknown timeframe "${String(c.timeframe)}"`,
+    });
+  }
+  const n = c.openTime.length;
+  const { openTime, open, high, low, close, volume } = c;
+  const fail = (i: number, field: string, reason: string): never => {
+    throw new DataValidationError({
+      source,
+      line: lineOf?.(i),
+      row: lineOf === undefined ? i : undefined,
+      openTime: openTime[i],
+      field,
+      reason,
+    });
+  };
+  for (let i = 0; i < n; i++) {
+    const t = openTime[i];
+    if (!Number.isFinite(t)) fail(i, 'open_time', `not a finite time (${t})`);
+    if (t % step !== 0)
+      fail(i, 'open_time', `off the ${c.timeframe} grid (${t} ms is not a multiple of ${step})`);
+    if (i > 0) {
+      const prev = openTime[i - 1];
+      if (t === prev) fail(i, 'open_time', 'duplicate timestamp (same as the previous row)');
+      if (t < prev)
+        fail(
+          i,
+          'open_time',
+          `unsorted: earlier than the previous row (${new Date(prev).toISOString()})`,
+        );
+    }
+    const o = open[i];
+    const h = high[i];
+    const l = low[i];
+    const cl = close[i];
+    const v = volume[i];
+    if (!Number.isFinite(o)) fail(i, 'open', `not a finite number (${o})`);
+    if (!Number.isFinite(h)) fail(i, 'high', `not a finite number (${h})`);
+    if (!Number.isFinite(l)) fail(i, 'low', `not a finite number (${l})`);
+    if (!Number.isFinite(cl)) fail(i, 'close', `not a finite number (${cl})`);
+    if (!Number.isFinite(v)) fail(i, 'volume', `not a finite number (${v})`);
+    if (h < o || h < cl) fail(i, 'high', `high ${h} < max(open ${o}, close ${cl})`);
+    if (l > o || l > cl) fail(i, 'low', `low ${l} > min(open ${o}, close ${cl})`);
+    if (l < 0) fail(i, 'low', `negative price ${l}`);
+    if (v < 0) fail(i, 'volume', `negative volume ${v}`);
+  }
+  return findGaps(openTime, c.timeframe);
+}
+
+/** One row changed by `repairCandles`. */
+export interface RepairAction {
+  /** 0-based row index in the input series. */
+  row: number;
+  /** The row's open time (UTC ms). */
+  openTime: number;
+  /** What was done. */
+  action: 'dropped-duplicate' | 'dropped-off-grid';
+  /** Why, in words. */
+  reason: string;
+}
+
+/**
+ * Repairs what `--repair` is allowed to repair, and nothing else: drops rows that exactly
+ * duplicate the previous row (all six fields equal) and rows whose open time is off the timeframe
+ * grid. Returns the repaired candles (new buffers) and one action per changed row. Other problems
+ * (conflicting duplicates, bad prices) are left for `validateCandles` to reject.
+ */
+export function repairCandles(c: Candles): { candles: Candles; actions: RepairAction[] } {
+  const step = TIMEFRAME_MS[c.timeframe];
+  const n = c.openTime.length;
+  const keep = new Uint8Array(n);
+  const actions: RepairAction[] = [];
+  let kept = 0;
+  let lastKept = -1;
+  for (let i = 0; i < n; i++) {
+    const t = c.openTime[i];
+    if (Number.isFinite(t) && t % step !== 0) {
+      actions.push({
+        row: i,
+        openTime: t,
+        action: 'dropped-off-grid',
+        reason: `open_time not a multiple of ${c.timeframe}`,
+      });
+      continue;
+    }
+    if (
+      lastKept >= 0 &&
+      c.openTime[lastKept] === t &&
+      c.open[lastKept] === c.open[i] &&
+      c.high[lastKept] === c.high[i] &&
+      c.low[lastKept] === c.low[i] &&
+      c.close[lastKept] === c.close[i] &&
+      c.volume[lastKept] === c.volume[i]
+    ) {
+      actions.push({
+        row: i,
+        openTime: t,
+        action: 'dropped-duplicate',
+        reason: 'exact duplicate of the previous row',
+      });
+      continue;
+    }
+    keep[i] = 1;
+    kept++;
+    lastKept = i;
+  }
+  if (actions.length === 0) return { candles: c, actions };
+  const out = allocateCandles(c.symbol, c.timeframe, kept);
+  let j = 0;
+  for (let i = 0; i < n; i++) {
+    if (keep[i] === 0) continue;
+    out.openTime[j] = c.openTime[i];
+    out.open[j] = c.open[i];
+    out.high[j] = c.high[i];
+    out.low[j] = c.low[i];
+    out.close[j] = c.close[i];
+    out.volume[j] = c.volume[i];
+    j++;
+  }
+  return { candles: out, actions };
+}

@@ -1,0 +1,12 @@
+// The public API of crypto-trading-model: everything a user imports, re-exported from the modules
+// that own it. Names mirror the spec (in camelCase).
+
+export * from './errors.js';
+export * from './data-processing/candles.js';
+export * from './data-processing/resample.js';
+export * from './utils/config.js';
+export * from './utils/random.js';
+export * from './utils/logger.js';
+export * from './utils/progress.js';
+export * from './utils/fs.js';
+export * from './utils/runs.js';

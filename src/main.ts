@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// The `ctm` command line. A thin layer: each command parses its options, resolves the config,
+// calls one library function and prints. Command groups live in src/cli/.
+
+import { Command } from 'commander';
+import { ExitCode } from './errors.js';
+import { registerRunCommand } from './cli/run.js';
+
+const program = new Command();
+program
+  .name('ctm')
+  .description(
+    'crypto-trading-model: multi-timeframe crypto data, features, synthetic markets, models, agents and backtests',
+  )
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride((err) => {
+    if (
+      err.code === 'commander.helpDisplayed' ||
+      err.code === 'commander.version' ||
+      err.code === 'commander.help'
+    )
+      process.exit(0);
+    process.exit(ExitCode.Usage);
+  });
+
+registerRunCommand(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,253 @@
+// Configuration: one zod schema with fixed top-level sections, defaults in config/default.yaml
+// (every key commented there), a user file (`--config FILE`) merged over them, then `--set
+// key.path=value` and command flags. Unknown keys and wrong types are errors naming the key path.
+// Each module owns its section and reads only the resolved, validated object.
+
+import { readFileSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { TIMEFRAMES, type Timeframe } from '../data-processing/candles.js';
+
+const timeframe = z.enum(TIMEFRAMES as [Timeframe, ...Timeframe[]]);
+/** A UTC date `YYYY-MM-DD` or an ISO-8601 timestamp. */
+const dateString = z.string().refine((s) => !Number.isNaN(parseDateMs(s)), {
+  message: 'expected a date like 2021-01-31 or an ISO-8601 timestamp',
+});
+const range = z.strictObject({ from: dateString.nullable(), to: dateString.nullable() });
+const positiveInt = z.number().int().positive();
+
+/** The config schema. Sections are filled by the modules that own them. */
+export const configSchema = z.strictObject({
+  seed: z.number().int().nonnegative(),
+  paths: z.strictObject({
+    store: z.string().min(1),
+    runs: z.string().min(1),
+  }),
+  data: z.strictObject({
+    exchange: z.string().min(1),
+    symbols: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^[A-Z0-9]+\/[A-Z0-9]+(:[A-Z0-9]+)?$/,
+            'expected a ccxt unified symbol like BTC/USDT',
+          ),
+      )
+      .min(1),
+    timeframes: z.array(timeframe).min(1),
+    startDate: dateString.nullable(),
+    endDate: dateString.nullable(),
+    repair: z.boolean(),
+    download: z.strictObject({
+      pageLimit: positiveInt,
+      maxRetries: z.number().int().nonnegative(),
+      backoffMs: positiveInt,
+      maxBackoffMs: positiveInt,
+      timeoutMs: positiveInt,
+    }),
+  }),
+  splits: z.strictObject({
+    train: range,
+    validation: range,
+    test: range,
+    holdout: range,
+  }),
+  windows: z.partialRecord(timeframe, positiveInt),
+  features: z.strictObject({}),
+  synthetic: z.strictObject({}),
+  dataset: z.strictObject({}),
+  model: z.strictObject({}),
+  broker: z.strictObject({}),
+  env: z.strictObject({}),
+  rewards: z.strictObject({}),
+  backtest: z.strictObject({}),
+  report: z.strictObject({}),
+  dqn: z.strictObject({}),
+  ppo: z.strictObject({}),
+  live: z.strictObject({}),
+});
+
+/** The resolved, validated configuration. */
+export type Config = z.infer<typeof configSchema>;
+
+/** Path of the shipped defaults (config/default.yaml at the package root). */
+export const DEFAULT_CONFIG_PATH = fileURLToPath(
+  new URL('../../config/default.yaml', import.meta.url),
+);
+
+/**
+ * Parses a UTC date (`YYYY-MM-DD`, treated as 00:00 UTC) or ISO-8601 timestamp (a timestamp without
+ * a zone is read as UTC) to epoch ms; NaN when it is not a date.
+ */
+export function parseDateMs(s: string): number {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(s)) return Date.parse(`${s}T00:00:00Z`);
+  if (/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(s))
+    return Date.parse(`${s.replace(' ', 'T')}Z`);
+  if (/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(s))
+    return Date.parse(s.replace(' ', 'T'));
+  return NaN;
+}
+
+type Plain = Record<string, unknown>;
+
+function isPlainObject(v: unknown): v is Plain {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function readYamlFile(file: string): unknown {
+  if (!existsSync(file)) throw new ConfigError('', 'config file not found', { file });
+  try {
+    return parseYaml(readFileSync(file, 'utf8')) ?? {};
+  } catch (err) {
+    if (err instanceof YAMLParseError) {
+      const line = err.linePos?.[0]?.line;
+      throw new ConfigError(
+        '',
+        `YAML syntax error${line === undefined ? '' : ` at line ${line}`}: ${err.message.split('\n')[0]}`,
+        { file },
+      );
+    }
+    throw err;
+  }
+}
+
+/**
+ * Deep-merges `override` onto `base` (objects merge key by key; arrays and scalars replace).
+ * A key absent from `base` is an error naming its path: defaults hold every valid key. Sections
+ * whose keys are open (records such as `windows`) accept new keys.
+ */
+function mergeInto(
+  base: Plain,
+  override: unknown,
+  path: string[],
+  file: string | undefined,
+  openRecords: Set<string>,
+): Plain {
+  if (!isPlainObject(override)) {
+    throw new ConfigError(path.join('.'), `expected a mapping, got ${describe(override)}`, {
+      file,
+    });
+  }
+  const out: Plain = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    const keyPath = [...path, key];
+    const dotted = keyPath.join('.');
+    if (!(key in base)) {
+      if (openRecords.has(path.join('.'))) {
+        out[key] = value;
+        continue;
+      }
+      throw new ConfigError(dotted, 'unknown key', {
+        file,
+        hint: `valid keys here: ${Object.keys(base).join(', ')}`,
+      });
+    }
+    const current = base[key];
+    out[key] =
+      isPlainObject(current) && !openRecords.has(dotted)
+        ? mergeInto(current, value, keyPath, file, openRecords)
+        : isPlainObject(current) && isPlainObject(value)
+          ? { ...current, ...value }
+          : value;
+  }
+  return out;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  return typeof v;
+}
+
+/** Parses a `--set` value: YAML scalar/flow syntax (`0.001`, `true`, `[15m, 4h]`, `null`). */
+function parseOverrideValue(raw: string): unknown {
+  try {
+    return parseYaml(raw);
+  } catch {
+    return raw;
+  }
+}
+
+/** Turns `a.b.c=value` into a nested object `{ a: { b: { c: value } } }`. */
+export function overrideToObject(assignment: string): Plain {
+  const eq = assignment.indexOf('=');
+  if (eq <= 0) throw new ConfigError(assignment, 'expected key.path=value');
+  const keys = assignment.slice(0, eq).trim().split('.');
+  const value = parseOverrideValue(assignment.slice(eq + 1));
+  let obj: unknown = value;
+  for (let i = keys.length - 1; i >= 0; i--) obj = { [keys[i]]: obj };
+  return obj as Plain;
+}
+
+/** Options of `loadConfig`. */
+export interface LoadConfigOptions {
+  /** A user YAML file merged over the defaults (`--config FILE`). */
+  file?: string;
+  /** `key.path=value` assignments applied after the file (`--set`). */
+  set?: string[];
+  /** Already-structured overrides applied last (command flags such as `--seed`). */
+  overrides?: Plain[];
+  /** Defaults file; the shipped config/default.yaml unless given (tests). */
+  defaultsFile?: string;
+}
+
+const OPEN_RECORDS = new Set(['windows']);
+
+/**
+ * Loads and validates the configuration: defaults, then `file`, then `set`, then `overrides`.
+ * @throws {ConfigError} naming the key path for unknown keys, wrong types and bad values, and the
+ * file and line for YAML syntax errors.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const defaultsFile = options.defaultsFile ?? DEFAULT_CONFIG_PATH;
+  const defaults = readYamlFile(defaultsFile);
+  if (!isPlainObject(defaults))
+    throw new ConfigError('', 'defaults must be a mapping', { file: defaultsFile });
+  let merged: Plain = defaults;
+  if (options.file !== undefined)
+    merged = mergeInto(merged, readYamlFile(options.file), [], options.file, OPEN_RECORDS);
+  for (const assignment of options.set ?? [])
+    merged = mergeInto(merged, overrideToObject(assignment), [], '--set', OPEN_RECORDS);
+  for (const o of options.overrides ?? [])
+    merged = mergeInto(merged, o, [], 'command line', OPEN_RECORDS);
+  return validateConfig(merged, options.file ?? defaultsFile);
+}
+
+/**
+ * Validates a plain object against the schema.
+ * @throws {ConfigError} for the first problem, naming its key path.
+ */
+export function validateConfig(value: unknown, file?: string): Config {
+  const result = configSchema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  let keyPath = issue.path.map(String).join('.');
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') {
+    keyPath = [...issue.path.map(String), issue.keys[0]].join('.');
+    message = 'unknown key';
+  }
+  throw new ConfigError(keyPath, message, { file });
+}
+
+let cachedDefaults: Config | undefined;
+
+/** The shipped defaults, validated; each call returns a fresh deep copy. */
+export function defaultConfig(): Config {
+  cachedDefaults ??= loadConfig();
+  return structuredClone(cachedDefaults);
+}
+
+/** Returns the epoch-ms bounds `[fromMs, toMs)` of a range (`to` is exclusive; `null` ends are ±Infinity). */
+export function rangeMs(r: { from: string | null; to: string | null }): {
+  fromMs: number;
+  toMs: number;
+} {
+  return {
+    fromMs: r.from === null ? -Infinity : parseDateMs(r.from),
+    toMs: r.to === null ? Infinity : parseDateMs(r.to),
+  };
+}

@@ -1,0 +1,191 @@
+// What every decision maker is asked, and the one ObservationBuilder that feeds it. The RL
+// environment, the backtester and paper/live trading all build observations here, from the
+// per-timeframe feature windows known at the decision time plus the account state, so a policy sees
+// exactly the same numbers wherever it runs. Never reads a feature row after the decision time.
+
+import type { Timeframe } from '../data-processing/candles.js';
+import { copyWindow, type MultiTimeframeFeatures } from '../data-processing/feature-engineering.js';
+
+/** Account fields an observation may carry, in this order (timeInPosition is log1p(bars held)). */
+export const ACCOUNT_FIELDS = ['position', 'unrealizedPnl', 'timeInPosition', 'drawdown'] as const;
+
+/** Account state at a decision time, as the broker reports it. */
+export interface AccountSnapshot {
+  /** Signed exposure: position notional / (leverage × equity), in [-1, 1] (short < 0). */
+  position: number;
+  /** Unrealised pnl of the open position as a fraction of equity. */
+  unrealizedPnl: number;
+  /** Bars since the current position was opened (0 when flat). */
+  barsInPosition: number;
+  /** Drawdown from the running equity peak, a fraction >= 0. */
+  drawdown: number;
+}
+
+/**
+ * Which numbers a policy reads: for each timeframe (base first) a window of `windows[tf]` bars of
+ * the named feature columns, oldest first, then optionally the account fields. The flat layout is
+ * `[tf0 window rows x features] [tf1 ...] ... [account]`.
+ */
+export interface ObservationSpec {
+  readonly timeframes: readonly Timeframe[];
+  readonly windows: Readonly<Partial<Record<Timeframe, number>>>;
+  /** Feature names per timeframe, in the order the policy wants them (a subset of the matrix's). */
+  readonly features: Readonly<Partial<Record<Timeframe, readonly string[]>>>;
+  /** Whether the account fields (`ACCOUNT_FIELDS`) are appended. */
+  readonly account: boolean;
+}
+
+/**
+ * A decision maker: sequence-model signals, RL agents, rule baselines and user modules
+ * (`--policy ./my-policy.js`) all implement it. `act` writes one target position per env,
+ * `out[i]` in [-1, 1] (-1 = full short, 0 = flat, 1 = full long), from `numEnvs` observations laid
+ * out back to back in `obs` (each `observationSize(spec)` floats). `mask`, when given, holds
+ * per-env flags of allowed discrete levels (policy-specific layout).
+ */
+export interface Policy {
+  readonly observation: ObservationSpec;
+  /** Called at the start of an episode or backtest. */
+  reset?(numEnvs: number): void;
+  act(obs: Float32Array, numEnvs: number, out: Float32Array, mask?: Uint8Array): void;
+}
+
+/** Number of floats in one observation of `spec`. */
+export function observationSize(spec: ObservationSpec): number {
+  let n = 0;
+  for (const tf of spec.timeframes) n += (spec.windows[tf] ?? 0) * (spec.features[tf]?.length ?? 0);
+  return n + (spec.account ? ACCOUNT_FIELDS.length : 0);
+}
+
+/**
+ * Names of every float of an observation, e.g. `15m[t-63].rsi_14`, ..., `account.position`.
+ */
+export function observationColumnNames(spec: ObservationSpec): string[] {
+  const names: string[] = [];
+  for (const tf of spec.timeframes) {
+    const w = spec.windows[tf] ?? 0;
+    const cols = spec.features[tf] ?? [];
+    for (let r = 0; r < w; r++) {
+      const lag = w - 1 - r;
+      for (const c of cols) names.push(`${tf}[t${lag === 0 ? '' : `-${lag}`}].${c}`);
+    }
+  }
+  if (spec.account) for (const f of ACCOUNT_FIELDS) names.push(`account.${f}`);
+  return names;
+}
+
+/** The spec that reads every feature of every timeframe of `features` with the given windows. */
+export function fullObservationSpec(
+  features: MultiTimeframeFeatures,
+  windows: Partial<Record<Timeframe, number>>,
+  account = true,
+): ObservationSpec {
+  const spec: Partial<Record<Timeframe, readonly string[]>> = {};
+  for (const tf of features.timeframes)
+    spec[tf] = [...(features.perTimeframe.get(tf)?.names ?? [])];
+  return { timeframes: [...features.timeframes], windows: { ...windows }, features: spec, account };
+}
+
+interface Part {
+  tf: Timeframe;
+  length: number;
+  cols: number;
+  /** Column indices into the matrix, or null when the spec takes every column in matrix order. */
+  select: Int32Array | null;
+  values: Float32Array;
+  matrixCols: number;
+  rowIndex: Int32Array;
+  offset: number;
+}
+
+/**
+ * Builds observations of a spec from multi-timeframe features and account snapshots into
+ * caller-provided buffers. Allocates nothing per call.
+ * @example
+ * const ob = new ObservationBuilder(features, policy.observation);
+ * const obs = new Float32Array(ob.size);
+ * ob.build(row, account, obs, 0);
+ */
+export class ObservationBuilder {
+  /** Floats per observation. */
+  readonly size: number;
+  readonly spec: ObservationSpec;
+  private readonly parts: Part[];
+  private readonly features: MultiTimeframeFeatures;
+
+  /** @throws {RangeError} when the spec names a timeframe or feature the features lack. */
+  constructor(features: MultiTimeframeFeatures, spec: ObservationSpec) {
+    this.features = features;
+    this.spec = spec;
+    this.parts = [];
+    let offset = 0;
+    for (const tf of spec.timeframes) {
+      const matrix = features.perTimeframe.get(tf);
+      const rowIndex = features.rowIndex.get(tf);
+      if (matrix === undefined || rowIndex === undefined)
+        throw new RangeError(`observation spec reads timeframe ${tf}, which the features lack`);
+      const names = spec.features[tf] ?? [];
+      const length = spec.windows[tf] ?? 0;
+      const idx = names.map((name) => {
+        const k = matrix.names.indexOf(name);
+        if (k < 0)
+          throw new RangeError(
+            `observation spec reads feature ${tf}.${name}, which the features lack`,
+          );
+        return k;
+      });
+      const identity = idx.length === matrix.cols && idx.every((k, j) => k === j);
+      this.parts.push({
+        tf,
+        length,
+        cols: names.length,
+        select: identity ? null : Int32Array.from(idx),
+        values: matrix.values,
+        matrixCols: matrix.cols,
+        rowIndex,
+        offset,
+      });
+      offset += length * names.length;
+    }
+    this.size = offset + (spec.account ? ACCOUNT_FIELDS.length : 0);
+  }
+
+  /** Number of base rows the features cover. */
+  get baseRows(): number {
+    return this.features.rowIndex.get(this.features.base)?.length ?? 0;
+  }
+
+  /**
+   * Writes the observation at base row `baseRow` (the decision is made at that row's close) into
+   * `out[offset ... offset + size)`. `account` may be omitted when the spec has no account fields.
+   */
+  build(baseRow: number, account: AccountSnapshot | null, out: Float32Array, offset: number): void {
+    for (let p = 0; p < this.parts.length; p++) {
+      const part = this.parts[p];
+      const o = offset + part.offset;
+      if (part.select === null) {
+        copyWindow(this.features, part.tf, baseRow, part.length, out, o);
+        continue;
+      }
+      const last = part.rowIndex[baseRow];
+      const sel = part.select;
+      const cols = part.cols;
+      for (let r = 0; r < part.length; r++) {
+        const row = last - part.length + 1 + r;
+        const dst = o + r * cols;
+        if (last < 0 || row < 0) {
+          for (let c = 0; c < cols; c++) out[dst + c] = NaN;
+        } else {
+          const src = row * part.matrixCols;
+          for (let c = 0; c < cols; c++) out[dst + c] = part.values[src + sel[c]];
+        }
+      }
+    }
+    if (this.spec.account) {
+      const a = offset + this.size - ACCOUNT_FIELDS.length;
+      out[a] = account?.position ?? 0;
+      out[a + 1] = account?.unrealizedPnl ?? 0;
+      out[a + 2] = Math.log1p(account?.barsInPosition ?? 0);
+      out[a + 3] = account?.drawdown ?? 0;
+    }
+  }
+}

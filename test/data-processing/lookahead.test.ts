@@ -1,0 +1,180 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { TIMEFRAME_MS, type Candles, type Timeframe } from '../../src/data-processing/candles.js';
+import {
+  checkLookAhead,
+  formatLookAheadReport,
+  poisonAfter,
+  randomCandles,
+  truncateAt,
+  type LookAheadCompute,
+  type LookAheadMatrix,
+} from '../../src/data-processing/lookahead.js';
+import { alignTimeframes } from '../../src/data-processing/data-alignment.js';
+
+const M15 = 900_000;
+const H4 = 14_400_000;
+
+function matrix(names: string[], time: Float64Array, cols: Float64Array[]): LookAheadMatrix {
+  const rows = time.length;
+  const values = new Float32Array(rows * names.length);
+  for (let r = 0; r < rows; r++)
+    for (let j = 0; j < names.length; j++) values[r * names.length + j] = cols[j][r];
+  return { names, time, values, rows, cols: names.length };
+}
+
+function closeTimes(c: Candles): Float64Array {
+  const ms = TIMEFRAME_MS[c.timeframe];
+  return c.openTime.map((t) => t + ms);
+}
+
+/** An honest strategy: trailing SMA(4) of the 15m close and the last closed 4h close. */
+const honest: LookAheadCompute = (data) => {
+  const base = data.get('15m')!;
+  const aligned = alignTimeframes(data);
+  const h4 = aligned.higher[0];
+  const n = base.close.length;
+  const sma = new Float64Array(n).fill(NaN);
+  for (let i = 3; i < n; i++)
+    sma[i] = (base.close[i] + base.close[i - 1] + base.close[i - 2] + base.close[i - 3]) / 4;
+  const h4close = Float64Array.from(h4.lastClosed, (k) => (k < 0 ? NaN : h4.candles.close[k]));
+  return new Map([['15m', matrix(['sma_4', 'h4_close'], closeTimes(base), [sma, h4close])]]);
+};
+
+/** Planted leak 1: the 4h close of the bucket a 15m row sits in, before that 4h candle closes. */
+const early4hClose: LookAheadCompute = (data) => {
+  const base = data.get('15m')!;
+  const h4 = data.get('4h')!;
+  const n = base.close.length;
+  const out = new Float64Array(n).fill(NaN);
+  let j = 0;
+  for (let i = 0; i < n; i++) {
+    // The classic merge bug: join on open times, so the 08:00 4h close shows up at 08:00.
+    while (j + 1 < h4.openTime.length && h4.openTime[j + 1] <= base.openTime[i]) j++;
+    if (h4.openTime.length > 0 && h4.openTime[j] <= base.openTime[i]) out[i] = h4.close[j];
+  }
+  return new Map([['15m', matrix(['h4_close_early'], closeTimes(base), [out])]]);
+};
+
+/** Planted leak 2: a centred moving average of 9 rows (4 before, 4 after). */
+const centredMa: LookAheadCompute = (data) => {
+  const base = data.get('15m')!;
+  const n = base.close.length;
+  const out = new Float64Array(n).fill(NaN);
+  for (let i = 4; i + 4 < n; i++) {
+    let s = 0;
+    for (let k = i - 4; k <= i + 4; k++) s += base.close[k];
+    out[i] = s / 9;
+  }
+  return new Map([['15m', matrix(['centred_ma_9'], closeTimes(base), [out])]]);
+};
+
+/** Planted leak 3: z-score of the close with mean and deviation of the whole series. */
+const wholeSeriesZ: LookAheadCompute = (data) => {
+  const base = data.get('15m')!;
+  const n = base.close.length;
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += base.close[i] / n;
+  let varSum = 0;
+  for (let i = 0; i < n; i++) varSum += (base.close[i] - mean) ** 2;
+  const sd = Math.sqrt(varSum / n);
+  const out = Float64Array.from(base.close, (c) => (c - mean) / sd);
+  return new Map([['15m', matrix(['close_z_all'], closeTimes(base), [out])]]);
+};
+
+const data = randomCandles({ seed: 11, rows: 2000 });
+
+describe('checkLookAhead', () => {
+  it('finds no leak in a strategy that reads only trailing 15m rows and closed 4h candles', () => {
+    const report = checkLookAhead(data, honest, { cuts: 12, seed: 3 });
+    expect(report.leaks).toEqual([]);
+    expect(report.cutRows).toHaveLength(12);
+    expect(report.valuesCompared).toBeGreaterThan(12 * 3 * 2);
+    expect(formatLookAheadReport(report)).toMatch(/: 0 leaks$/);
+  });
+
+  it('reports a 4h close used before the 4h candle closes, from the first row of its bucket', () => {
+    const cut = 992 + 5; // a row 5 bars into a 4h bucket (row 992 opens at a 4h boundary)
+    expect(data.get('15m')!.openTime[992] % H4).toBe(0);
+    const report = checkLookAhead(data, early4hClose, { cutRows: [cut] });
+    expect(report.leaks.length).toBeGreaterThan(0);
+    for (const leak of report.leaks) {
+      expect(leak.matrix).toBe('15m');
+      expect(leak.feature).toBe('h4_close_early');
+      expect(leak.firstLeakRow).toBe(992);
+      expect(leak.cutRow).toBe(cut);
+    }
+    expect(new Set(report.leaks.map((l) => l.check))).toEqual(
+      new Set(['truncate', 'poison-nan', 'poison-1e9']),
+    );
+    expect(formatLookAheadReport(report)).toMatch(
+      /LEAK 15m\.h4_close_early \[truncate\]: cut at row 997 .* first leaking row 992/,
+    );
+  });
+
+  it('reports a centred moving average with its first leaking row 3 rows before the cut', () => {
+    // Row k-4 averages rows k-8..k (all known at the cut k); row k-3 needs row k+1.
+    const report = checkLookAhead(data, centredMa, { cuts: 5, seed: 9 });
+    const truncate = report.leaks.find((l) => l.check === 'truncate')!;
+    expect(truncate.feature).toBe('centred_ma_9');
+    expect(truncate.firstLeakRow).toBe(truncate.cutRow - 3);
+    expect(truncate.cutsLeaking).toBe(5);
+    const nan = report.leaks.find((l) => l.check === 'poison-nan')!;
+    expect(nan.firstLeakRow).toBe(nan.cutRow - 3);
+    expect(Number.isNaN(nan.withoutFuture)).toBe(true);
+  });
+
+  it('reports a whole-series z-score as leaking from row 0', () => {
+    const report = checkLookAhead(data, wholeSeriesZ, { cuts: 3, seed: 1 });
+    expect(report.leaks).toHaveLength(3);
+    for (const leak of report.leaks) {
+      expect(leak.feature).toBe('close_z_all');
+      expect(leak.firstLeakRow).toBe(0);
+      expect(leak.firstLeakTime).toBe(data.get('15m')!.openTime[0] + M15);
+    }
+  });
+
+  it('reports rows that exist only with the future as a (rows) leak', () => {
+    const dropsTail: LookAheadCompute = (d) => {
+      const base = d.get('15m')!;
+      const rows = Math.max(0, base.close.length - 3);
+      const time = closeTimes(base).subarray(0, rows);
+      return new Map([['15m', matrix(['close'], time, [base.close.subarray(0, rows)])]]);
+    };
+    const report = checkLookAhead(data, dropsTail, { cutRows: [500], checks: ['truncate'] });
+    expect(report.leaks).toHaveLength(1);
+    expect(report.leaks[0]).toMatchObject({ feature: '(rows)', firstLeakRow: 498 });
+  });
+
+  it('truncates every timeframe to the candles closed by the cut and poisons exactly the rest', () => {
+    const cutTime = data.get('15m')!.openTime[1005] + M15;
+    const t = truncateAt(data, cutTime);
+    const p = poisonAfter(data, cutTime, 1e9);
+    for (const [tf, c] of data as Map<Timeframe, Candles>) {
+      const ms = TIMEFRAME_MS[tf];
+      const kept = t.get(tf)!;
+      expect(kept.openTime.length).toBe(c.openTime.filter((o) => o + ms <= cutTime).length);
+      const pc = p.get(tf)!;
+      for (let r = 0; r < c.openTime.length; r++) {
+        expect(pc.openTime[r]).toBe(c.openTime[r]);
+        expect(pc.close[r]).toBe(c.openTime[r] + ms <= cutTime ? c.close[r] : 1e9);
+      }
+    }
+  });
+
+  it('holds for random cut points on random valid candles with gaps (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 1e6 }),
+        fc.integer({ min: 120, max: 800 }),
+        fc.double({ min: 0, max: 0.2, noNaN: true }),
+        (seed, rows, gapProbability) => {
+          const d = randomCandles({ seed, rows, gapProbability, dropHigherProbability: 0.1 });
+          const report = checkLookAhead(d, honest, { cuts: 3, seed });
+          expect(report.leaks).toEqual([]);
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+});

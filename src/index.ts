@@ -10,3 +10,5 @@ export * from './utils/logger.js';
 export * from './utils/progress.js';
 export * from './utils/fs.js';
 export * from './utils/runs.js';
+export * from './synthetic-data/base-process.js';
+export * from './synthetic-data/calibration.js';

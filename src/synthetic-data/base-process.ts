@@ -1,0 +1,782 @@
+// The realistic stochastic base of every synthetic market: a fine-step (5m or 1m) log-price path
+// with Student-t shocks, multi-scale (long-memory) stochastic volatility with a leverage term,
+// UTC intraday and weekday seasonality, jumps that excite volatility and volume, regime changes
+// (ranging, trending up/down, high volatility) and volume coupled to volatility; turned into
+// candles whose highs and lows come from the Brownian bridge inside each fine step, then
+// aggregated exactly (with the one `resample`) to 15m, 4h and 1d.
+// It never reads real candles (calibration.ts turns those into parameters) and never uses an
+// unseeded random number: every stream is forked from one seed.
+//
+// How the patterns code conditions the base on waypoints (issue 8):
+//   const path = simulateBasePath(params, { seed, startTimeMs, steps });   // fine-step series
+//   const logReturn = conditionOnWaypoints(path, [{ step: 400, logPrice: Math.log(52_000) }, ...]);
+//   const volume = path.volume.map(...)                                     // reshape volume freely
+//   const fine = buildCandlesFromPath({ ...path, logReturn, volume }, params, new Rng(seed2));
+//   const { m15, h4, d1 } = aggregateFineCandles(fine);
+// `conditionOnWaypoints` adds to each step a share of the missing move proportional to that
+// step's variance sigma[i]^2 (the conditional mean of a bridge with time-varying volatility), so
+// between waypoints the path keeps its own heavy-tailed shocks and volatility clustering.
+
+import { DataValidationError } from '../errors.js';
+import {
+  makeCandles,
+  TIMEFRAME_MS,
+  validateCandles,
+  type Candles,
+  type Timeframe,
+} from '../data-processing/candles.js';
+import { resample } from '../data-processing/resample.js';
+import { Rng } from '../utils/random.js';
+
+/** Fine step at which the base process is simulated. */
+export type FineTimeframe = '1m' | '5m';
+
+/** Names of the regimes, in the order of `RegimeParams` arrays and of `BasePath.regime` codes. */
+export const REGIME_NAMES = ['ranging', 'trendUp', 'trendDown', 'highVol'] as const;
+
+/** A regime name. */
+export type RegimeName = (typeof REGIME_NAMES)[number];
+
+/** One component of a multi-scale Ornstein–Uhlenbeck process (of log-volatility or log-volume). */
+export interface OuComponent {
+  /** e-folding time of the component's autocorrelation, in hours. */
+  timescaleHours: number;
+  /** Stationary standard deviation of the component (natural-log units). */
+  std: number;
+}
+
+/**
+ * Parameters of the base process (what `ctm synth calibrate` fits and ships as JSON). Units are
+ * per 15m bar, per hour or per day, so the same parameters drive a 5m or a 1m fine step.
+ */
+export interface BaseProcessParams {
+  /** Format version of this object. */
+  version: 1;
+  /** Symbol the parameters describe, ccxt unified (`BTC/USDT`). */
+  symbol: string;
+  /** Where the numbers came from (informational). */
+  fittedOn: { source: string; from: string; to: string; bars: number };
+  /** Last close of the calibration data (quote currency); default initial price. */
+  referencePrice: number;
+  returns: {
+    /** Root-mean-square 15m log return at neutral season, regime and volatility state. */
+    sigma15m: number;
+    /** Degrees of freedom of the Student-t shocks of one fine step (> 2). */
+    tDof: number;
+    /** Drift of the log price per day outside trending regimes. */
+    driftPerDay: number;
+  };
+  volatility: {
+    /** Components whose sum is the stochastic log-volatility. */
+    components: OuComponent[];
+    /** Leverage: correlation between a step's shock and the next log-volatility innovation is -leverage. In [0, 1). */
+    leverage: number;
+  };
+  seasonality: {
+    /** Volatility multiplier per 15-minute slot of the UTC day (96 values, mean square 1). */
+    volIntraday: number[];
+    /** Volatility multiplier per UTC weekday, Sunday first (7 values, mean square 1). */
+    volWeekday: number[];
+    /** Log-volume offset per 15-minute slot of the UTC day (96 values, mean 0). */
+    volumeIntraday: number[];
+    /** Log-volume offset per UTC weekday, Sunday first (7 values, mean 0). */
+    volumeWeekday: number[];
+  };
+  jumps: {
+    /** Expected jumps per day at neutral regime. */
+    ratePerDay: number;
+    /** Jump size scale in units of the current fine-step volatility. */
+    sizeSigmas: number;
+    /** Degrees of freedom of the Student-t jump size (heavier tail for lower values). */
+    sizeDof: number;
+    /** Probability that a jump is downward. */
+    downProb: number;
+    /** Log-volatility added by a jump (decays with `decayHours`). */
+    volBoost: number;
+    /** Log-volume added in the step of a jump (decays with `decayHours`). */
+    volumeBoost: number;
+    /** e-folding time of the post-jump volatility and volume excitation, in hours. */
+    decayHours: number;
+  };
+  regimes: {
+    /** Mean duration of each regime in days (order of `REGIME_NAMES`). */
+    meanDurationDays: number[];
+    /** Gamma shape of the regime durations (1 = exponential; larger = more regular). */
+    durationShape: number;
+    /** Extra log-price drift per day in each regime. */
+    driftPerDay: number[];
+    /** Volatility multiplier of each regime. */
+    volMultiplier: number[];
+    /** Jump-rate multiplier of each regime. */
+    jumpMultiplier: number[];
+    /** Mean-reversion speed of the log price towards the regime's opening level, per day. */
+    meanReversionPerDay: number[];
+    /** Row-stochastic transition probabilities between regimes (diagonal ignored). */
+    transition: number[][];
+    /** Probability of each regime at the start of a path. */
+    initial: number[];
+    /** e-folding time over which the volatility level follows a regime change, in hours. */
+    smoothingHours: number;
+  };
+  volume: {
+    /** Mean log volume (base units) of a 15m bar at `referencePrice`, neutral season and state. */
+    logLevel15m: number;
+    /** Elasticity of log volume to log volatility (the slow state). */
+    volBeta: number;
+    /** Elasticity of log volume to the step's absolute standardized shock |z| - E|z|. */
+    shockBeta: number;
+    /** d log(volume) / d log(price): base volume falls as price rises when < 0. */
+    priceElasticity: number;
+    /** Persistent components of log volume independent of volatility. */
+    components: OuComponent[];
+    /** Std of the i.i.d. log-volume noise per fine step. */
+    noiseStd: number;
+  };
+  microstructure: {
+    /** Probability that a bar opens exactly at the previous close. */
+    zeroGapProb: number;
+    /** Laplace scale of a non-zero close-to-open gap, in units of the fine-step volatility. */
+    gapSigmas: number;
+    /** Multiplier of the fine-step volatility used for the intrabar Brownian-bridge extremes. */
+    rangeScale: number;
+    /** Probability that a fine step has no wick on a given side (its extreme is at open or close). */
+    noWickProb: number;
+    /** Price tick in quote currency (0 = no rounding). */
+    tickSize: number;
+  };
+}
+
+/** Options of `simulateBasePath` and `generateBaseMarket`. */
+export interface BasePathOptions {
+  /** Seed of every random stream (regimes, volatility, shocks, jumps, volume). */
+  seed: number;
+  /** Open time of the first fine step (UTC ms); must lie on the 1d grid. Default 2024-01-01. */
+  startTimeMs?: number;
+  /** Number of fine steps. Either this or `days`. */
+  steps?: number;
+  /** Length in days (365 per year). Either this or `steps`. */
+  days?: number;
+  /** Fine step (default 5m). */
+  fineTimeframe?: FineTimeframe;
+  /** First open price (default `params.referencePrice`). */
+  initialPrice?: number;
+  /** Extra log-price drift per year added to every regime (default 0). */
+  annualDrift?: number;
+  /** Multiplier of every volatility (default 1). */
+  volatilityScale?: number;
+  /** Force the first regime instead of drawing it from `params.regimes.initial`. */
+  initialRegime?: RegimeName;
+}
+
+/** A regime segment of a path, in fine steps and time. */
+export interface RegimeSegment {
+  regime: RegimeName;
+  /** First fine step of the segment. */
+  startStep: number;
+  /** One past the last fine step of the segment. */
+  endStep: number;
+  /** Open time of the first step (UTC ms). */
+  startTimeMs: number;
+  /** Close time of the last step (UTC ms). */
+  endTimeMs: number;
+}
+
+/** A jump of a path. */
+export interface JumpEvent {
+  /** Fine step in which it happened. */
+  step: number;
+  /** Open time of that step (UTC ms). */
+  timeMs: number;
+  /** Size of the jump in log price. */
+  logSize: number;
+}
+
+/**
+ * The fine-step series of a base path. `logReturn[i]` is the close-to-close log return of step i
+ * (the first step's return is measured from `initialLogPrice`); `sigma[i]` is the step's diffusive
+ * standard deviation (log units, includes season, regime and volatility state); `volume[i]` the
+ * step's volume in base units.
+ */
+export interface BasePath {
+  fineTimeframe: FineTimeframe;
+  /** Open time of step 0 (UTC ms). */
+  startTimeMs: number;
+  /** Log of the price at which step 0 opens. */
+  initialLogPrice: number;
+  logReturn: Float64Array;
+  sigma: Float64Array;
+  volume: Float64Array;
+  /** Regime code per step (index into `REGIME_NAMES`). */
+  regime: Uint8Array;
+  regimes: RegimeSegment[];
+  jumps: JumpEvent[];
+}
+
+/** A waypoint of `conditionOnWaypoints`: the log close that step `step` must end at. */
+export interface Waypoint {
+  step: number;
+  logPrice: number;
+}
+
+/** The candles of a synthetic market plus the labels of what happened in it. */
+export interface SyntheticMarket {
+  /** The fine-step candles (5m or 1m). */
+  fine: Candles;
+  m15: Candles;
+  h4: Candles;
+  d1: Candles;
+  /** The fine-step series the candles were built from. */
+  path: BasePath;
+}
+
+const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
+const SLOT_MS = 900_000;
+const SLOTS_PER_DAY = 96;
+/** Epoch day 0 (1970-01-01) was a Thursday (weekday 4, Sunday = 0). */
+const EPOCH_WEEKDAY = 4;
+
+function fail(field: string, reason: string): never {
+  throw new DataValidationError({ source: 'synthetic base process', field, reason });
+}
+
+/**
+ * Checks a parameter object for the shapes and ranges the generator relies on.
+ * @throws {DataValidationError} naming the offending field.
+ */
+export function checkBaseProcessParams(p: BaseProcessParams): void {
+  const nR = REGIME_NAMES.length;
+  const finitePos = (v: number, f: string): void => {
+    if (!(Number.isFinite(v) && v > 0)) fail(f, `must be a positive number, got ${v}`);
+  };
+  finitePos(p.referencePrice, 'referencePrice');
+  finitePos(p.returns.sigma15m, 'returns.sigma15m');
+  if (!(p.returns.tDof > 2)) fail('returns.tDof', `must be > 2, got ${p.returns.tDof}`);
+  if (!(p.volatility.leverage >= 0 && p.volatility.leverage < 1))
+    fail('volatility.leverage', `must be in [0, 1), got ${p.volatility.leverage}`);
+  for (const [name, comps] of [
+    ['volatility.components', p.volatility.components],
+    ['volume.components', p.volume.components],
+  ] as const) {
+    comps.forEach((c, k) => {
+      finitePos(c.timescaleHours, `${name}[${k}].timescaleHours`);
+      if (!(c.std >= 0)) fail(`${name}[${k}].std`, `must be >= 0, got ${c.std}`);
+    });
+  }
+  const lengths: [string, unknown[], number][] = [
+    ['seasonality.volIntraday', p.seasonality.volIntraday, SLOTS_PER_DAY],
+    ['seasonality.volWeekday', p.seasonality.volWeekday, 7],
+    ['seasonality.volumeIntraday', p.seasonality.volumeIntraday, SLOTS_PER_DAY],
+    ['seasonality.volumeWeekday', p.seasonality.volumeWeekday, 7],
+    ['regimes.meanDurationDays', p.regimes.meanDurationDays, nR],
+    ['regimes.driftPerDay', p.regimes.driftPerDay, nR],
+    ['regimes.volMultiplier', p.regimes.volMultiplier, nR],
+    ['regimes.jumpMultiplier', p.regimes.jumpMultiplier, nR],
+    ['regimes.meanReversionPerDay', p.regimes.meanReversionPerDay, nR],
+    ['regimes.transition', p.regimes.transition, nR],
+    ['regimes.initial', p.regimes.initial, nR],
+  ];
+  for (const [f, arr, len] of lengths)
+    if (!Array.isArray(arr) || arr.length !== len)
+      fail(f, `must hold ${len} values, got ${Array.isArray(arr) ? arr.length : typeof arr}`);
+  p.regimes.transition.forEach((row, k) => {
+    if (!Array.isArray(row) || row.length !== nR)
+      fail(`regimes.transition[${k}]`, `must hold ${nR} values`);
+    if (!(rowSumOffDiagonal(row, k) > 0))
+      fail(`regimes.transition[${k}]`, 'needs a positive probability of leaving the regime');
+  });
+  p.regimes.meanDurationDays.forEach((d, k) => finitePos(d, `regimes.meanDurationDays[${k}]`));
+  p.regimes.volMultiplier.forEach((d, k) => finitePos(d, `regimes.volMultiplier[${k}]`));
+  finitePos(p.regimes.durationShape, 'regimes.durationShape');
+  finitePos(p.regimes.smoothingHours, 'regimes.smoothingHours');
+  finitePos(p.jumps.decayHours, 'jumps.decayHours');
+  if (!(p.jumps.sizeDof > 0)) fail('jumps.sizeDof', 'must be > 0');
+  if (!(p.jumps.ratePerDay >= 0)) fail('jumps.ratePerDay', 'must be >= 0');
+  const m = p.microstructure;
+  if (!(m.zeroGapProb >= 0 && m.zeroGapProb <= 1))
+    fail('microstructure.zeroGapProb', 'must be in [0, 1]');
+  if (!(m.noWickProb >= 0 && m.noWickProb < 1))
+    fail('microstructure.noWickProb', 'must be in [0, 1)');
+  if (!(m.gapSigmas >= 0)) fail('microstructure.gapSigmas', 'must be >= 0');
+  finitePos(m.rangeScale, 'microstructure.rangeScale');
+  if (!(m.tickSize >= 0)) fail('microstructure.tickSize', 'must be >= 0');
+}
+
+function rowSumOffDiagonal(row: number[], k: number): number {
+  let s = 0;
+  for (let j = 0; j < row.length; j++) if (j !== k && row[j] > 0) s += row[j];
+  return s;
+}
+
+/** Number of fine steps in `days` days at `tf`. */
+export function stepsPerDay(tf: FineTimeframe): number {
+  return DAY_MS / TIMEFRAME_MS[tf];
+}
+
+/** Default start of generated paths: 2024-01-01T00:00:00Z. */
+export const DEFAULT_START_MS = Date.UTC(2024, 0, 1);
+
+/** Student-t variate scaled to unit variance. */
+function unitT(rng: Rng, dof: number, scale: number): number {
+  return rng.studentT(dof) * scale;
+}
+
+/** Draws the regime sequence; fills `regime` and returns its segments. */
+function drawRegimes(
+  p: BaseProcessParams,
+  rng: Rng,
+  steps: number,
+  stepMs: number,
+  startTimeMs: number,
+  regime: Uint8Array,
+  initialRegime: RegimeName | undefined,
+): RegimeSegment[] {
+  const r = p.regimes;
+  const segments: RegimeSegment[] = [];
+  let state =
+    initialRegime === undefined ? pick(rng, r.initial) : REGIME_NAMES.indexOf(initialRegime);
+  const stepsPerDayF = DAY_MS / stepMs;
+  let at = 0;
+  let first = true;
+  while (at < steps) {
+    // Gamma durations (mean meanDurationDays); the first segment starts mid-way through its life.
+    let days = (rng.gamma(r.durationShape) / r.durationShape) * r.meanDurationDays[state];
+    if (first) days *= rng.next();
+    first = false;
+    const len = Math.max(1, Math.round(days * stepsPerDayF));
+    const end = Math.min(steps, at + len);
+    regime.fill(state, at, end);
+    segments.push({
+      regime: REGIME_NAMES[state],
+      startStep: at,
+      endStep: end,
+      startTimeMs: startTimeMs + at * stepMs,
+      endTimeMs: startTimeMs + end * stepMs,
+    });
+    at = end;
+    const row = r.transition[state].map((v, j) => (j === state ? 0 : Math.max(0, v)));
+    state = pick(rng, row);
+  }
+  return segments;
+}
+
+function pick(rng: Rng, weights: number[]): number {
+  let total = 0;
+  for (const w of weights) total += Math.max(0, w);
+  let u = rng.next() * total;
+  for (let k = 0; k < weights.length; k++) {
+    u -= Math.max(0, weights[k]);
+    if (u < 0) return k;
+  }
+  return weights.length - 1;
+}
+
+/** Seasonal tables per (weekday, 15m slot): volatility multiplier and log-volume offset. */
+function seasonTables(p: BaseProcessParams): { vol: Float64Array; logVolume: Float64Array } {
+  const s = p.seasonality;
+  const vol = new Float64Array(7 * SLOTS_PER_DAY);
+  const logVolume = new Float64Array(7 * SLOTS_PER_DAY);
+  for (let w = 0; w < 7; w++)
+    for (let k = 0; k < SLOTS_PER_DAY; k++) {
+      vol[w * SLOTS_PER_DAY + k] = s.volWeekday[w] * s.volIntraday[k];
+      logVolume[w * SLOTS_PER_DAY + k] = s.volumeWeekday[w] + s.volumeIntraday[k];
+    }
+  return { vol, logVolume };
+}
+
+/** Index into the seasonal tables of the step opening at `timeMs`. */
+function seasonIndex(timeMs: number): number {
+  const day = Math.floor(timeMs / DAY_MS);
+  const weekday = (day + EPOCH_WEEKDAY) % 7;
+  const slot = Math.floor((timeMs - day * DAY_MS) / SLOT_MS);
+  return weekday * SLOTS_PER_DAY + slot;
+}
+
+/** A multi-scale OU process updated every `every` steps (slow components are updated less often). */
+interface OuState {
+  phi: Float64Array;
+  innov: Float64Array;
+  every: Int32Array;
+  x: Float64Array;
+  /** Total stationary variance. */
+  variance: number;
+}
+
+function ouState(comps: OuComponent[], stepMs: number, rng: Rng, scale = 1): OuState {
+  const k = comps.length;
+  const phi = new Float64Array(k);
+  const innov = new Float64Array(k);
+  const every = new Int32Array(k);
+  const x = new Float64Array(k);
+  let variance = 0;
+  for (let j = 0; j < k; j++) {
+    const tauSteps = (comps[j].timescaleHours * HOUR_MS) / stepMs;
+    // Update at most every tau/64 steps: the component then moves by < 2% of its range per update.
+    const e = Math.max(1, Math.min(12, Math.floor(tauSteps / 64)));
+    every[j] = e;
+    phi[j] = Math.exp(-e / tauSteps);
+    const sd = comps[j].std * scale;
+    innov[j] = sd * Math.sqrt(1 - phi[j] * phi[j]);
+    x[j] = sd * rng.normal();
+    variance += sd * sd;
+  }
+  return { phi, innov, every, x, variance };
+}
+
+/**
+ * Simulates the fine-step series of the base process: regimes, stochastic volatility, Student-t
+ * shocks, jumps and volume. Deterministic for a given seed and options. Linear time, no per-step
+ * allocation.
+ * @throws {DataValidationError} for bad parameters or options.
+ */
+export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions): BasePath {
+  checkBaseProcessParams(p);
+  const tf = options.fineTimeframe ?? '5m';
+  if (tf !== '5m' && tf !== '1m') fail('fineTimeframe', `must be 5m or 1m, got ${String(tf)}`);
+  const stepMs = TIMEFRAME_MS[tf];
+  const startTimeMs = options.startTimeMs ?? DEFAULT_START_MS;
+  if (!Number.isFinite(startTimeMs) || startTimeMs % DAY_MS !== 0)
+    fail('startTimeMs', `must be a UTC midnight (multiple of ${DAY_MS} ms), got ${startTimeMs}`);
+  const steps =
+    options.steps ??
+    (options.days === undefined ? NaN : Math.round(options.days * (DAY_MS / stepMs)));
+  if (!(Number.isInteger(steps) && steps > 0))
+    fail(
+      'steps',
+      `give a positive whole number of steps or days (got steps=${options.steps}, days=${options.days})`,
+    );
+  const initialPrice = options.initialPrice ?? p.referencePrice;
+  if (!(initialPrice > 0 && Number.isFinite(initialPrice)))
+    fail('initialPrice', `must be a positive price, got ${initialPrice}`);
+  const volScale = options.volatilityScale ?? 1;
+  if (!(volScale > 0)) fail('volatilityScale', `must be > 0, got ${volScale}`);
+
+  const root = new Rng(options.seed);
+  const regimeRng = root.fork('regimes');
+  const volRng = root.fork('volatility');
+  const shockRng = root.fork('shocks');
+  const jumpRng = root.fork('jumps');
+  const volumeRng = root.fork('volume');
+
+  const regime = new Uint8Array(steps);
+  const regimes = drawRegimes(
+    p,
+    regimeRng,
+    steps,
+    stepMs,
+    startTimeMs,
+    regime,
+    options.initialRegime,
+  );
+
+  const dtDays = stepMs / DAY_MS;
+  const stepsPer15m = SLOT_MS / stepMs;
+  const sigmaStep = (p.returns.sigma15m / Math.sqrt(stepsPer15m)) * volScale;
+  const nu = p.returns.tDof;
+  const tScale = Math.sqrt((nu - 2) / nu);
+  const meanAbsT = meanAbsUnitT(nu);
+  const lev = p.volatility.leverage;
+  const levKeep = Math.sqrt(1 - lev * lev);
+
+  const vol = ouState(p.volatility.components, stepMs, volRng);
+  const vlm = ouState(p.volume.components, stepMs, volumeRng);
+  // exp(h - V) has mean square 1 when h ~ N(0, V).
+  const volBias = vol.variance;
+  const { vol: seasonVol, logVolume: seasonVolume } = seasonTables(p);
+
+  const nR = REGIME_NAMES.length;
+  const regimeLogVol = new Float64Array(nR);
+  const regimeDrift = new Float64Array(nR);
+  const regimeRevert = new Float64Array(nR);
+  const regimeJump = new Float64Array(nR);
+  const baseDrift = p.returns.driftPerDay + (options.annualDrift ?? 0) / 365;
+  for (let k = 0; k < nR; k++) {
+    regimeLogVol[k] = Math.log(p.regimes.volMultiplier[k]);
+    regimeDrift[k] = (baseDrift + p.regimes.driftPerDay[k]) * dtDays;
+    regimeRevert[k] = 1 - Math.exp(-p.regimes.meanReversionPerDay[k] * dtDays);
+    regimeJump[k] = p.jumps.ratePerDay * p.regimes.jumpMultiplier[k] * dtDays;
+  }
+  const regimeAlpha = 1 - Math.exp(-stepMs / (p.regimes.smoothingHours * HOUR_MS));
+  const jumpDecay = Math.exp(-stepMs / (p.jumps.decayHours * HOUR_MS));
+  const j = p.jumps;
+  const jumpTScale = j.sizeDof > 2 ? Math.sqrt((j.sizeDof - 2) / j.sizeDof) : 1;
+
+  const v = p.volume;
+  const logRef = Math.log(p.referencePrice);
+  const logVol0 = v.logLevel15m - Math.log(stepsPer15m);
+
+  const logReturn = new Float64Array(steps);
+  const sigma = new Float64Array(steps);
+  const volume = new Float64Array(steps);
+  const jumps: JumpEvent[] = [];
+
+  const initialLogPrice = Math.log(initialPrice);
+  let x = initialLogPrice;
+  let anchor = x;
+  let prevRegime = -1;
+  let regimeLevel = regimeLogVol[regime[0]];
+  let excite = 0;
+  let exciteVolume = 0;
+  let prevZ = 0;
+  const nVol = vol.x.length;
+  const nVlm = vlm.x.length;
+  for (let i = 0; i < steps; i++) {
+    const reg = regime[i];
+    if (reg !== prevRegime) {
+      anchor = x;
+      prevRegime = reg;
+    }
+    // Log-volatility: OU components (fast ones carry the leverage term), regime level, excitation.
+    let h = 0;
+    for (let k = 0; k < nVol; k++) {
+      if (i % vol.every[k] === 0) {
+        const shock =
+          vol.every[k] === 1 ? levKeep * volRng.normal() - lev * prevZ : volRng.normal();
+        vol.x[k] = vol.phi[k] * vol.x[k] + vol.innov[k] * shock;
+      }
+      h += vol.x[k];
+    }
+    regimeLevel += regimeAlpha * (regimeLogVol[reg] - regimeLevel);
+    excite *= jumpDecay;
+    exciteVolume *= jumpDecay;
+    const tIdx = seasonIndex(startTimeMs + i * stepMs);
+    const s = sigmaStep * Math.exp(h - volBias + regimeLevel + excite) * seasonVol[tIdx];
+    const z = unitT(shockRng, nu, tScale);
+    let r = regimeDrift[reg] - regimeRevert[reg] * (x - anchor) + s * z;
+    let jumped = 0;
+    if (jumpRng.next() < regimeJump[reg]) {
+      const size = Math.abs(unitT(jumpRng, j.sizeDof, jumpTScale)) * j.sizeSigmas * s;
+      const signed = jumpRng.next() < j.downProb ? -size : size;
+      r += signed;
+      jumps.push({ step: i, timeMs: startTimeMs + i * stepMs, logSize: signed });
+      excite += j.volBoost;
+      exciteVolume += j.volumeBoost;
+      jumped = 1;
+    }
+    x += r;
+    logReturn[i] = r;
+    sigma[i] = s;
+    prevZ = jumped === 1 ? (r > 0 ? 3 : -3) : z;
+    // Log-volume: level, season, coupling to volatility state and to the step's shock, own
+    // persistent components, price elasticity, noise.
+    let y = 0;
+    for (let k = 0; k < nVlm; k++) {
+      if (i % vlm.every[k] === 0)
+        vlm.x[k] = vlm.phi[k] * vlm.x[k] + vlm.innov[k] * volumeRng.normal();
+      y += vlm.x[k];
+    }
+    const absZ = Math.abs(z) - meanAbsT;
+    const logVolume =
+      logVol0 +
+      seasonVolume[tIdx] +
+      v.volBeta * (h + regimeLevel + excite + Math.log(volScale)) +
+      v.shockBeta * absZ +
+      exciteVolume +
+      y +
+      v.priceElasticity * (x - logRef) +
+      v.noiseStd * volumeRng.normal();
+    volume[i] = Math.exp(logVolume);
+  }
+  return {
+    fineTimeframe: tf,
+    startTimeMs,
+    initialLogPrice,
+    logReturn,
+    sigma,
+    volume,
+    regime,
+    regimes,
+    jumps,
+  };
+}
+
+/** E|T| for a Student-t scaled to unit variance (closed form). */
+function meanAbsUnitT(nu: number): number {
+  const lg = lgamma((nu + 1) / 2) - lgamma(nu / 2);
+  return (
+    ((2 * Math.sqrt(nu) * Math.exp(lg)) / ((nu - 1) * Math.sqrt(Math.PI))) *
+    Math.sqrt((nu - 2) / nu)
+  );
+}
+
+/** log Gamma(x) for x > 0 (Lanczos approximation, |error| < 1e-13). */
+function lgamma(x: number): number {
+  const g = 7;
+  const c = [
+    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
+    -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6,
+    1.5056327351493116e-7,
+  ];
+  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - lgamma(1 - x);
+  const xx = x - 1;
+  let a = c[0];
+  const t = xx + g + 0.5;
+  for (let i = 1; i < g + 2; i++) a += c[i] / (xx + i);
+  return 0.5 * Math.log(2 * Math.PI) + (xx + 0.5) * Math.log(t) - t + Math.log(a);
+}
+
+/**
+ * Returns a copy of `path.logReturn` conditioned to pass through the waypoints: the log close at
+ * the end of step `w.step` equals `w.logPrice` for every waypoint. Between consecutive waypoints
+ * (and from the start to the first one) the missing move is spread over the steps in proportion
+ * to `sigma[i]^2`, the conditional mean of a bridge with time-varying volatility, so the path
+ * keeps its shocks, jumps and volatility clustering. Steps after the last waypoint are unchanged.
+ * @throws {DataValidationError} when waypoints are out of range or not strictly increasing in step.
+ */
+export function conditionOnWaypoints(
+  path: Pick<BasePath, 'logReturn' | 'sigma' | 'initialLogPrice'>,
+  waypoints: readonly Waypoint[],
+): Float64Array {
+  const n = path.logReturn.length;
+  const out = Float64Array.from(path.logReturn);
+  let from = 0;
+  let level = path.initialLogPrice;
+  let prevStep = -1;
+  for (const w of waypoints) {
+    if (!(Number.isInteger(w.step) && w.step > prevStep && w.step < n))
+      fail('waypoints', `step ${w.step} must be an integer in (${prevStep}, ${n})`);
+    if (!Number.isFinite(w.logPrice)) fail('waypoints', `logPrice at step ${w.step} is not finite`);
+    let move = 0;
+    let variance = 0;
+    for (let i = from; i <= w.step; i++) {
+      move += out[i];
+      variance += path.sigma[i] * path.sigma[i];
+    }
+    const missing = w.logPrice - level - move;
+    if (variance > 0) {
+      for (let i = from; i <= w.step; i++)
+        out[i] += (missing * path.sigma[i] * path.sigma[i]) / variance;
+    } else {
+      out[w.step] += missing;
+    }
+    level = w.logPrice;
+    from = w.step + 1;
+    prevStep = w.step;
+  }
+  return out;
+}
+
+/**
+ * Builds fine-step candles from a fine-step path: close = exp(cumulative log return), open = the
+ * previous close plus a microstructure gap (zero with probability `zeroGapProb`, else Laplace with
+ * scale `gapSigmas * sigma`), high and low from the Brownian-bridge extremes of each step
+ * (standard deviation `rangeScale * sigma`; a side has no wick with probability `noWickProb`),
+ * prices rounded to `tickSize`. High >= max(open, close) and low <= min(open, close) hold by
+ * construction; every value is checked to be finite.
+ * @param path only `fineTimeframe`, `startTimeMs`, `initialLogPrice`, `logReturn`, `sigma` and
+ *   `volume` are read; pass a conditioned `logReturn` or reshaped `volume` freely.
+ * @param rng the candle stream; same rng state, same candles.
+ * @throws {DataValidationError} when the columns differ in length or a step yields a non-finite
+ *   price or a negative or non-finite volume (naming the step).
+ */
+export function buildCandlesFromPath(
+  path: Pick<
+    BasePath,
+    'fineTimeframe' | 'startTimeMs' | 'initialLogPrice' | 'logReturn' | 'sigma' | 'volume'
+  >,
+  params: Pick<BaseProcessParams, 'symbol' | 'microstructure'>,
+  rng: Rng,
+): Candles {
+  const n = path.logReturn.length;
+  if (path.sigma.length !== n || path.volume.length !== n)
+    fail(
+      'path',
+      `logReturn, sigma and volume lengths differ (${n}, ${path.sigma.length}, ${path.volume.length})`,
+    );
+  const m = params.microstructure;
+  const stepMs = TIMEFRAME_MS[path.fineTimeframe];
+  const openTime = new Float64Array(n);
+  const open = new Float64Array(n);
+  const high = new Float64Array(n);
+  const low = new Float64Array(n);
+  const close = new Float64Array(n);
+  const volume = new Float64Array(n);
+  const tick = m.tickSize;
+  const invTick = tick > 0 ? 1 / tick : 0;
+  const rs2 = m.rangeScale * m.rangeScale;
+  let prevLogClose = path.initialLogPrice;
+  let prevClose = roundTick(Math.exp(prevLogClose), tick, invTick);
+  for (let i = 0; i < n; i++) {
+    const s = path.sigma[i];
+    let lo = prevLogClose;
+    if (i > 0 && rng.next() >= m.zeroGapProb) {
+      const u = rng.next() - 0.5;
+      const g = -m.gapSigmas * s * Math.sign(u) * Math.log(1 - 2 * Math.abs(u));
+      lo += g;
+    }
+    const lc = prevLogClose + path.logReturn[i];
+    const dx = lc - lo;
+    const v2 = 2 * rs2 * s * s;
+    let up = dx > 0 ? dx : 0;
+    let dn = dx < 0 ? dx : 0;
+    if (rng.next() >= m.noWickProb) up = 0.5 * (dx + Math.sqrt(dx * dx + v2 * rng.exponential()));
+    if (rng.next() >= m.noWickProb) dn = 0.5 * (dx - Math.sqrt(dx * dx + v2 * rng.exponential()));
+    const o = i === 0 ? prevClose : roundTick(Math.exp(lo), tick, invTick);
+    const c = roundTick(Math.exp(lc), tick, invTick);
+    const h = roundTick(Math.exp(lo + up), tick, invTick);
+    const l = roundTick(Math.exp(lo + dn), tick, invTick);
+    openTime[i] = path.startTimeMs + i * stepMs;
+    open[i] = o;
+    close[i] = c;
+    high[i] = Math.max(h, o, c);
+    low[i] = Math.min(l, o, c);
+    volume[i] = path.volume[i];
+    // High >= max(open, close) >= min(open, close) >= low holds by construction; only a
+    // non-finite or negative input can break a candle, and it is caught here, naming the step.
+    const finite = Number.isFinite(lo + up + dn + lc);
+    if (!(finite && volume[i] >= 0 && volume[i] < Infinity))
+      throw new DataValidationError({
+        source: `synthetic ${params.symbol} ${path.fineTimeframe}`,
+        row: i,
+        openTime: openTime[i],
+        field: finite ? 'volume' : 'price',
+        reason: `non-finite or negative value (logReturn ${path.logReturn[i]}, sigma ${s}, volume ${path.volume[i]})`,
+      });
+    prevLogClose = lc;
+    prevClose = c;
+  }
+  return makeCandles(params.symbol, path.fineTimeframe, {
+    openTime,
+    open,
+    high,
+    low,
+    close,
+    volume,
+  });
+}
+
+function roundTick(price: number, tick: number, invTick: number): number {
+  if (tick <= 0) return price;
+  const r = Math.round(price * invTick) / invTick;
+  return r > 0 ? r : tick;
+}
+
+/**
+ * Aggregates fine candles exactly (with `resample`) to 15m, then 15m to 4h and 1d. Only complete
+ * buckets are kept, so a path that starts at UTC midnight and lasts whole days loses nothing.
+ */
+export function aggregateFineCandles(fine: Candles): { m15: Candles; h4: Candles; d1: Candles } {
+  const m15 = resample(fine, '15m').candles;
+  return { m15, h4: resample(m15, '4h').candles, d1: resample(m15, '1d').candles };
+}
+
+/**
+ * Generates a complete synthetic market: simulates the base path, builds the fine candles,
+ * aggregates them exactly to 15m, 4h and 1d and validates those. Same seed and options, same bytes.
+ * @example const mkt = generateBaseMarket(params, { seed: 7, days: 365 }); mkt.m15.close
+ * @throws {DataValidationError} for bad parameters or options.
+ */
+export function generateBaseMarket(
+  p: BaseProcessParams,
+  options: BasePathOptions,
+): SyntheticMarket {
+  const path = simulateBasePath(p, options);
+  const fine = buildCandlesFromPath(path, p, new Rng(options.seed).fork('candles'));
+  const { m15, h4, d1 } = aggregateFineCandles(fine);
+  for (const c of [m15, h4, d1])
+    validateCandles(c, { source: `synthetic ${p.symbol} ${c.timeframe} (seed ${options.seed})` });
+  return { fine, m15, h4, d1, path };
+}
+
+/** The timeframes `generateBaseMarket` returns besides the fine one. */
+export const SYNTHETIC_TIMEFRAMES: readonly Timeframe[] = Object.freeze(['15m', '4h', '1d']);

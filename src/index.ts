@@ -12,3 +12,5 @@ export * from './utils/fs.js';
 export * from './utils/runs.js';
 export * from './synthetic-data/base-process.js';
 export * from './synthetic-data/calibration.js';
+export * from './evaluation/policy.js';
+export * from './evaluation/broker.js';

@@ -4,10 +4,13 @@
 // exactly the same numbers wherever it runs. Never reads a feature row after the decision time.
 
 import type { Timeframe } from '../data-processing/candles.js';
-import { copyWindow, type MultiTimeframeFeatures } from '../data-processing/feature-engineering.js';
+import type { MultiTimeframeFeatures } from '../data-processing/feature-engineering.js';
 
 /** Account fields an observation may carry, in this order (timeInPosition is log1p(bars held)). */
 export const ACCOUNT_FIELDS = ['position', 'unrealizedPnl', 'timeInPosition', 'drawdown'] as const;
+
+/** One account field of an observation. */
+export type AccountField = (typeof ACCOUNT_FIELDS)[number];
 
 /** Account state at a decision time, as the broker reports it. */
 export interface AccountSnapshot {
@@ -31,8 +34,21 @@ export interface ObservationSpec {
   readonly windows: Readonly<Partial<Record<Timeframe, number>>>;
   /** Feature names per timeframe, in the order the policy wants them (a subset of the matrix's). */
   readonly features: Readonly<Partial<Record<Timeframe, readonly string[]>>>;
-  /** Whether the account fields (`ACCOUNT_FIELDS`) are appended. */
-  readonly account: boolean;
+  /**
+   * Account fields appended after the windows: `true` = every field of `ACCOUNT_FIELDS`, `false` =
+   * none, or a list of fields in the order wanted (e.g. `['position']`).
+   */
+  readonly account: boolean | readonly AccountField[];
+}
+
+/** The account fields a spec appends, in order. */
+export function accountFieldsOf(spec: ObservationSpec): readonly AccountField[] {
+  if (spec.account === true) return ACCOUNT_FIELDS;
+  if (spec.account === false) return [];
+  for (const f of spec.account)
+    if (!ACCOUNT_FIELDS.includes(f))
+      throw new RangeError(`observation spec: unknown account field ${String(f)}`);
+  return spec.account;
 }
 
 /**
@@ -53,7 +69,7 @@ export interface Policy {
 export function observationSize(spec: ObservationSpec): number {
   let n = 0;
   for (const tf of spec.timeframes) n += (spec.windows[tf] ?? 0) * (spec.features[tf]?.length ?? 0);
-  return n + (spec.account ? ACCOUNT_FIELDS.length : 0);
+  return n + accountFieldsOf(spec).length;
 }
 
 /**
@@ -69,7 +85,7 @@ export function observationColumnNames(spec: ObservationSpec): string[] {
       for (const c of cols) names.push(`${tf}[t${lag === 0 ? '' : `-${lag}`}].${c}`);
     }
   }
-  if (spec.account) for (const f of ACCOUNT_FIELDS) names.push(`account.${f}`);
+  for (const f of accountFieldsOf(spec)) names.push(`account.${f}`);
   return names;
 }
 
@@ -77,7 +93,7 @@ export function observationColumnNames(spec: ObservationSpec): string[] {
 export function fullObservationSpec(
   features: MultiTimeframeFeatures,
   windows: Partial<Record<Timeframe, number>>,
-  account = true,
+  account: boolean | readonly AccountField[] = true,
 ): ObservationSpec {
   const spec: Partial<Record<Timeframe, readonly string[]>> = {};
   for (const tf of features.timeframes)
@@ -97,9 +113,16 @@ interface Part {
   offset: number;
 }
 
+const ACC_POSITION = 0;
+const ACC_UPNL = 1;
+const ACC_TIME = 2;
+const ACC_DRAWDOWN = 3;
+
 /**
  * Builds observations of a spec from multi-timeframe features and account snapshots into
- * caller-provided buffers. Allocates nothing per call.
+ * caller-provided buffers. Allocates nothing per call. Window rows are those `copyWindow` maps a
+ * base row to (the row of each timeframe known at its decision time, oldest first, NaN before a
+ * matrix's first row), copied straight from the matrices.
  * @example
  * const ob = new ObservationBuilder(features, policy.observation);
  * const obs = new Float32Array(ob.size);
@@ -109,10 +132,14 @@ export class ObservationBuilder {
   /** Floats per observation. */
   readonly size: number;
   readonly spec: ObservationSpec;
+  /** The account fields appended, in order. */
+  readonly accountFields: readonly AccountField[];
   private readonly parts: Part[];
   private readonly features: MultiTimeframeFeatures;
+  /** Codes of the account fields (ACC_*), in order. */
+  private readonly accountCodes: Int32Array;
 
-  /** @throws {RangeError} when the spec names a timeframe or feature the features lack. */
+  /** @throws {RangeError} when the spec names a timeframe, feature or account field the features lack. */
   constructor(features: MultiTimeframeFeatures, spec: ObservationSpec) {
     this.features = features;
     this.spec = spec;
@@ -146,7 +173,9 @@ export class ObservationBuilder {
       });
       offset += length * names.length;
     }
-    this.size = offset + (spec.account ? ACCOUNT_FIELDS.length : 0);
+    this.accountFields = accountFieldsOf(spec);
+    this.accountCodes = Int32Array.from(this.accountFields, (f) => ACCOUNT_FIELDS.indexOf(f));
+    this.size = offset + this.accountFields.length;
   }
 
   /** Number of base rows the features cover. */
@@ -156,36 +185,59 @@ export class ObservationBuilder {
 
   /**
    * Writes the observation at base row `baseRow` (the decision is made at that row's close) into
-   * `out[offset ... offset + size)`. `account` may be omitted when the spec has no account fields.
+   * `out[offset ... offset + size)`. `account` may be null when the spec has no account fields
+   * (null writes a flat, fresh account otherwise).
+   * @throws {RangeError} when `baseRow` is outside the base rows.
    */
   build(baseRow: number, account: AccountSnapshot | null, out: Float32Array, offset: number): void {
-    for (let p = 0; p < this.parts.length; p++) {
-      const part = this.parts[p];
+    const parts = this.parts;
+    for (let p = 0; p < parts.length; p++) {
+      const part = parts[p];
+      const rowIndex = part.rowIndex;
+      if (!(baseRow >= 0 && baseRow < rowIndex.length))
+        throw new RangeError(`observation: base row ${baseRow} outside [0, ${rowIndex.length})`);
       const o = offset + part.offset;
-      if (part.select === null) {
-        copyWindow(this.features, part.tf, baseRow, part.length, out, o);
-        continue;
-      }
-      const last = part.rowIndex[baseRow];
-      const sel = part.select;
+      const last = rowIndex[baseRow];
+      const length = part.length;
       const cols = part.cols;
-      for (let r = 0; r < part.length; r++) {
-        const row = last - part.length + 1 + r;
-        const dst = o + r * cols;
-        if (last < 0 || row < 0) {
-          for (let c = 0; c < cols; c++) out[dst + c] = NaN;
-        } else {
-          const src = row * part.matrixCols;
-          for (let c = 0; c < cols; c++) out[dst + c] = part.values[src + sel[c]];
+      const first = last - length + 1;
+      // Rows before the matrix start (or no known row at all) are NaN.
+      const missing = last < 0 ? length : first < 0 ? -first : 0;
+      const nanEnd = o + missing * cols;
+      for (let k = o; k < nanEnd; k++) out[k] = NaN;
+      const values = part.values;
+      const sel = part.select;
+      if (sel === null) {
+        const src = (first + missing) * cols;
+        const count = (length - missing) * cols;
+        for (let k = 0; k < count; k++) out[nanEnd + k] = values[src + k];
+      } else {
+        const mc = part.matrixCols;
+        for (let r = missing; r < length; r++) {
+          const src = (first + r) * mc;
+          const dst = o + r * cols;
+          for (let c = 0; c < cols; c++) out[dst + c] = values[src + sel[c]];
         }
       }
     }
-    if (this.spec.account) {
-      const a = offset + this.size - ACCOUNT_FIELDS.length;
-      out[a] = account?.position ?? 0;
-      out[a + 1] = account?.unrealizedPnl ?? 0;
-      out[a + 2] = Math.log1p(account?.barsInPosition ?? 0);
-      out[a + 3] = account?.drawdown ?? 0;
+    const codes = this.accountCodes;
+    if (codes.length > 0) {
+      const a = offset + this.size - codes.length;
+      for (let j = 0; j < codes.length; j++) {
+        const code = codes[j];
+        out[a + j] =
+          account === null
+            ? 0
+            : code === ACC_POSITION
+              ? account.position
+              : code === ACC_UPNL
+                ? account.unrealizedPnl
+                : code === ACC_TIME
+                  ? Math.log1p(account.barsInPosition)
+                  : code === ACC_DRAWDOWN
+                    ? account.drawdown
+                    : NaN;
+      }
     }
   }
 }

@@ -4,7 +4,12 @@
 
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Broker, brokerConfig, type BrokerConfig } from '../../src/evaluation/broker.js';
+import {
+  Broker,
+  brokerConfig,
+  type BrokerConfig,
+  type DeepPartial,
+} from '../../src/evaluation/broker.js';
 
 const H1 = 3_600_000;
 const T0 = Date.UTC(2024, 0, 1);
@@ -61,10 +66,9 @@ const costArb = fc.record({
   spot: fc.boolean(),
 });
 
-function makeConfig(
-  c: fc.RecordValue<typeof costArb> extends infer R ? R : never,
-  extra: Partial<BrokerConfig> = {},
-): BrokerConfig {
+type Costs = typeof costArb extends fc.Arbitrary<infer R> ? R : never;
+
+function makeConfig(c: Costs, extra: DeepPartial<BrokerConfig> = {}): BrokerConfig {
   return brokerConfig({
     takerFeeRate: c.fee,
     makerFeeRate: c.maker,

@@ -41,12 +41,14 @@ export const configSchema = z.strictObject({
     startDate: dateString.nullable(),
     endDate: dateString.nullable(),
     repair: z.boolean(),
+    rejectGaps: z.boolean(),
     download: z.strictObject({
       pageLimit: positiveInt,
       maxRetries: z.number().int().nonnegative(),
       backoffMs: positiveInt,
       maxBackoffMs: positiveInt,
       timeoutMs: positiveInt,
+      baseUrl: z.url({ protocol: /^https?$/ }).nullable(),
     }),
   }),
   splits: z.strictObject({

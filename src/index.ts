@@ -4,6 +4,7 @@
 export * from './errors.js';
 export * from './data-processing/candles.js';
 export * from './data-processing/resample.js';
+export * from './data-processing/indicators.js';
 export * from './utils/config.js';
 export * from './utils/random.js';
 export * from './utils/logger.js';
@@ -14,3 +15,4 @@ export * from './synthetic-data/base-process.js';
 export * from './synthetic-data/calibration.js';
 export * from './evaluation/policy.js';
 export * from './evaluation/broker.js';
+export * from './evaluation/metrics.js';

@@ -1,0 +1,238 @@
+// Fixed-window rolling state shared by the indicators: sums, mean/variance and extremes over the
+// last N values, updated one value at a time in O(1) amortised with no allocation after
+// construction. Owns numerical care: every rolling sum is recomputed exactly from its window each
+// time the ring buffer wraps (every N pushes), so error never accumulates over long series, and
+// variances use sums of deviations from a recent mean rather than raw squares, so they do not
+// cancel catastrophically at high price levels. Never looks at a value before it is pushed.
+
+import { checkPeriod } from './common.js';
+
+/**
+ * Sum of the last `size` pushed values. Exact recomputation from the window each time the ring
+ * wraps bounds the rounding error to that of one window's worth of additions.
+ * @example const s = new RollingSum(3); s.push(1); s.push(2); s.push(3); s.push(4); // 9
+ */
+export class RollingSum {
+  /** Window length in values. */
+  readonly size: number;
+  /** Sum of the values currently in the window. */
+  sum = 0;
+  /** Number of values in the window (grows to `size`, then stays). */
+  count = 0;
+  private readonly buf: Float64Array;
+  private pos = 0;
+
+  /** @throws {RangeError} when `size` is not an integer >= 1. */
+  constructor(size: number) {
+    checkPeriod('rolling window size', size);
+    this.size = size;
+    this.buf = new Float64Array(size);
+  }
+
+  /** Pushes `x` (evicting the oldest value once full) and returns the window sum. */
+  push(x: number): number {
+    const buf = this.buf;
+    const pos = this.pos;
+    if (this.count < this.size) {
+      this.sum += x;
+      this.count++;
+    } else {
+      this.sum += x - buf[pos];
+    }
+    buf[pos] = x;
+    if (pos + 1 === this.size) {
+      // The buffer now holds the window oldest-first: recompute its sum exactly.
+      this.pos = 0;
+      let s = 0;
+      for (let k = 0; k < this.size; k++) s += buf[k];
+      this.sum = s;
+    } else {
+      this.pos = pos + 1;
+    }
+    return this.sum;
+  }
+}
+
+/**
+ * Sum, mean and variance of the last `size` pushed values. The plain sum follows exactly the
+ * same arithmetic as {@link RollingSum} (so a mean from here equals `RollingSum.sum / size` bit for
+ * bit); the variance comes from sums of deviations from a shift that is reset to the window mean
+ * at every wrap, which keeps it accurate when the values are large compared with their spread.
+ */
+export class RollingMoments {
+  /** Window length in values. */
+  readonly size: number;
+  /** Sum of the values currently in the window. */
+  sum = 0;
+  /** Number of values in the window (grows to `size`, then stays). */
+  count = 0;
+  private readonly buf: Float64Array;
+  private pos = 0;
+  private shift = 0;
+  private s1 = 0;
+  private s2 = 0;
+
+  /** @throws {RangeError} when `size` is not an integer >= 1. */
+  constructor(size: number) {
+    checkPeriod('rolling window size', size);
+    this.size = size;
+    this.buf = new Float64Array(size);
+  }
+
+  /** Pushes `x` (evicting the oldest value once full). */
+  push(x: number): void {
+    const buf = this.buf;
+    const pos = this.pos;
+    if (this.count === 0) this.shift = x;
+    const d = x - this.shift;
+    if (this.count < this.size) {
+      this.sum += x;
+      this.s1 += d;
+      this.s2 += d * d;
+      this.count++;
+    } else {
+      const old = buf[pos];
+      const od = old - this.shift;
+      this.sum += x - old;
+      this.s1 += d - od;
+      this.s2 += d * d - od * od;
+    }
+    buf[pos] = x;
+    if (pos + 1 === this.size) {
+      this.pos = 0;
+      const n = this.size;
+      let s = 0;
+      for (let k = 0; k < n; k++) s += buf[k];
+      const c = s / n;
+      let a = 0;
+      let b = 0;
+      for (let k = 0; k < n; k++) {
+        const e = buf[k] - c;
+        a += e;
+        b += e * e;
+      }
+      this.sum = s;
+      this.shift = c;
+      this.s1 = a;
+      this.s2 = b;
+    } else {
+      this.pos = pos + 1;
+    }
+  }
+
+  /** Mean of the window (`sum / count`); NaN when empty. */
+  mean(): number {
+    return this.sum / this.count;
+  }
+
+  /**
+   * Variance of the window with `count - ddof` in the denominator (ddof 0: population, 1: sample),
+   * clamped at 0 against rounding. NaN when `count <= ddof`.
+   */
+  variance(ddof: number): number {
+    const n = this.count;
+    if (n <= ddof) return NaN;
+    const v = (this.s2 - this.s1 * (this.s1 / n)) / (n - ddof);
+    return v > 0 ? v : v === v ? 0 : v;
+  }
+}
+
+/**
+ * Maximum of the last `size` pushed values, exact. Keeps the position of the current maximum and
+ * rescans the window only when that value leaves it (amortised O(1) for market data; O(size) per
+ * push in the worst case of a strictly falling series).
+ */
+export class RollingMax {
+  /** Window length in values. */
+  readonly size: number;
+  /** Maximum of the values currently in the window (-Infinity before the first push). */
+  value = -Infinity;
+  private readonly buf: Float64Array;
+  private pos = 0;
+  private pushed = 0;
+  private at = -1;
+
+  /** @throws {RangeError} when `size` is not an integer >= 1. */
+  constructor(size: number) {
+    checkPeriod('rolling window size', size);
+    this.size = size;
+    this.buf = new Float64Array(size);
+  }
+
+  /** Pushes `x` and returns the window maximum. */
+  push(x: number): number {
+    const i = this.pushed++;
+    const size = this.size;
+    const buf = this.buf;
+    buf[this.pos] = x;
+    this.pos = this.pos + 1 === size ? 0 : this.pos + 1;
+    if (this.at < 0 || this.at <= i - size) {
+      const filled = i + 1 < size ? i + 1 : size;
+      const start = i - filled + 1;
+      let slot = start % size;
+      let best = buf[slot];
+      let bestAt = start;
+      for (let k = 1; k < filled; k++) {
+        slot = slot + 1 === size ? 0 : slot + 1;
+        if (buf[slot] >= best) {
+          best = buf[slot];
+          bestAt = start + k;
+        }
+      }
+      this.value = best;
+      this.at = bestAt;
+    } else if (x >= this.value) {
+      this.value = x;
+      this.at = i;
+    }
+    return this.value;
+  }
+}
+
+/** Minimum of the last `size` pushed values, exact; the mirror image of {@link RollingMax}. */
+export class RollingMin {
+  /** Window length in values. */
+  readonly size: number;
+  /** Minimum of the values currently in the window (+Infinity before the first push). */
+  value = Infinity;
+  private readonly buf: Float64Array;
+  private pos = 0;
+  private pushed = 0;
+  private at = -1;
+
+  /** @throws {RangeError} when `size` is not an integer >= 1. */
+  constructor(size: number) {
+    checkPeriod('rolling window size', size);
+    this.size = size;
+    this.buf = new Float64Array(size);
+  }
+
+  /** Pushes `x` and returns the window minimum. */
+  push(x: number): number {
+    const i = this.pushed++;
+    const size = this.size;
+    const buf = this.buf;
+    buf[this.pos] = x;
+    this.pos = this.pos + 1 === size ? 0 : this.pos + 1;
+    if (this.at < 0 || this.at <= i - size) {
+      const filled = i + 1 < size ? i + 1 : size;
+      const start = i - filled + 1;
+      let slot = start % size;
+      let best = buf[slot];
+      let bestAt = start;
+      for (let k = 1; k < filled; k++) {
+        slot = slot + 1 === size ? 0 : slot + 1;
+        if (buf[slot] <= best) {
+          best = buf[slot];
+          bestAt = start + k;
+        }
+      }
+      this.value = best;
+      this.at = bestAt;
+    } else if (x <= this.value) {
+      this.value = x;
+      this.at = i;
+    }
+    return this.value;
+  }
+}

@@ -1,0 +1,528 @@
+// Volatility and channel indicators: true range, ATR (Wilder), Bollinger Bands (+ %B, bandwidth),
+// Keltner and Donchian channels, rolling standard deviation and z-score, and realised volatility
+// of log returns. Each is a streaming class plus a batch function that runs that class, so both
+// agree bit for bit; TA-Lib conventions (ATR seeded with the SMA of the first true ranges,
+// population standard deviation in the bands); warm-up rows are NaN. Never reads a candle after the
+// one being updated.
+
+import { checkFinite, checkPeriod, commonLength, outputArray, outputRecord } from './common.js';
+import { EmaStream } from './moving-averages.js';
+import { RollingMax, RollingMin, RollingMoments } from './rolling.js';
+
+/**
+ * Streaming true range: `max(high - low, |high - prevClose|, |low - prevClose|)`, in price units.
+ * Warm-up: NaN for the first bar (no previous close), as TA-Lib TRANGE.
+ */
+export class TrueRangeStream {
+  /** Number of leading NaN outputs (1). */
+  readonly lookback = 1;
+  private prevClose = NaN;
+
+  /** Adds the next candle and returns its true range (NaN on the first bar). */
+  update(high: number, low: number, close: number): number {
+    const pc = this.prevClose;
+    this.prevClose = close;
+    let tr = high - low;
+    const a = Math.abs(high - pc);
+    if (a > tr) tr = a;
+    const b = Math.abs(low - pc);
+    if (b > tr) tr = b;
+    return pc === pc ? tr : NaN;
+  }
+}
+
+/**
+ * True range (TA-Lib TRANGE), price units.
+ * Warm-up: row 0 is NaN.
+ * @param out - optional preallocated output of the input's length (returned).
+ * @throws {RangeError} when the inputs differ in length or `out` has the wrong length.
+ */
+export function trueRange(
+  high: Float64Array,
+  low: Float64Array,
+  close: Float64Array,
+  out?: Float64Array,
+): Float64Array {
+  const n = commonLength('trueRange', high, low, close);
+  const s = new TrueRangeStream();
+  const o = outputArray('trueRange', out, n);
+  for (let i = 0; i < n; i++) o[i] = s.update(high[i], low[i], close[i]);
+  return o;
+}
+
+/**
+ * Streaming Average True Range (Wilder, TA-Lib ATR): the first value is the SMA of the true ranges
+ * of bars `1 .. period`; then `atr = (atr * (period - 1) + tr) / period`. Price units.
+ * Warm-up: NaN for the first `period` bars.
+ */
+export class AtrStream {
+  /** Period in bars. */
+  readonly period: number;
+  /** Number of leading NaN outputs (`period`). */
+  readonly lookback: number;
+  private readonly tr = new TrueRangeStream();
+  private count = 0;
+  private value = NaN;
+  private seedSum = 0;
+
+  /** @throws {RangeError} when `period` is not an integer >= 1. */
+  constructor(period = 14) {
+    checkPeriod('atr period', period);
+    this.period = period;
+    this.lookback = period;
+  }
+
+  /** Adds the next candle and returns the ATR (NaN during warm-up). */
+  update(high: number, low: number, close: number): number {
+    const tr = this.tr.update(high, low, close);
+    const n = this.count++;
+    const p = this.period;
+    if (n > p) {
+      let v = this.value * (p - 1);
+      v += tr;
+      this.value = v / p;
+    } else if (n > 0) {
+      this.seedSum += tr;
+      if (n === p) this.value = this.seedSum / p;
+    }
+    return this.value;
+  }
+}
+
+/**
+ * Average True Range (TA-Lib ATR, Wilder smoothing), price units.
+ * Warm-up: rows `0 .. period-1` are NaN.
+ * @param out - optional preallocated output of the input's length (returned).
+ * @throws {RangeError} on a bad period, inputs of different lengths or an `out` of the wrong length.
+ */
+export function atr(
+  high: Float64Array,
+  low: Float64Array,
+  close: Float64Array,
+  period = 14,
+  out?: Float64Array,
+): Float64Array {
+  const n = commonLength('atr', high, low, close);
+  const s = new AtrStream(period);
+  const o = outputArray('atr', out, n);
+  for (let i = 0; i < n; i++) o[i] = s.update(high[i], low[i], close[i]);
+  return o;
+}
+
+/** Parameters of Bollinger Bands. */
+export interface BollingerOptions {
+  /** SMA and standard-deviation window in bars, default 20. */
+  period?: number;
+  /** Standard deviations above the middle band, default 2. */
+  stdDevUp?: number;
+  /** Standard deviations below the middle band, default 2. */
+  stdDevDown?: number;
+}
+
+/** Bollinger Band outputs, each the input's length. */
+export interface BollingerOutput {
+  /** Upper band, price units. */
+  upper: Float64Array;
+  /** Middle band: SMA(period), price units (equal bit for bit to `sma(close, period)`). */
+  middle: Float64Array;
+  /** Lower band, price units. */
+  lower: Float64Array;
+  /** %B: `(close - lower) / (upper - lower)` (0.5 when the bands coincide); 0 at the lower band, 1 at the upper. */
+  percentB: Float64Array;
+  /** Bandwidth: `(upper - lower) / middle`, a fraction (0 when the middle is 0). */
+  bandwidth: Float64Array;
+}
+
+const BB_KEYS = ['upper', 'middle', 'lower', 'percentB', 'bandwidth'] as const;
+
+/**
+ * Streaming Bollinger Bands: SMA(period) ± k × population standard deviation of the same window
+ * (TA-Lib BBANDS with SMA), plus %B and bandwidth.
+ * Warm-up: NaN for the first `period - 1` bars.
+ */
+export class BollingerStream {
+  /** Number of leading NaN outputs (`period - 1`). */
+  readonly lookback: number;
+  /** Upper band after the last update. */
+  upper = NaN;
+  /** Lower band after the last update. */
+  lower = NaN;
+  /** %B after the last update. */
+  percentB = NaN;
+  /** Bandwidth after the last update. */
+  bandwidth = NaN;
+  private readonly period: number;
+  private readonly up: number;
+  private readonly down: number;
+  private readonly window: RollingMoments;
+
+  /** @throws {RangeError} when `period` is not an integer >= 1 or a multiplier is not finite. */
+  constructor(options: BollingerOptions = {}) {
+    const period = options.period ?? 20;
+    const up = options.stdDevUp ?? 2;
+    const down = options.stdDevDown ?? 2;
+    checkPeriod('bollinger period', period);
+    checkFinite('bollinger stdDevUp', up);
+    checkFinite('bollinger stdDevDown', down);
+    this.period = period;
+    this.up = up;
+    this.down = down;
+    this.lookback = period - 1;
+    this.window = new RollingMoments(period);
+  }
+
+  /** Adds the next close and returns the middle band (NaN during warm-up); sets the other outputs. */
+  update(close: number): number {
+    const w = this.window;
+    w.push(close);
+    if (w.count < this.period) return NaN;
+    const middle = w.sum / this.period;
+    const variance = w.variance(0);
+    const sd = variance > 0 ? Math.sqrt(variance) : variance === variance ? 0 : variance;
+    const upper = middle + this.up * sd;
+    const lower = middle - this.down * sd;
+    const width = upper - lower;
+    this.upper = upper;
+    this.lower = lower;
+    this.percentB = width !== 0 ? (close - lower) / width : 0.5;
+    this.bandwidth = middle !== 0 ? width / middle : 0;
+    return middle;
+  }
+}
+
+/**
+ * Bollinger Bands (TA-Lib BBANDS conventions: SMA middle, population standard deviation) with
+ * %B and bandwidth.
+ * Warm-up: rows `0 .. period-2` are NaN in every output.
+ * @param out - optional preallocated outputs (any given buffer is filled; missing ones allocated).
+ * @throws {RangeError} on a bad period or multiplier, or an `out` buffer of the wrong length.
+ */
+export function bollingerBands(
+  close: Float64Array,
+  options: BollingerOptions = {},
+  out?: Partial<BollingerOutput>,
+): BollingerOutput {
+  const s = new BollingerStream(options);
+  const o = outputRecord('bollingerBands', BB_KEYS, out, close.length);
+  const { upper, middle, lower, percentB, bandwidth } = o;
+  for (let i = 0; i < close.length; i++) {
+    middle[i] = s.update(close[i]);
+    upper[i] = s.upper;
+    lower[i] = s.lower;
+    percentB[i] = s.percentB;
+    bandwidth[i] = s.bandwidth;
+  }
+  return o;
+}
+
+/** Parameters of Keltner channels. */
+export interface KeltnerOptions {
+  /** EMA period of the middle line, default 20. */
+  emaPeriod?: number;
+  /** ATR period of the band width, default 10. */
+  atrPeriod?: number;
+  /** ATR multiples between the middle line and each band, default 2. */
+  multiplier?: number;
+}
+
+/** Channel outputs (Keltner, Donchian), price units, each the input's length. */
+export interface ChannelOutput {
+  /** Upper band. */
+  upper: Float64Array;
+  /** Middle line. */
+  middle: Float64Array;
+  /** Lower band. */
+  lower: Float64Array;
+}
+
+const CHANNEL_KEYS = ['upper', 'middle', 'lower'] as const;
+
+/**
+ * Streaming Keltner channels: middle = EMA(close, emaPeriod) (SMA-seeded), bands = middle ±
+ * multiplier × ATR(atrPeriod) (Wilder). Defaults 20 / 10 / 2 (StockCharts' modern Keltner).
+ * Warm-up: NaN for the first `max(emaPeriod - 1, atrPeriod)` bars.
+ */
+export class KeltnerStream {
+  /** Number of leading NaN outputs. */
+  readonly lookback: number;
+  /** Upper band after the last update. */
+  upper = NaN;
+  /** Lower band after the last update. */
+  lower = NaN;
+  private readonly ema: EmaStream;
+  private readonly atr: AtrStream;
+  private readonly multiplier: number;
+
+  /** @throws {RangeError} when a period is not an integer >= 1 or the multiplier is not finite. */
+  constructor(options: KeltnerOptions = {}) {
+    const multiplier = options.multiplier ?? 2;
+    checkFinite('keltner multiplier', multiplier);
+    this.ema = new EmaStream(options.emaPeriod ?? 20);
+    this.atr = new AtrStream(options.atrPeriod ?? 10);
+    this.multiplier = multiplier;
+    this.lookback = Math.max(this.ema.lookback, this.atr.lookback);
+  }
+
+  /** Adds the next candle and returns the middle line (NaN during warm-up); sets the bands. */
+  update(high: number, low: number, close: number): number {
+    const middle = this.ema.update(close);
+    const range = this.atr.update(high, low, close);
+    if (middle !== middle || range !== range) return NaN;
+    this.upper = middle + this.multiplier * range;
+    this.lower = middle - this.multiplier * range;
+    return middle;
+  }
+}
+
+/**
+ * Keltner channels (EMA middle, ATR bands), price units.
+ * Warm-up: rows before `max(emaPeriod - 1, atrPeriod)` are NaN.
+ * @param out - optional preallocated outputs (any given buffer is filled; missing ones allocated).
+ * @throws {RangeError} on a bad parameter, inputs of different lengths or an `out` of the wrong length.
+ */
+export function keltnerChannels(
+  high: Float64Array,
+  low: Float64Array,
+  close: Float64Array,
+  options: KeltnerOptions = {},
+  out?: Partial<ChannelOutput>,
+): ChannelOutput {
+  const n = commonLength('keltnerChannels', high, low, close);
+  const s = new KeltnerStream(options);
+  const o = outputRecord('keltnerChannels', CHANNEL_KEYS, out, n);
+  const { upper, middle, lower } = o;
+  for (let i = 0; i < n; i++) {
+    middle[i] = s.update(high[i], low[i], close[i]);
+    upper[i] = s.upper;
+    lower[i] = s.lower;
+  }
+  return o;
+}
+
+/**
+ * Streaming Donchian channel: highest high and lowest low of the last `period` bars (the current
+ * bar included) and their midpoint.
+ * Warm-up: NaN for the first `period - 1` bars.
+ */
+export class DonchianStream {
+  /** Number of leading NaN outputs (`period - 1`). */
+  readonly lookback: number;
+  /** Upper band (highest high) after the last update. */
+  upper = NaN;
+  /** Lower band (lowest low) after the last update. */
+  lower = NaN;
+  private readonly highest: RollingMax;
+  private readonly lowest: RollingMin;
+  private count = 0;
+
+  /** @throws {RangeError} when `period` is not an integer >= 1. */
+  constructor(period = 20) {
+    checkPeriod('donchian period', period);
+    this.lookback = period - 1;
+    this.highest = new RollingMax(period);
+    this.lowest = new RollingMin(period);
+  }
+
+  /** Adds the next candle and returns the midpoint (NaN during warm-up); sets the bands. */
+  update(high: number, low: number): number {
+    const hh = this.highest.push(high);
+    const ll = this.lowest.push(low);
+    if (this.count++ < this.lookback) return NaN;
+    this.upper = hh;
+    this.lower = ll;
+    return (hh + ll) / 2;
+  }
+}
+
+/**
+ * Donchian channel over `period` bars (current bar included), price units.
+ * Warm-up: rows `0 .. period-2` are NaN.
+ * @param out - optional preallocated outputs (any given buffer is filled; missing ones allocated).
+ * @throws {RangeError} on a bad period, inputs of different lengths or an `out` of the wrong length.
+ */
+export function donchianChannel(
+  high: Float64Array,
+  low: Float64Array,
+  period = 20,
+  out?: Partial<ChannelOutput>,
+): ChannelOutput {
+  const n = commonLength('donchianChannel', high, low);
+  const s = new DonchianStream(period);
+  const o = outputRecord('donchianChannel', CHANNEL_KEYS, out, n);
+  const { upper, middle, lower } = o;
+  for (let i = 0; i < n; i++) {
+    middle[i] = s.update(high[i], low[i]);
+    upper[i] = s.upper;
+    lower[i] = s.lower;
+  }
+  return o;
+}
+
+/**
+ * Streaming rolling standard deviation of the last `period` values with `period - ddof` in the
+ * denominator (ddof 0: population, as TA-Lib STDDEV; 1: sample, as pandas `rolling().std()`).
+ * Warm-up: NaN for the first `period - 1` values.
+ */
+export class StdDevStream {
+  /** Number of leading NaN outputs (`period - 1`). */
+  readonly lookback: number;
+  private readonly period: number;
+  private readonly ddof: number;
+  private readonly window: RollingMoments;
+
+  /** @throws {RangeError} when `period` is not an integer > ddof or ddof is not 0 or 1. */
+  constructor(period: number, ddof = 0) {
+    if (ddof !== 0 && ddof !== 1) throw new RangeError(`stdDev ddof must be 0 or 1, got ${ddof}`);
+    checkPeriod('stdDev period', period, ddof + 1);
+    this.period = period;
+    this.ddof = ddof;
+    this.lookback = period - 1;
+    this.window = new RollingMoments(period);
+  }
+
+  /** Adds the next value and returns the standard deviation (NaN during warm-up). */
+  update(value: number): number {
+    this.window.push(value);
+    if (this.window.count < this.period) return NaN;
+    return Math.sqrt(this.window.variance(this.ddof));
+  }
+}
+
+/**
+ * Rolling standard deviation over `period` values (ddof 0 population by default), input units.
+ * Warm-up: rows `0 .. period-2` are NaN.
+ * @param out - optional preallocated output of the input's length (returned).
+ * @throws {RangeError} on a bad period or ddof, or an `out` of the wrong length.
+ */
+export function rollingStdDev(
+  values: Float64Array,
+  period: number,
+  ddof = 0,
+  out?: Float64Array,
+): Float64Array {
+  const s = new StdDevStream(period, ddof);
+  const o = outputArray('rollingStdDev', out, values.length);
+  for (let i = 0; i < values.length; i++) o[i] = s.update(values[i]);
+  return o;
+}
+
+/**
+ * Streaming rolling z-score: `(x - mean) / sd` over the last `period` values (the current one
+ * included), `sd` with `period - ddof` in the denominator (default ddof 1, as pandas); 0 when the
+ * window is constant. Causal: unlike a whole-series z-score, it never sees later values.
+ * Warm-up: NaN for the first `period - 1` values.
+ */
+export class ZScoreStream {
+  /** Number of leading NaN outputs (`period - 1`). */
+  readonly lookback: number;
+  private readonly period: number;
+  private readonly ddof: number;
+  private readonly window: RollingMoments;
+
+  /** @throws {RangeError} when `period` is not an integer > ddof or ddof is not 0 or 1. */
+  constructor(period: number, ddof = 1) {
+    if (ddof !== 0 && ddof !== 1) throw new RangeError(`zScore ddof must be 0 or 1, got ${ddof}`);
+    checkPeriod('zScore period', period, ddof + 1);
+    this.period = period;
+    this.ddof = ddof;
+    this.lookback = period - 1;
+    this.window = new RollingMoments(period);
+  }
+
+  /** Adds the next value and returns its z-score within the window (NaN during warm-up). */
+  update(value: number): number {
+    const w = this.window;
+    w.push(value);
+    if (w.count < this.period) return NaN;
+    const variance = w.variance(this.ddof);
+    if (variance === 0) return 0;
+    return (value - w.sum / this.period) / Math.sqrt(variance);
+  }
+}
+
+/**
+ * Rolling z-score of each value against the last `period` values (see {@link ZScoreStream}).
+ * Warm-up: rows `0 .. period-2` are NaN.
+ * @param out - optional preallocated output of the input's length (returned).
+ * @throws {RangeError} on a bad period or ddof, or an `out` of the wrong length.
+ */
+export function rollingZScore(
+  values: Float64Array,
+  period: number,
+  ddof = 1,
+  out?: Float64Array,
+): Float64Array {
+  const s = new ZScoreStream(period, ddof);
+  const o = outputArray('rollingZScore', out, values.length);
+  for (let i = 0; i < values.length; i++) o[i] = s.update(values[i]);
+  return o;
+}
+
+/** Parameters of realised volatility. */
+export interface RealizedVolatilityOptions {
+  /** Number of log returns in the window, default 20 (>= 2). */
+  period?: number;
+  /**
+   * Bars per year used to annualise (result × sqrt(barsPerYear)); default 1 = per-bar volatility.
+   * E.g. 35040 for 15m bars of a 24/7 market, 2190 for 4h, 365 for 1d.
+   */
+  barsPerYear?: number;
+}
+
+/**
+ * Streaming realised volatility: sample standard deviation (ddof 1) of the last `period` log
+ * returns `ln(close / prevClose)`, times `sqrt(barsPerYear)`. A fraction (0.6 = 60 % a year when
+ * annualised).
+ * Warm-up: NaN for the first `period` closes.
+ */
+export class RealizedVolatilityStream {
+  /** Number of leading NaN outputs (`period`). */
+  readonly lookback: number;
+  private readonly period: number;
+  private readonly scale: number;
+  private readonly window: RollingMoments;
+  private prev = NaN;
+  private count = 0;
+
+  /** @throws {RangeError} when `period` is not an integer >= 2 or `barsPerYear` is not > 0. */
+  constructor(options: RealizedVolatilityOptions = {}) {
+    const period = options.period ?? 20;
+    const barsPerYear = options.barsPerYear ?? 1;
+    checkPeriod('realizedVolatility period', period, 2);
+    if (!(barsPerYear > 0) || !Number.isFinite(barsPerYear)) {
+      throw new RangeError(`realizedVolatility barsPerYear must be > 0, got ${barsPerYear}`);
+    }
+    this.period = period;
+    this.lookback = period;
+    this.scale = Math.sqrt(barsPerYear);
+    this.window = new RollingMoments(period);
+  }
+
+  /** Adds the next close and returns the volatility (NaN during warm-up). */
+  update(close: number): number {
+    const prev = this.prev;
+    this.prev = close;
+    if (this.count++ === 0) return NaN;
+    this.window.push(Math.log(close / prev));
+    if (this.window.count < this.period) return NaN;
+    return Math.sqrt(this.window.variance(1)) * this.scale;
+  }
+}
+
+/**
+ * Realised volatility of log returns over `period` returns, optionally annualised
+ * (see {@link RealizedVolatilityStream}).
+ * Warm-up: rows `0 .. period-1` are NaN.
+ * @param out - optional preallocated output of the input's length (returned).
+ * @throws {RangeError} on a bad period or barsPerYear, or an `out` of the wrong length.
+ */
+export function realizedVolatility(
+  close: Float64Array,
+  options: RealizedVolatilityOptions = {},
+  out?: Float64Array,
+): Float64Array {
+  const s = new RealizedVolatilityStream(options);
+  const o = outputArray('realizedVolatility', out, close.length);
+  for (let i = 0; i < close.length; i++) o[i] = s.update(close[i]);
+  return o;
+}

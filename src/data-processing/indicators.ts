@@ -13,3 +13,4 @@ export * from './indicators/momentum.js';
 export * from './indicators/volatility.js';
 export * from './indicators/trend.js';
 export * from './indicators/volume.js';
+export * from './indicators/levels.js';

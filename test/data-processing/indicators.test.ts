@@ -7,6 +7,22 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readCandlesCsv } from '../../src/data-processing/file-formats.js';
 import { sliceByTime, type Candles } from '../../src/data-processing/candles.js';
 import {
+  AdxStream,
+  CciStream,
+  MfiStream,
+  ObvStream,
+  RocStream,
+  StochasticStream,
+  TrueRangeStream,
+  WilliamsRStream,
+  adx,
+  cci,
+  mfi,
+  obv,
+  roc,
+  stochastic,
+  trueRange,
+  williamsR,
   AtrStream,
   BollingerStream,
   EmaStream,
@@ -274,5 +290,147 @@ describe.skipIf(!hasSharedData)(`indicators vs TA-Lib on real BTC/USDT 15m${SKIP
         expect.fail(`ATR stream differs from batch at row ${i}`);
       }
     }
+  });
+
+  it('true range matches TA-Lib TRANGE', () => {
+    const ours = trueRange(c.high, c.low, c.close);
+    expectMatchesTalib(
+      'TRANGE',
+      ours,
+      range('TRANGE', { high: plain.high, low: plain.low, close: plain.close }),
+      'outReal',
+    );
+    const s = new TrueRangeStream();
+    expectIdentical(
+      'TRANGE batch vs stream',
+      ours,
+      Float64Array.from(c.close, (x, i) => s.update(c.high[i], c.low[i], x)),
+    );
+  });
+
+  it.each([2, 14, 28])('ADX(%i), +DI and -DI match TA-Lib ADX, PLUS_DI, MINUS_DI', (period) => {
+    const ours = adx(c.high, c.low, c.close, period);
+    const hlc = { high: plain.high, low: plain.low, close: plain.close, optInTimePeriod: period };
+    expectMatchesTalib(`ADX(${period})`, ours.adx, range('ADX', hlc), 'outReal');
+    expectMatchesTalib(`PLUS_DI(${period})`, ours.plusDi, range('PLUS_DI', hlc), 'outReal');
+    expectMatchesTalib(`MINUS_DI(${period})`, ours.minusDi, range('MINUS_DI', hlc), 'outReal');
+    const s = new AdxStream(period);
+    for (let i = 0; i < n; i++) {
+      const a = s.update(c.high[i], c.low[i], c.close[i]);
+      if (
+        !Object.is(a, ours.adx[i]) ||
+        !Object.is(s.plusDi, ours.plusDi[i]) ||
+        !Object.is(s.minusDi, ours.minusDi[i])
+      ) {
+        expect.fail(`ADX stream differs from batch at row ${i}`);
+      }
+    }
+  });
+
+  it.each([
+    [5, 3, 3],
+    [14, 3, 5],
+    [9, 1, 3],
+  ])('Stochastic(%i,%i,%i) matches TA-Lib STOCH (SMA smoothing)', (fk, sk, sd) => {
+    const ours = stochastic(c.high, c.low, c.close, {
+      fastKPeriod: fk,
+      slowKPeriod: sk,
+      slowDPeriod: sd,
+    });
+    const ta = range('STOCH', {
+      high: plain.high,
+      low: plain.low,
+      close: plain.close,
+      optInFastK_Period: fk,
+      optInSlowK_Period: sk,
+      optInSlowK_MAType: 0,
+      optInSlowD_Period: sd,
+      optInSlowD_MAType: 0,
+    });
+    expectMatchesTalib('STOCH %K', ours.k, ta, 'outSlowK');
+    expectMatchesTalib('STOCH %D', ours.d, ta, 'outSlowD');
+    const s = new StochasticStream({ fastKPeriod: fk, slowKPeriod: sk, slowDPeriod: sd });
+    for (let i = 0; i < n; i++) {
+      const k = s.update(c.high[i], c.low[i], c.close[i]);
+      if (!Object.is(k, ours.k[i]) || !Object.is(s.d, ours.d[i])) {
+        expect.fail(`Stochastic stream differs from batch at row ${i}`);
+      }
+    }
+  });
+
+  it.each([
+    ['WILLR', 14],
+    ['WILLR', 3],
+    ['CCI', 14],
+    ['CCI', 20],
+  ] as const)('%s(%i) matches TA-Lib', (name, period) => {
+    const fn = name === 'WILLR' ? williamsR : cci;
+    const ours = fn(c.high, c.low, c.close, period);
+    expectMatchesTalib(
+      `${name}(${period})`,
+      ours,
+      range(name, {
+        high: plain.high,
+        low: plain.low,
+        close: plain.close,
+        optInTimePeriod: period,
+      }),
+      'outReal',
+    );
+    const s = name === 'WILLR' ? new WilliamsRStream(period) : new CciStream(period);
+    expectIdentical(
+      `${name} batch vs stream`,
+      ours,
+      Float64Array.from(c.close, (x, i) => s.update(c.high[i], c.low[i], x)),
+    );
+  });
+
+  it.each([1, 10, 96])('ROC(%i) matches TA-Lib ROC', (period) => {
+    const ours = roc(c.close, period);
+    expectMatchesTalib(
+      `ROC(${period})`,
+      ours,
+      range('ROC', { inReal: plain.close, optInTimePeriod: period }),
+      'outReal',
+    );
+    expectIdentical('ROC batch vs stream', ours, streamed(c.close, new RocStream(period)));
+  });
+
+  it('OBV matches TA-Lib OBV', () => {
+    const ours = obv(c.close, c.volume);
+    expectMatchesTalib(
+      'OBV',
+      ours,
+      range('OBV', { inReal: plain.close, volume: plain.volume }),
+      'outReal',
+    );
+    const s = new ObvStream();
+    expectIdentical(
+      'OBV batch vs stream',
+      ours,
+      Float64Array.from(c.close, (x, i) => s.update(x, c.volume[i])),
+    );
+  });
+
+  it.each([3, 14, 50])('MFI(%i) matches TA-Lib MFI', (period) => {
+    const ours = mfi(c.high, c.low, c.close, c.volume, period);
+    expectMatchesTalib(
+      `MFI(${period})`,
+      ours,
+      range('MFI', {
+        high: plain.high,
+        low: plain.low,
+        close: plain.close,
+        volume: plain.volume,
+        optInTimePeriod: period,
+      }),
+      'outReal',
+    );
+    const s = new MfiStream(period);
+    expectIdentical(
+      'MFI batch vs stream',
+      ours,
+      Float64Array.from(c.close, (x, i) => s.update(c.high[i], c.low[i], x, c.volume[i])),
+    );
   });
 });

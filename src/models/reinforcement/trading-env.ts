@@ -1,0 +1,677 @@
+// The Gymnasium-style crypto trading environment: multi-timeframe feature windows plus account
+// state in, a target position out, executed by the one Broker (next-open fills, fees, slippage,
+// funding, liquidation) and rewarded by the configured reward function. An observation at base row
+// t reads only feature rows known at t's close and the account marked at that close; the action
+// taken on it is filled at row t+1's open. Never reads a row beyond the allowed range, and never
+// allocates per step: observation, info and result objects are reused (valid until the next call).
+
+import type { Candles, Timeframe } from '../../data-processing/candles.js';
+import { lowerBound, timeframeMs } from '../../data-processing/candles.js';
+import type { MultiTimeframeFeatures } from '../../data-processing/feature-engineering.js';
+import { CtmError } from '../../errors.js';
+import {
+  Broker,
+  brokerConfig,
+  type BrokerConfig,
+  type CcxtMarketLike,
+  type DeepPartial,
+  type FundingRateSeries,
+} from '../../evaluation/broker.js';
+import {
+  ObservationBuilder,
+  fullObservationSpec,
+  observationColumnNames,
+  type AccountField,
+  type ObservationSpec,
+} from '../../evaluation/policy.js';
+import { configSchema, defaultConfig, type Config } from '../../utils/config.js';
+import { ConfigError } from '../../errors.js';
+import { Rng } from '../../utils/random.js';
+import {
+  RewardFunction,
+  type RewardContext,
+  type RewardTerm,
+  type RewardsConfig,
+} from './reward-functions.js';
+import {
+  Box,
+  Discrete,
+  type Env,
+  type ResetOptions,
+  type ResetResult,
+  type StepResult,
+} from './spaces.js';
+
+/** The `env` config section. */
+export type EnvConfig = Config['env'];
+
+/** An action of the trading env: a level index (discrete) or a target in [-1, 1] (continuous). */
+export type TradingAction = number | Float32Array | Float64Array;
+
+/** Why an episode ended ('' while it runs). */
+export type TerminationReason = '' | 'ruin' | 'liquidation';
+/** Why an episode was cut short ('' while it runs). */
+export type TruncationReason = '' | 'data-end' | 'max-steps';
+
+/** The info object of the trading env (reused: valid until the next step or reset). */
+export interface TradingEnvInfo {
+  /** Base row of the current observation (its decision time is that row's close). */
+  row: number;
+  /** Decision time of the observation, UTC ms. */
+  timeMs: number;
+  /** Close price of the row (the mark). */
+  price: number;
+  /** Equity at the close, net of every cost. */
+  equity: number;
+  cash: number;
+  /** Signed position quantity (base currency). */
+  quantity: number;
+  /** Exposure: quantity x price / (leverage x equity). */
+  position: number;
+  /** Target position the last action asked for (after mapping a discrete level). */
+  target: number;
+  /** Steps since reset. */
+  steps: number;
+  /** Cumulative costs since reset (quote currency). */
+  fees: number;
+  slippage: number;
+  funding: number;
+  borrow: number;
+  /** Drawdown from the running equity peak (fraction). */
+  drawdown: number;
+  /** Round trips closed since reset. */
+  trades: number;
+  terminationReason: TerminationReason;
+  truncationReason: TruncationReason;
+  /** Allowed discrete levels (1 = allowed), or null for continuous actions. */
+  actionMask: Uint8Array | null;
+}
+
+/** Options of `CryptoTradingEnv` (the spec's `window_size` and `transaction_cost` included). */
+export interface TradingEnvOptions {
+  /** The spec's `window_size`: window of the base timeframe (bars); other windows from config. */
+  windowSize?: number;
+  /** The spec's `transaction_cost`: taker and maker fee fraction per leg (default config 0.001). */
+  transactionCost?: number;
+  /**
+   * Bars per timeframe (default: the windows the features were built for, `data.windows`, else the
+   * config's `windows`), for each of the features' timeframes.
+   */
+  windows?: Partial<Record<Timeframe, number>>;
+  /** A full observation spec (overrides windows, windowSize and env.accountFields). */
+  observation?: ObservationSpec;
+  /** Base config (default: config/default.yaml). */
+  config?: Config;
+  /** Overrides of the `env` section. */
+  env?: Partial<EnvConfig>;
+  /** Overrides of the `broker` section. */
+  broker?: DeepPartial<BrokerConfig>;
+  /** Overrides of the `rewards` section. */
+  rewards?: Partial<RewardsConfig>;
+  /** User reward terms added to the configured ones. */
+  rewardTerms?: ReadonlyArray<{ term: RewardTerm; weight: number }>;
+  /** Base rows [from, to) episodes may touch (decisions and fills stay inside). */
+  rowRange?: readonly [number, number];
+  /**
+   * Open-time range [fromMs, toMs) of the rows episodes may touch, e.g. `rangeMs(cfg.splits.train)`:
+   * a train range never yields a row of a later split.
+   */
+  timeRange?: { fromMs: number; toMs: number };
+  /** Seed of the start-row generator until `reset({ seed })` (default: config seed). */
+  seed?: number;
+  /** ccxt market description for fees, lot, tick and minimums. */
+  market?: CcxtMarketLike;
+  /** Funding rates for perpetuals (else the constant rate). */
+  fundingRates?: FundingRateSeries;
+}
+
+const EQUITY_FLOOR = 1e-12;
+
+function envSection(base: Config, over: Partial<EnvConfig> | undefined): EnvConfig {
+  const merged = { ...base.env, ...(over ?? {}) };
+  const r = configSchema.shape.env.safeParse(merged);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  throw new ConfigError(['env', ...issue.path.map(String)].join('.'), issue.message);
+}
+
+function rewardsSection(base: Config, over: Partial<RewardsConfig> | undefined): RewardsConfig {
+  const merged = { ...base.rewards, ...(over ?? {}) };
+  const r = configSchema.shape.rewards.safeParse(merged);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  throw new ConfigError(['rewards', ...issue.path.map(String)].join('.'), issue.message);
+}
+
+/**
+ * Gymnasium-style trading environment over multi-timeframe features, long and short.
+ *
+ * Observation: `Box(float32)` of one window per timeframe (`windows`, all ending at the decision
+ * row, higher timeframes through their last closed candle) then the account fields; see
+ * `columnNames`. Action: `Discrete(positionLevels.length)` (default short / flat / long) or
+ * `Box[-1, 1]` (continuous), a target position filled at the next bar's open by the Broker.
+ * Reward: the configured `RewardFunction` (default: log equity change net of all costs).
+ * `terminated` only on liquidation or ruin; `truncated` at the end of the allowed data range (or
+ * a NaN hole in the features) and at `maxEpisodeSteps`. Episodes start at a uniformly drawn row
+ * (never before `firstValidRow` or the windows' warm-up) or at `reset({ options: { startRow } })`.
+ * @example
+ * const env = new CryptoTradingEnv(features, { transactionCost: 0.001, timeRange: rangeMs(cfg.splits.train) });
+ * let [obs] = env.reset({ seed: 1 });
+ * for (;;) { const [o, r, term, trunc] = env.step(policy(obs)); obs = o; if (term || trunc) break; }
+ */
+export class CryptoTradingEnv implements Env<Float32Array, TradingAction, TradingEnvInfo> {
+  readonly observationSpace: Box;
+  readonly actionSpace: Discrete | Box;
+  /** The broker executing the actions (inspect its ledgers after an episode). */
+  readonly broker: Broker;
+  /** The observation builder (shared layout with the backtester and live trading). */
+  readonly builder: ObservationBuilder;
+  readonly features: MultiTimeframeFeatures;
+  /** Resolved config sections. */
+  readonly envConfig: EnvConfig;
+  readonly rewardsConfig: RewardsConfig;
+  readonly reward: RewardFunction;
+  /** Target positions of the discrete actions. */
+  readonly levels: Float64Array;
+  /** The action that keeps the account flat (the level nearest 0, or 0). */
+  readonly neutralAction: TradingAction;
+  /** First and one-past-last base rows episodes may touch. */
+  readonly rangeStart: number;
+  readonly rangeEnd: number;
+
+  private obs: Float32Array;
+  private readonly candles: Candles;
+  private readonly openTimes: Float64Array;
+  private readonly opens: Float64Array;
+  private readonly highs: Float64Array;
+  private readonly lows: Float64Array;
+  private readonly closes: Float64Array;
+  private readonly volumes: Float64Array;
+  private readonly barMs: number;
+  private readonly discrete: boolean;
+  private readonly nLevels: number;
+  private readonly maxSteps: number;
+  private readonly randomStart: boolean;
+  private readonly ruinFraction: number;
+  /** For each base row, the first row >= it whose observation is not finite (or the range end). */
+  private readonly validUntil: Int32Array;
+  /** Rows an episode may start at. */
+  private readonly startRows: Int32Array;
+  private readonly startRowsFull: number;
+  private rng: Rng;
+  private row = -1;
+  private endRow = -1;
+  private stepCount = 0;
+  private done = true;
+  private prevEquity = 0;
+  private lastTarget = 0;
+  private readonly mask: Uint8Array | null;
+  private readonly staticMask: Uint8Array | null;
+  private maskHalted = false;
+  private readonly ctx: RewardContext = {
+    prevEquity: 0,
+    equity: 0,
+    logReturn: 0,
+    simpleReturn: 0,
+    drawdown: 0,
+    turnover: 0,
+    position: 0,
+  };
+  private readonly stepInfo: TradingEnvInfo;
+  private readonly resetInfo: TradingEnvInfo;
+  private readonly stepResult: StepResult<Float32Array, TradingEnvInfo>;
+  private readonly resetResult: ResetResult<Float32Array, TradingEnvInfo>;
+
+  /**
+   * @param data the multi-timeframe features (`createMultiTimeframeFeatures`); prices come from
+   * their base candles (`data.aligned.base`).
+   * @throws {ConfigError} on invalid config overrides.
+   * @throws {RangeError} when the spec reads missing features or no episode fits in the range.
+   */
+  constructor(data: MultiTimeframeFeatures, options: TradingEnvOptions = {}) {
+    const cfg = options.config ?? defaultConfig();
+    this.features = data;
+    this.envConfig = envSection(cfg, options.env);
+    this.rewardsConfig = rewardsSection(cfg, options.rewards);
+    const brokerOver: DeepPartial<BrokerConfig> = { ...(options.broker ?? {}) };
+    if (options.transactionCost !== undefined) {
+      brokerOver.takerFeeRate = options.transactionCost;
+      brokerOver.makerFeeRate = options.transactionCost;
+    }
+    const bcfg = options.config
+      ? brokerConfigFrom(options.config.broker, brokerOver)
+      : brokerConfig(brokerOver);
+    this.candles = data.aligned.base;
+    this.broker = new Broker(bcfg, {
+      timeframe: data.base,
+      market: options.market,
+      fundingRates: options.fundingRates,
+    });
+    this.barMs = timeframeMs(data.base);
+    const c = this.candles;
+    this.openTimes = c.openTime;
+    this.opens = c.open;
+    this.highs = c.high;
+    this.lows = c.low;
+    this.closes = c.close;
+    this.volumes = c.volume;
+
+    // Observation.
+    const spec = options.observation ?? this.defaultSpec(data, cfg, options);
+    this.builder = new ObservationBuilder(data, spec);
+    this.obs = new Float32Array(this.builder.size);
+    this.observationSpace = observationBox(this.builder.size, this.builder.accountFields);
+
+    // Actions.
+    const e = this.envConfig;
+    this.discrete = e.actionType === 'discrete';
+    this.levels = Float64Array.from(e.positionLevels);
+    this.nLevels = this.levels.length;
+    if (this.discrete) {
+      this.actionSpace = new Discrete(this.nLevels);
+      let best = 0;
+      for (let k = 1; k < this.nLevels; k++)
+        if (Math.abs(this.levels[k]) < Math.abs(this.levels[best])) best = k;
+      if (this.levels[best] !== 0)
+        throw new ConfigError('env.positionLevels', 'the levels must include 0 (flat)');
+      this.neutralAction = best;
+      this.staticMask = new Uint8Array(this.nLevels);
+      for (let k = 0; k < this.nLevels; k++)
+        this.staticMask[k] = this.levels[k] >= 0 || bcfg.allowShort ? 1 : 0;
+      this.mask = Uint8Array.from(this.staticMask);
+    } else {
+      this.actionSpace = new Box(-1, 1, [1]);
+      this.neutralAction = 0;
+      this.staticMask = null;
+      this.mask = null;
+    }
+    this.maxSteps = e.maxEpisodeSteps ?? Number.MAX_SAFE_INTEGER;
+    this.randomStart = e.randomStart;
+    this.ruinFraction = e.ruinEquityFraction;
+    this.reward = new RewardFunction(this.rewardsConfig, options.rewardTerms);
+
+    // Range, valid rows and start rows.
+    const n = c.openTime.length;
+    let from = 0;
+    let to = n;
+    if (options.rowRange !== undefined) [from, to] = options.rowRange;
+    if (options.timeRange !== undefined) {
+      from = Math.max(from, lowerBound(c.openTime, options.timeRange.fromMs));
+      to = Math.min(to, lowerBound(c.openTime, options.timeRange.toMs));
+    }
+    from = Math.max(0, from, data.firstValidRow);
+    to = Math.min(n, to);
+    this.rangeStart = from;
+    this.rangeEnd = to;
+    this.validUntil = computeValidUntil(data, spec, from, to);
+    const lastDecision = to - 2;
+    const starts: number[] = [];
+    const roomy: number[] = [];
+    for (let r = from; r <= lastDecision; r++) {
+      if (this.validUntil[r - from] > r + 1) {
+        starts.push(r);
+        if (r + this.maxSteps <= to - 1 && this.validUntil[r - from] > r + this.maxSteps)
+          roomy.push(r);
+      }
+    }
+    if (starts.length === 0)
+      throw new RangeError(
+        `CryptoTradingEnv: no episode fits in base rows [${from}, ${to}) (first valid row ${data.firstValidRow})`,
+      );
+    this.startRows = Int32Array.from(roomy.length > 0 ? roomy : starts);
+    this.startRowsFull = starts.length;
+    this.rng = new Rng(options.seed ?? cfg.seed);
+
+    this.stepInfo = blankInfo(this.mask);
+    this.resetInfo = blankInfo(this.mask);
+    this.stepResult = [this.obs, 0, false, false, this.stepInfo];
+    this.resetResult = [this.obs, this.resetInfo];
+  }
+
+  private defaultSpec(
+    data: MultiTimeframeFeatures,
+    cfg: Config,
+    options: TradingEnvOptions,
+  ): ObservationSpec {
+    const windows: Partial<Record<Timeframe, number>> = {};
+    for (const tf of data.timeframes)
+      windows[tf] = options.windows?.[tf] ?? data.windows[tf] ?? cfg.windows[tf] ?? 1;
+    if (options.windowSize !== undefined) {
+      if (!(Number.isInteger(options.windowSize) && options.windowSize > 0))
+        throw new ConfigError('windows', `windowSize must be a positive integer`);
+      windows[data.base] = options.windowSize;
+    }
+    return fullObservationSpec(data, windows, this.envConfig.accountFields as AccountField[]);
+  }
+
+  /** Floats per observation. */
+  get observationSize(): number {
+    return this.builder.size;
+  }
+
+  /** Name of every float of an observation (`15m[t-63].rsi_14`, ..., `account.position`). */
+  get columnNames(): string[] {
+    return observationColumnNames(this.builder.spec);
+  }
+
+  /** Number of rows an episode may start at (before the max-steps preference). */
+  get startableRows(): number {
+    return this.startRowsFull;
+  }
+
+  /** The current base row (the decision row of the last observation). */
+  get currentRow(): number {
+    return this.row;
+  }
+
+  /** Makes the env write observations into `buffer` (a VecEnv slot) from now on. */
+  useObservationBuffer(buffer: Float32Array): void {
+    if (buffer.length !== this.builder.size)
+      throw new RangeError(
+        `useObservationBuffer: buffer has ${buffer.length} floats, observations ${this.builder.size}`,
+      );
+    if (this.row >= 0) buffer.set(this.obs);
+    this.obs = buffer;
+    this.stepResult[0] = buffer;
+    this.resetResult[0] = buffer;
+  }
+
+  /**
+   * Starts an episode. `seed` reseeds the start-row generator; `options.startRow` forces the
+   * first decision row (it must be a valid start row).
+   * @throws {RangeError} when `startRow` cannot start an episode.
+   */
+  reset(options: ResetOptions = {}): ResetResult<Float32Array, TradingEnvInfo> {
+    if (options.seed !== undefined) this.rng = new Rng(options.seed);
+    const forced = options.options?.startRow;
+    let start: number;
+    if (forced !== undefined) {
+      if (
+        typeof forced !== 'number' ||
+        !Number.isInteger(forced) ||
+        forced < this.rangeStart ||
+        forced > this.rangeEnd - 2 ||
+        this.validUntil[forced - this.rangeStart] <= forced + 1
+      )
+        throw new RangeError(`reset: startRow ${String(forced)} cannot start an episode`);
+      start = forced;
+    } else if (this.randomStart) start = this.startRows[this.rng.int(this.startRows.length)];
+    else start = this.startRows[0];
+
+    const b = this.broker;
+    b.reset();
+    const warm = Math.max(this.rangeStart, start - b.config.slippage.atrPeriod);
+    for (let r = warm; r <= start; r++)
+      b.prime(
+        this.openTimes[r],
+        this.opens[r],
+        this.highs[r],
+        this.lows[r],
+        this.closes[r],
+        this.volumes[r],
+      );
+    this.reward.reset();
+    this.row = start;
+    this.endRow = Math.min(this.rangeEnd - 1, this.validUntil[start - this.rangeStart] - 1);
+    this.stepCount = 0;
+    this.done = false;
+    this.prevEquity = b.equity;
+    this.lastTarget = 0;
+    this.maskHalted = false;
+    if (this.mask !== null && this.staticMask !== null) this.mask.set(this.staticMask);
+    this.builder.build(start, b.account, this.obs, 0);
+    this.fillInfo(this.resetInfo, '', '');
+    return this.resetResult;
+  }
+
+  /**
+   * Takes one step: the action's target is filled at the next row's open, the account is marked at
+   * that row's close, and the observation of that row is returned.
+   * @throws {RangeError} on an action outside the action space.
+   * @throws {CtmError} when called before `reset` or after the episode ended.
+   */
+  step(action: TradingAction): StepResult<Float32Array, TradingEnvInfo> {
+    if (this.done)
+      throw new CtmError('step() called before reset() or after the episode ended', {
+        hint: 'call reset() to start an episode',
+      });
+    let target: number;
+    if (this.discrete) {
+      if (
+        typeof action !== 'number' ||
+        !((action | 0) === action && action >= 0 && action < this.nLevels)
+      )
+        throw new RangeError(`step: action ${String(action)} is not in Discrete(${this.nLevels})`);
+      target = this.levels[action];
+    } else {
+      const v = typeof action === 'number' ? action : action[0];
+      if (v !== v || (typeof action !== 'number' && action.length !== 1))
+        throw new RangeError(`step: action ${String(action)} is not in Box[-1, 1] of shape [1]`);
+      target = v > 1 ? 1 : v < -1 ? -1 : v;
+    }
+    this.lastTarget = target;
+    const i = this.row + 1;
+    const b = this.broker;
+    const notionalBefore = b.tradedNotional;
+    b.step(
+      this.openTimes[i],
+      this.opens[i],
+      this.highs[i],
+      this.lows[i],
+      this.closes[i],
+      this.volumes[i],
+      target,
+    );
+    this.row = i;
+    this.stepCount++;
+
+    // Reward.
+    const floor = b.initialCapital * EQUITY_FLOOR;
+    const raw = b.equity;
+    const eq = raw > floor ? raw : floor;
+    const prev = this.prevEquity > floor ? this.prevEquity : floor;
+    const ctx = this.ctx;
+    ctx.prevEquity = prev;
+    ctx.equity = eq;
+    ctx.logReturn = Math.log(eq / prev);
+    ctx.simpleReturn = eq / prev - 1;
+    ctx.drawdown = b.drawdown;
+    ctx.turnover = (b.tradedNotional - notionalBefore) / prev;
+    ctx.position = b.exposure;
+    const reward = this.reward.compute(ctx);
+    this.prevEquity = eq;
+
+    let term: TerminationReason = '';
+    if (b.liquidated) term = 'liquidation';
+    else if (raw <= this.ruinFraction * b.initialCapital) term = 'ruin';
+    let trunc: TruncationReason = '';
+    if (term === '') {
+      if (this.stepCount >= this.maxSteps) trunc = 'max-steps';
+      else if (i >= this.endRow) trunc = 'data-end';
+    }
+    this.done = term !== '' || trunc !== '';
+
+    if (this.mask !== null && b.dailyLossHalted !== this.maskHalted) this.updateMask();
+    this.builder.build(i, b.account, this.obs, 0);
+    this.fillInfo(this.stepInfo, term, trunc);
+    const res = this.stepResult;
+    res[1] = reward;
+    res[2] = term !== '';
+    res[3] = trunc !== '';
+    return res;
+  }
+
+  /** Allowed discrete levels now (1 = allowed); null for continuous actions. Reused buffer. */
+  actionMasks(): Uint8Array | null {
+    return this.mask;
+  }
+
+  /** One line describing the current state. */
+  render(): string {
+    const b = this.broker;
+    if (this.row < 0) return 'CryptoTradingEnv: not started (call reset())';
+    const t = new Date(this.openTimes[this.row] + this.barMs).toISOString();
+    const sign = (x: number): string => (x >= 0 ? '+' : '') + x.toFixed(3);
+    return (
+      `${t} row=${this.row} step=${this.stepCount} close=${this.closes[this.row]} ` +
+      `target=${sign(this.lastTarget)} position=${sign(b.exposure)} equity=${b.equity.toFixed(2)} ` +
+      `drawdown=${(100 * b.drawdown).toFixed(2)}% fees=${b.feesPaid.toFixed(2)} ` +
+      `funding=${b.fundingPaid.toFixed(2)} trades=${b.trades.length}` +
+      (this.done ? ' [done]' : '')
+    );
+  }
+
+  /** Releases nothing (no external resources); present for Gymnasium parity. */
+  close(): void {
+    this.done = true;
+  }
+
+  private updateMask(): void {
+    const mask = this.mask;
+    const stat = this.staticMask;
+    if (mask === null || stat === null) return;
+    const halted = this.broker.dailyLossHalted;
+    this.maskHalted = halted;
+    for (let k = 0; k < this.nLevels; k++)
+      mask[k] = stat[k] === 1 && (!halted || this.levels[k] === 0) ? 1 : 0;
+  }
+
+  private fillInfo(info: TradingEnvInfo, term: TerminationReason, trunc: TruncationReason): void {
+    const b = this.broker;
+    const r = this.row;
+    info.row = r;
+    info.timeMs = this.openTimes[r] + this.barMs;
+    info.price = this.closes[r];
+    info.equity = b.equity;
+    info.cash = b.cash;
+    info.quantity = b.quantity;
+    info.position = b.exposure;
+    info.target = this.lastTarget;
+    info.steps = this.stepCount;
+    info.fees = b.feesPaid;
+    info.slippage = b.slippagePaid;
+    info.funding = b.fundingPaid;
+    info.borrow = b.borrowPaid;
+    info.drawdown = b.drawdown;
+    info.trades = b.trades.length;
+    info.terminationReason = term;
+    info.truncationReason = trunc;
+  }
+}
+
+function brokerConfigFrom(base: BrokerConfig, over: DeepPartial<BrokerConfig>): BrokerConfig {
+  const merged = mergeDeep(
+    base as unknown as Record<string, unknown>,
+    over as Record<string, unknown>,
+  );
+  const r = configSchema.shape.broker.safeParse(merged);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  throw new ConfigError(['broker', ...issue.path.map(String)].join('.'), issue.message);
+}
+
+function mergeDeep(
+  a: Record<string, unknown>,
+  b: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    if (v === undefined) continue;
+    const cur = out[k];
+    out[k] =
+      typeof v === 'object' &&
+      v !== null &&
+      !Array.isArray(v) &&
+      typeof cur === 'object' &&
+      cur !== null
+        ? mergeDeep(cur as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+function blankInfo(mask: Uint8Array | null): TradingEnvInfo {
+  return {
+    row: -1,
+    timeMs: NaN,
+    price: NaN,
+    equity: 0,
+    cash: 0,
+    quantity: 0,
+    position: 0,
+    target: 0,
+    steps: 0,
+    fees: 0,
+    slippage: 0,
+    funding: 0,
+    borrow: 0,
+    drawdown: 0,
+    trades: 0,
+    terminationReason: '',
+    truncationReason: '',
+    actionMask: mask,
+  };
+}
+
+/**
+ * The observation Box: features unbounded, then the account fields (position and unrealised pnl
+ * unbounded, timeInPosition >= 0, drawdown in [0, 1]).
+ */
+function observationBox(size: number, account: readonly AccountField[]): Box {
+  const low = new Float64Array(size).fill(-Infinity);
+  const high = new Float64Array(size).fill(Infinity);
+  const a = size - account.length;
+  account.forEach((f, j) => {
+    if (f === 'timeInPosition') low[a + j] = 0;
+    if (f === 'drawdown') {
+      low[a + j] = 0;
+      high[a + j] = 1;
+    }
+  });
+  return new Box(low, high, [size]);
+}
+
+/**
+ * For each base row r in [from, to): the first row >= r (up to `to`) whose observation windows
+ * hold a non-finite value or are incomplete. Allocated once per env.
+ */
+function computeValidUntil(
+  data: MultiTimeframeFeatures,
+  spec: ObservationSpec,
+  from: number,
+  to: number,
+): Int32Array {
+  const span = Math.max(0, to - from);
+  const valid = new Uint8Array(span).fill(1);
+  for (const tf of spec.timeframes) {
+    const m = data.perTimeframe.get(tf);
+    const idx = data.rowIndex.get(tf);
+    const w = spec.windows[tf] ?? 0;
+    const names = spec.features[tf] ?? [];
+    if (m === undefined || idx === undefined || w === 0 || names.length === 0) continue;
+    const cols = names.map((nm) => m.names.indexOf(nm));
+    // lastBad[row] = the last matrix row <= row with a non-finite selected value, or -1.
+    const lastBad = new Int32Array(m.rows);
+    let lb = -1;
+    for (let row = 0; row < m.rows; row++) {
+      for (const col of cols) {
+        if (!Number.isFinite(m.values[row * m.cols + col])) {
+          lb = row;
+          break;
+        }
+      }
+      lastBad[row] = lb;
+    }
+    for (let r = from; r < to; r++) {
+      const last = idx[r];
+      if (last < w - 1 || lastBad[last] > last - w) valid[r - from] = 0;
+    }
+  }
+  const out = new Int32Array(span);
+  let next = to;
+  for (let r = to - 1; r >= from; r--) {
+    if (valid[r - from] === 0) next = r;
+    out[r - from] = next;
+  }
+  return out;
+}

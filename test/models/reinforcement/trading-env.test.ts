@@ -91,7 +91,9 @@ describe('CryptoTradingEnv: Gymnasium contract', () => {
 
   it('truncates (never terminates) at the end of the data, and at maxEpisodeSteps', () => {
     const env = new CryptoTradingEnv(features, { windows, env: { randomStart: false } });
-    let [, info] = env.reset();
+    const [, first] = env.reset();
+    expect(first.row).toBe(env.rangeStart);
+    let info: typeof first | undefined;
     let steps = 0;
     for (;;) {
       const [, , term, trunc, i] = env.step(1);
@@ -102,9 +104,9 @@ describe('CryptoTradingEnv: Gymnasium contract', () => {
         break;
       }
     }
-    expect(info.truncationReason).toBe('data-end');
-    expect(info.row).toBe(features.aligned.base.openTime.length - 1);
-    expect(steps).toBe(info.row - env.rangeStart);
+    expect(info?.truncationReason).toBe('data-end');
+    expect(info?.row).toBe(features.aligned.base.openTime.length - 1);
+    expect(steps).toBe(features.aligned.base.openTime.length - 1 - env.rangeStart);
     expect(() => env.step(1)).toThrow(CtmError);
 
     const short = new CryptoTradingEnv(features, { windows, env: { maxEpisodeSteps: 5 } });
@@ -288,7 +290,7 @@ describe('CryptoTradingEnv: reconciliation with the ledger (property)', () => {
           let fi = 0;
           let ci = 0;
           let sum = 0;
-          let rebuilt = E0;
+          let rebuilt: number;
           for (;;) {
             const action = continuous ? Float32Array.of(rng.uniform(-1, 1)) : rng.int(3);
             const [, reward, term, trunc, info] = env.step(action);

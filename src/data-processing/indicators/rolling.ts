@@ -3,7 +3,8 @@
 // construction. Owns numerical care: every rolling sum is recomputed exactly from its window each
 // time the ring buffer wraps (every N pushes), so error never accumulates over long series, and
 // variances use sums of deviations from a recent mean rather than raw squares, so they do not
-// cancel catastrophically at high price levels. Never looks at a value before it is pushed.
+// cancel catastrophically at high price levels or after an outlier leaves the window (they are
+// recomputed when cancellation would cost 6 digits). Never looks at a value before it is pushed.
 
 import { checkPeriod } from './common.js';
 
@@ -100,24 +101,33 @@ export class RollingMoments {
     buf[pos] = x;
     if (pos + 1 === this.size) {
       this.pos = 0;
-      const n = this.size;
       let s = 0;
-      for (let k = 0; k < n; k++) s += buf[k];
-      const c = s / n;
-      let a = 0;
-      let b = 0;
-      for (let k = 0; k < n; k++) {
-        const e = buf[k] - c;
-        a += e;
-        b += e * e;
-      }
+      for (let k = 0; k < this.size; k++) s += buf[k];
       this.sum = s;
-      this.shift = c;
-      this.s1 = a;
-      this.s2 = b;
+      this.recentre();
     } else {
       this.pos = pos + 1;
+      // Squared deviations from a shift far from the current mean (e.g. just after an outlier
+      // left the window) cancel in s2 - s1^2/n: recentre as soon as 6 digits would be lost.
+      if (this.s1 * this.s1 > this.s2 * this.count * 0.999999) this.recentre();
     }
+  }
+
+  /** Resets the shift to the window mean and recomputes the deviation sums exactly. */
+  private recentre(): void {
+    const buf = this.buf;
+    const n = this.count;
+    const c = this.sum / n;
+    let a = 0;
+    let b = 0;
+    for (let k = 0; k < n; k++) {
+      const e = buf[k] - c;
+      a += e;
+      b += e * e;
+    }
+    this.shift = c;
+    this.s1 = a;
+    this.s2 = b;
   }
 
   /** Mean of the window (`sum / count`); NaN when empty. */

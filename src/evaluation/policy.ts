@@ -4,7 +4,10 @@
 // exactly the same numbers wherever it runs. Never reads a feature row after the decision time.
 
 import type { Timeframe } from '../data-processing/candles.js';
-import type { MultiTimeframeFeatures } from '../data-processing/feature-engineering.js';
+import type {
+  FeatureMatrix,
+  MultiTimeframeFeatures,
+} from '../data-processing/feature-engineering.js';
 
 /** Account fields an observation may carry, in this order (timeInPosition is log1p(bars held)). */
 export const ACCOUNT_FIELDS = ['position', 'unrealizedPnl', 'timeInPosition', 'drawdown'] as const;
@@ -111,6 +114,17 @@ interface Part {
   matrixCols: number;
   rowIndex: Int32Array;
   offset: number;
+  /** Forming mode: the matrix of candles in progress on the base rows (the window's newest row). */
+  forming: Float32Array | null;
+}
+
+/** Forming-mode rows of a higher timeframe, when the features carry them. */
+export function formingRowsOf(
+  features: MultiTimeframeFeatures,
+  tf: Timeframe,
+): FeatureMatrix | undefined {
+  const f = (features as { formingRows?: ReadonlyMap<Timeframe, FeatureMatrix> }).formingRows;
+  return f?.get(tf);
 }
 
 const ACC_POSITION = 0;
@@ -170,6 +184,7 @@ export class ObservationBuilder {
         matrixCols: matrix.cols,
         rowIndex,
         offset,
+        forming: formingRowsOf(features, tf)?.values ?? null,
       });
       offset += length * names.length;
     }
@@ -193,12 +208,15 @@ export class ObservationBuilder {
     const parts = this.parts;
     for (let p = 0; p < parts.length; p++) {
       const part = parts[p];
+      if (part.length === 0) continue;
       const rowIndex = part.rowIndex;
       if (!(baseRow >= 0 && baseRow < rowIndex.length))
         throw new RangeError(`observation: base row ${baseRow} outside [0, ${rowIndex.length})`);
       const o = offset + part.offset;
       const last = rowIndex[baseRow];
-      const length = part.length;
+      const forming = part.forming;
+      // In forming mode the newest slot is the candle in progress; closed rows fill the others.
+      const length = forming === null ? part.length : part.length - 1;
       const cols = part.cols;
       const first = last - length + 1;
       // Rows before the matrix start (or no known row at all) are NaN.
@@ -207,16 +225,26 @@ export class ObservationBuilder {
       for (let k = o; k < nanEnd; k++) out[k] = NaN;
       const values = part.values;
       const sel = part.select;
+      const mc = part.matrixCols;
       if (sel === null) {
         const src = (first + missing) * cols;
         const count = (length - missing) * cols;
         for (let k = 0; k < count; k++) out[nanEnd + k] = values[src + k];
+        if (forming !== null) {
+          const fsrc = baseRow * mc;
+          const dst = o + length * cols;
+          for (let c = 0; c < cols; c++) out[dst + c] = forming[fsrc + c];
+        }
       } else {
-        const mc = part.matrixCols;
         for (let r = missing; r < length; r++) {
           const src = (first + r) * mc;
           const dst = o + r * cols;
           for (let c = 0; c < cols; c++) out[dst + c] = values[src + sel[c]];
+        }
+        if (forming !== null) {
+          const fsrc = baseRow * mc;
+          const dst = o + length * cols;
+          for (let c = 0; c < cols; c++) out[dst + c] = forming[fsrc + sel[c]];
         }
       }
     }

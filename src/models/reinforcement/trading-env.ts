@@ -19,6 +19,7 @@ import {
 } from '../../evaluation/broker.js';
 import {
   ObservationBuilder,
+  formingRowsOf,
   fullObservationSpec,
   observationColumnNames,
   type AccountField,
@@ -662,9 +663,15 @@ function computeValidUntil(
       }
       lastBad[row] = lb;
     }
+    const forming = formingRowsOf(data, tf);
+    const closed = forming === undefined ? w : w - 1;
     for (let r = from; r < to; r++) {
       const last = idx[r];
-      if (last < w - 1 || lastBad[last] > last - w) valid[r - from] = 0;
+      if (closed > 0 && (last < closed - 1 || lastBad[last] > last - closed)) valid[r - from] = 0;
+      if (forming !== undefined) {
+        for (const col of cols)
+          if (!Number.isFinite(forming.values[r * forming.cols + col])) valid[r - from] = 0;
+      }
     }
   }
   const out = new Int32Array(span);

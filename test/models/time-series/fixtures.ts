@@ -1,0 +1,157 @@
+// Small, readable multi-timeframe feature sets for the sequence-model tests, built by hand (not by
+// the feature engine) so that each test controls exactly which row holds what: a seeded random walk
+// on 15m bars, 4h (and optionally 1d) candles aggregated from complete buckets, `lastClosed` by the
+// definition (the last higher candle closing at or before the base row's close), and a few feature
+// columns per timeframe. With `signal > 0` the next 15m returns drift with the sign of feature `f1`
+// of the last closed 4h row, so the label is predictable from the 4h window but not from the 15m one.
+
+import type { Candles, Timeframe } from '../../../src/data-processing/candles.js';
+import { TIMEFRAME_MS } from '../../../src/data-processing/candles.js';
+import type { AlignedFrames } from '../../../src/data-processing/data-alignment.js';
+import type {
+  FeatureMatrix,
+  MultiTimeframeFeatures,
+} from '../../../src/data-processing/feature-engineering.js';
+import { Rng } from '../../../src/utils/random.js';
+
+export interface FixtureOptions {
+  seed: number;
+  /** 15m bars. */
+  bars: number;
+  /** Feature columns per timeframe. */
+  cols?: number;
+  /** Higher timeframes (default ['4h']). */
+  higher?: Timeframe[];
+  /** Drift per 15m bar (log return) times sign(4h f1); 0 = pure noise. */
+  signal?: number;
+  /** Bar volatility (default 0.002). */
+  volatility?: number;
+  startMs?: number;
+}
+
+function candles(tf: Timeframe, n: number): Candles & { [k: string]: unknown } {
+  return {
+    symbol: 'FIX/USDT',
+    timeframe: tf,
+    openTime: new Float64Array(n),
+    open: new Float64Array(n),
+    high: new Float64Array(n),
+    low: new Float64Array(n),
+    close: new Float64Array(n),
+    volume: new Float64Array(n),
+  };
+}
+
+function matrix(
+  tf: Timeframe,
+  names: string[],
+  time: Float64Array,
+  values: Float32Array,
+): FeatureMatrix {
+  return { timeframe: tf, names, time, values, rows: time.length, cols: names.length };
+}
+
+/** Builds the fixture features (see the file comment). */
+export function fixtureFeatures(o: FixtureOptions): MultiTimeframeFeatures {
+  const rng = new Rng(o.seed);
+  const cols = o.cols ?? 3;
+  const higher = o.higher ?? ['4h'];
+  const start = o.startMs ?? Date.UTC(2021, 0, 1);
+  const baseMs = TIMEFRAME_MS['15m'];
+  const n = o.bars;
+  const sigma = o.volatility ?? 0.002;
+  const base = candles('15m', n);
+  // Higher-timeframe features are drawn up front (one row per complete candle), so the base path
+  // can drift with the 4h feature f1 known at each bar.
+  const per4h = 16;
+  const signal4h = Float32Array.from({ length: Math.floor(n / per4h) + 1 }, () => rng.normal());
+  let price = 100;
+  for (let i = 0; i < n; i++) {
+    const j = Math.floor(i / per4h) - 1; // the last 4h candle closed when bar i opens
+    const drift = j >= 0 && o.signal ? o.signal * Math.sign(signal4h[j]) : 0;
+    const r = drift + sigma * rng.normal();
+    base.openTime[i] = start + i * baseMs;
+    base.open[i] = price;
+    price *= Math.exp(r);
+    base.close[i] = price;
+    base.high[i] = Math.max(base.open[i], price) * 1.0005;
+    base.low[i] = Math.min(base.open[i], price) * 0.9995;
+    base.volume[i] = 1 + rng.exponential();
+  }
+  const baseTime = Float64Array.from(base.openTime, (t) => t + baseMs);
+  const baseNames = Array.from({ length: cols }, (_, j) => (j === 0 ? 'ret' : `f${j}`));
+  const baseValues = new Float32Array(n * cols);
+  for (let i = 0; i < n; i++) {
+    baseValues[i * cols] = i === 0 ? NaN : Math.log(base.close[i] / base.close[i - 1]) / sigma;
+    for (let j = 1; j < cols; j++) baseValues[i * cols + j] = rng.normal();
+  }
+  const perTimeframe = new Map<Timeframe, FeatureMatrix>([
+    ['15m', matrix('15m', baseNames, baseTime, baseValues)],
+  ]);
+  const rowIndex = new Map<Timeframe, Int32Array>([
+    ['15m', Int32Array.from({ length: n }, (_, i) => i)],
+  ]);
+  const alignedHigher: AlignedFrames['higher'][number][] = [];
+  for (const tf of higher) {
+    const k = TIMEFRAME_MS[tf] / baseMs;
+    const m = Math.floor(n / k);
+    const c = candles(tf, m);
+    for (let j = 0; j < m; j++) {
+      c.openTime[j] = start + j * k * baseMs;
+      c.open[j] = base.open[j * k];
+      c.close[j] = base.close[j * k + k - 1];
+      let hi = -Infinity;
+      let lo = Infinity;
+      for (let i = j * k; i < (j + 1) * k; i++) {
+        hi = Math.max(hi, base.high[i]);
+        lo = Math.min(lo, base.low[i]);
+      }
+      c.high[j] = hi;
+      c.low[j] = lo;
+      c.volume[j] = k;
+    }
+    const names = Array.from({ length: cols }, (_, j) => (j === 0 ? 'ret' : `f${j}`));
+    const values = new Float32Array(m * cols);
+    for (let j = 0; j < m; j++) {
+      values[j * cols] =
+        j === 0 ? NaN : Math.log(c.close[j] / c.close[j - 1]) / (sigma * Math.sqrt(k));
+      for (let q = 1; q < cols; q++)
+        values[j * cols + q] = tf === '4h' && q === 1 ? signal4h[j] : rng.normal();
+    }
+    const time = Float64Array.from(c.openTime, (t) => t + k * baseMs);
+    perTimeframe.set(tf, matrix(tf, names, time, values));
+    const lastClosed = Int32Array.from({ length: n }, (_, i) =>
+      Math.min(m - 1, Math.floor((i + 1) / k) - 1),
+    );
+    rowIndex.set(tf, lastClosed);
+    alignedHigher.push({
+      timeframe: tf,
+      candles: c,
+      lastClosed,
+      staleness: Int32Array.from(lastClosed, (j, i) => (j < 0 ? -1 : i - ((j + 1) * k - 1))),
+    });
+  }
+  const timeframes: Timeframe[] = ['15m', ...higher];
+  // Rows whose windows of 8 bars (fixture default) are NaN-free: after the first return and the
+  // first 8 closed candles of every higher timeframe.
+  let first = 8;
+  for (const tf of higher) {
+    const idx = rowIndex.get(tf)!;
+    while (first < n && idx[first] < 8) first++;
+  }
+  return {
+    base: '15m',
+    timeframes,
+    perTimeframe,
+    rowIndex,
+    aligned: { mode: 'last-closed', base, higher: alignedHigher },
+    decisionRows: matrix(
+      '15m',
+      baseNames.map((s) => `15m.${s}`),
+      baseTime,
+      baseValues,
+    ),
+    firstValidRow: first,
+    windows: Object.fromEntries(timeframes.map((t) => [t, 8])),
+  };
+}

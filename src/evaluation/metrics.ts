@@ -465,13 +465,24 @@ export function periodReturns(
   const out: PeriodReturn[] = [];
   let key = '';
   let growth = 1;
+  // [periodStart, periodEnd) of the current key: a new key is formatted only when a bar leaves it.
+  let periodStart = Infinity;
+  let periodEnd = -Infinity;
   for (let k = 0; k < returns.length; k++) {
-    const m = monthKey(timeMs[k] - 1);
-    const kk = period === 'month' ? m : m.slice(0, 4);
-    if (kk !== key) {
-      if (key !== '') out.push({ period: key, return: growth - 1 });
-      key = kk;
-      growth = 1;
+    const t = timeMs[k] - 1;
+    if (t < periodStart || t >= periodEnd) {
+      const d = new Date(t);
+      const y = d.getUTCFullYear();
+      const mo = d.getUTCMonth();
+      periodStart = period === 'month' ? Date.UTC(y, mo, 1) : Date.UTC(y, 0, 1);
+      periodEnd = period === 'month' ? Date.UTC(y, mo + 1, 1) : Date.UTC(y + 1, 0, 1);
+      const m = monthKey(t);
+      const kk = period === 'month' ? m : m.slice(0, 4);
+      if (kk !== key) {
+        if (key !== '') out.push({ period: key, return: growth - 1 });
+        key = kk;
+        growth = 1;
+      }
     }
     growth *= 1 + returns[k];
   }

@@ -1,0 +1,340 @@
+// Baseline policies every strategy is compared with (flat, buy-and-hold, seeded random, SMA cross
+// long/short on named features, and a cost-aware perfect-foresight oracle as the upper bound), and
+// the one resolver of `--policy` references: a baseline name, a user module path or a run
+// directory. Rule baselines read only named features of their ObservationSpec; only the oracle sees
+// the future, on purpose, and says so.
+
+import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Timeframe } from '../data-processing/candles.js';
+import type { MultiTimeframeFeatures } from '../data-processing/feature-engineering.js';
+import { CheckpointError, UsageError } from '../errors.js';
+import type { Config } from '../utils/config.js';
+import { Rng } from '../utils/random.js';
+import { openRun, type Run } from '../utils/runs.js';
+import type { RowAwarePolicy } from './backtest.js';
+import { observationSize, type ObservationSpec, type Policy } from './policy.js';
+
+/** Names of the built-in baselines. */
+export const BASELINES = ['flat', 'buy-hold', 'random', 'sma-cross', 'oracle'] as const;
+/** One built-in baseline. */
+export type BaselineName = (typeof BASELINES)[number];
+
+/** The `backtest` config section. */
+export type BacktestConfig = Config['backtest'];
+
+const EMPTY_SPEC: ObservationSpec = { timeframes: [], windows: {}, features: {}, account: false };
+
+function constantPolicy(level: number): Policy {
+  return {
+    observation: EMPTY_SPEC,
+    act(_obs, numEnvs, out) {
+      for (let i = 0; i < numEnvs; i++) out[i] = level;
+    },
+  };
+}
+
+/** Always flat: zero return, zero cost (the floor every strategy must beat after costs). */
+export function flatPolicy(): Policy {
+  return constantPolicy(0);
+}
+
+/** Always fully long (enters on the first bar and holds). */
+export function buyAndHoldPolicy(): Policy {
+  return constantPolicy(1);
+}
+
+/**
+ * Seeded random positions: each bar, with probability `switchProbability`, a new level is drawn
+ * uniformly from `levels`; otherwise the previous level is kept. `reset` restarts the sequence.
+ */
+export function randomPolicy(options: {
+  seed: number;
+  levels: readonly number[];
+  switchProbability: number;
+}): Policy {
+  const levels = Float64Array.from(options.levels);
+  if (levels.length === 0) throw new RangeError('random policy: levels must not be empty');
+  const p = options.switchProbability;
+  if (!(p >= 0 && p <= 1))
+    throw new RangeError(`random policy: switchProbability ${p} not in [0, 1]`);
+  let rng = new Rng(options.seed);
+  let current = new Float64Array(1);
+  return {
+    observation: EMPTY_SPEC,
+    reset(numEnvs) {
+      rng = new Rng(options.seed);
+      current = new Float64Array(numEnvs);
+      for (let i = 0; i < numEnvs; i++) current[i] = levels[rng.int(levels.length)];
+    },
+    act(_obs, numEnvs, out) {
+      if (current.length < numEnvs) {
+        const grown = new Float64Array(numEnvs);
+        grown.set(current);
+        current = grown;
+      }
+      for (let i = 0; i < numEnvs; i++) {
+        if (rng.next() < p) current[i] = levels[rng.int(levels.length)];
+        out[i] = current[i];
+      }
+    },
+  };
+}
+
+/**
+ * Long/short moving-average cross on two named base-timeframe features of the form close/SMA(n) − 1
+ * (`close_sma_10`, `close_sma_20` by default): SMA(fast) > SMA(slow) ⇔ close/SMA(fast) <
+ * close/SMA(slow), so the policy is long when the fast feature is below the slow one and short
+ * otherwise. Reads one row (window 1) of those two columns, nothing else.
+ * @throws {RangeError} when the features lack either column (listing the SMA columns they have).
+ */
+export function smaCrossPolicy(
+  features: MultiTimeframeFeatures,
+  options: { fastFeature: string; slowFeature: string; allowShort?: boolean },
+): Policy {
+  const base: Timeframe = features.base;
+  const names = features.perTimeframe.get(base)?.names ?? [];
+  for (const f of [options.fastFeature, options.slowFeature])
+    if (!names.includes(f))
+      throw new RangeError(
+        `sma-cross reads feature ${base}.${f}, which the features lack (SMA-like columns: ${
+          names.filter((n) => /sma/i.test(n)).join(', ') || 'none'
+        }); set backtest.smaCross.fastFeature/slowFeature`,
+      );
+  const short = (options.allowShort ?? true) ? -1 : 0;
+  return {
+    observation: {
+      timeframes: [base],
+      windows: { [base]: 1 },
+      features: { [base]: [options.fastFeature, options.slowFeature] },
+      account: false,
+    },
+    act(obs, numEnvs, out) {
+      for (let i = 0; i < numEnvs; i++) out[i] = obs[2 * i] < obs[2 * i + 1] ? 1 : short;
+    },
+  };
+}
+
+/**
+ * Perfect-foresight upper bound: the sequence of `levels` that maximises log equity given the
+ * future opens, with the cost of each change (`feeRate` × |Δlevel|) included, found by dynamic
+ * programming over every base row. A decision at row i holds from open[i+1] to open[i+2]. It
+ * ignores funding and slippage, so it bounds what a policy limited to these levels can earn. It
+ * reads the future by construction: use it only as a ceiling.
+ */
+export function oraclePolicy(
+  features: MultiTimeframeFeatures,
+  options: { feeRate: number; levels: readonly number[] },
+): RowAwarePolicy {
+  const levels = Float64Array.from(options.levels);
+  const L = levels.length;
+  if (L === 0) throw new RangeError('oracle: levels must not be empty');
+  const { open, close } = features.aligned.base;
+  const n = open.length;
+  const f = options.feeRate;
+  // best[i * L + a] = index of the optimal level to decide at row i when holding level a.
+  const best = new Int8Array(Math.max(0, n) * L);
+  let value = new Float64Array(L); // value of holding level b from the next interval on
+  let next = new Float64Array(L);
+  for (let i = n - 2; i >= 0; i--) {
+    // Interval held after the decision at row i: open[i+1] → open[i+2] (the last: → close).
+    const p0 = open[i + 1];
+    const p1 = i + 2 < n ? open[i + 2] : close[n - 1];
+    const r = p1 / p0 - 1;
+    for (let a = 0; a < L; a++) {
+      let bestV = -Infinity;
+      let bestB = 0;
+      for (let b = 0; b < L; b++) {
+        const g = 1 + levels[b] * r;
+        const cost = 1 - f * Math.abs(levels[b] - levels[a]);
+        const v = (g > 0 && cost > 0 ? Math.log(g) + Math.log(cost) : -Infinity) + value[b];
+        if (v > bestV) {
+          bestV = v;
+          bestB = b;
+        }
+      }
+      next[a] = bestV;
+      best[i * L + a] = bestB;
+    }
+    const t = value;
+    value = next;
+    next = t;
+  }
+  const flat = levels.indexOf(0);
+  let row = 0;
+  let held = flat >= 0 ? flat : 0;
+  return {
+    observation: EMPTY_SPEC,
+    reset() {
+      row = 0;
+      held = flat >= 0 ? flat : 0;
+    },
+    startAt(baseRow) {
+      row = baseRow;
+      held = flat >= 0 ? flat : 0;
+    },
+    act(_obs, numEnvs, out) {
+      const b = row < n - 1 ? best[row * L + held] : held;
+      held = b;
+      row++;
+      for (let i = 0; i < numEnvs; i++) out[i] = levels[b];
+    },
+  };
+}
+
+/** What `resolvePolicy` needs to build a policy. */
+export interface PolicyContext {
+  readonly features: MultiTimeframeFeatures;
+  readonly config: Config;
+  /** Directory that relative module paths and run ids are resolved against (default: cwd). */
+  readonly cwd?: string;
+}
+
+/** Builds a policy from a training run (registered per run kind by the model and agent modules). */
+export type RunPolicyLoader = (run: Run, context: PolicyContext) => Policy | Promise<Policy>;
+
+const runLoaders = new Map<string, RunPolicyLoader>();
+
+/**
+ * Registers how runs of `kind` (e.g. `train-ppo`) become a Policy for `ctm backtest --policy RUN`.
+ * Called by the modules that write those runs.
+ */
+export function registerRunPolicyLoader(kind: string, loader: RunPolicyLoader): void {
+  runLoaders.set(kind, loader);
+}
+
+/** A baseline by name, configured from the `backtest` config section. */
+export function baselinePolicy(name: BaselineName, context: PolicyContext): Policy {
+  const cfg = context.config.backtest;
+  switch (name) {
+    case 'flat':
+      return flatPolicy();
+    case 'buy-hold':
+      return buyAndHoldPolicy();
+    case 'random':
+      return randomPolicy({
+        seed: new Rng(context.config.seed).fork('random-baseline').nextU32(),
+        levels: cfg.random.levels,
+        switchProbability: cfg.random.switchProbability,
+      });
+    case 'sma-cross':
+      return smaCrossPolicy(context.features, {
+        ...cfg.smaCross,
+        allowShort: context.config.broker.allowShort,
+      });
+    case 'oracle':
+      return oraclePolicy(context.features, {
+        feeRate: context.config.broker.takerFeeRate,
+        levels: cfg.oracle.levels,
+      });
+  }
+}
+
+/** Throws a UsageError naming the module when `value` is not a Policy. */
+export function validatePolicy(value: unknown, source: string): Policy {
+  const fail = (what: string): never => {
+    throw new UsageError(`policy ${source}: ${what}`, {
+      hint: 'export default { observation: { timeframes, windows, features, account }, act(obs, numEnvs, out) { ... } } or a function (context) => such an object',
+    });
+  };
+  if (typeof value !== 'object' || value === null)
+    return fail(`expected an object, got ${value === null ? 'null' : typeof value}`);
+  const p = value as Partial<Policy>;
+  if (typeof p.act !== 'function') return fail('has no act(obs, numEnvs, out) function');
+  if (p.reset !== undefined && typeof p.reset !== 'function')
+    return fail('reset is not a function');
+  const spec = p.observation;
+  if (typeof spec !== 'object' || spec === null) return fail('has no observation spec');
+  if (!Array.isArray(spec.timeframes)) return fail('observation.timeframes is not an array');
+  if (typeof spec.windows !== 'object' || spec.windows === null)
+    return fail('observation.windows is not an object');
+  if (typeof spec.features !== 'object' || spec.features === null)
+    return fail('observation.features is not an object');
+  if (typeof spec.account !== 'boolean' && !Array.isArray(spec.account))
+    return fail('observation.account must be true, false or a list of account fields');
+  try {
+    observationSize(spec);
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  return p as Policy;
+}
+
+/**
+ * Loads a user policy from a JavaScript module: its default export (or `policy` / `createPolicy`)
+ * is a Policy or a function `(context) => Policy | Promise<Policy>`.
+ * @throws {UsageError} when the file is missing, fails to load, or exports no valid Policy.
+ */
+export async function loadPolicyModule(path: string, context: PolicyContext): Promise<Policy> {
+  const file = isAbsolute(path) ? path : resolve(context.cwd ?? process.cwd(), path);
+  if (!existsSync(file))
+    throw new UsageError(`policy module ${path} not found (looked at ${file})`, {
+      hint: `--policy takes ${BASELINES.join('|')}, a run directory or a .js/.mjs module path`,
+    });
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (err) {
+    throw new UsageError(`policy module ${path} failed to load: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const exported = mod.default ?? mod.policy ?? mod.createPolicy;
+  if (exported === undefined)
+    throw new UsageError(`policy module ${path} exports neither default, policy nor createPolicy`, {
+      hint: 'export default { observation, act }',
+    });
+  const value: unknown =
+    typeof exported === 'function'
+      ? await (exported as (c: PolicyContext) => unknown)(context)
+      : exported;
+  return validatePolicy(value, path);
+}
+
+/** What `--policy` named, resolved. */
+export interface ResolvedPolicy {
+  policy: Policy;
+  /** `baseline`, `module` or `run`. */
+  kind: 'baseline' | 'module' | 'run';
+  /** A display name (the baseline, the module path or the run id). */
+  name: string;
+}
+
+/**
+ * Resolves a `--policy` reference: a baseline name, a run directory (or run id under
+ * `paths.runs`), or a module path (anything ending in .js, .mjs or .cjs, or starting with ./ ../ /).
+ * @throws {UsageError} for an unknown reference or a bad module; {CheckpointError} for a run whose
+ *   kind has no registered policy loader.
+ */
+export async function resolvePolicy(ref: string, context: PolicyContext): Promise<ResolvedPolicy> {
+  if ((BASELINES as readonly string[]).includes(ref))
+    return { policy: baselinePolicy(ref as BaselineName, context), kind: 'baseline', name: ref };
+  const cwd = context.cwd ?? process.cwd();
+  if (/\.(m|c)?js$/.test(ref))
+    return { policy: await loadPolicyModule(ref, context), kind: 'module', name: ref };
+  const runsDir = resolve(cwd, context.config.paths.runs);
+  if (existsSync(resolve(cwd, ref, 'run.json')) || existsSync(resolve(runsDir, ref, 'run.json'))) {
+    const run = openRun(
+      existsSync(resolve(cwd, ref, 'run.json')) ? resolve(cwd, ref) : ref,
+      runsDir,
+    );
+    const loader = runLoaders.get(run.info.kind);
+    if (loader === undefined)
+      throw new CheckpointError(
+        run.dir,
+        `runs of kind ${run.info.kind} hold no policy to backtest`,
+        {
+          hint: `policies load from runs of kind ${[...runLoaders.keys()].join(', ') || '(none registered)'}`,
+        },
+      );
+    return {
+      policy: validatePolicy(await loader(run, context), run.dir),
+      kind: 'run',
+      name: run.info.id,
+    };
+  }
+  throw new UsageError(`unknown policy ${ref}`, {
+    hint: `--policy takes ${BASELINES.join('|')}, a run directory or a .js/.mjs module path`,
+  });
+}

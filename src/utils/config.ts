@@ -92,8 +92,10 @@ export const configSchema = z.strictObject({
       enabled: z.boolean(),
       left: positiveInt,
       right: positiveInt,
-      tolerance: z.number().positive(),
+      lookback: positiveInt,
+      tolerance: z.number().min(0),
       maxDistanceAtr: z.number().positive(),
+      roleReversal: z.boolean(),
     }),
     cross: z.strictObject({
       trendPeriod: positiveInt,

@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { ExitCode } from './errors.js';
 import { registerRunCommand } from './cli/run.js';
+import { registerDataCommands } from './cli/data.js';
 
 const program = new Command();
 program
@@ -24,5 +25,6 @@ program
   });
 
 registerRunCommand(program);
+registerDataCommands(program);
 
 await program.parseAsync(process.argv);

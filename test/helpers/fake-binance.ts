@@ -1,0 +1,232 @@
+// A loopback HTTP server imitating the two Binance spot endpoints ccxt uses to download candles
+// (`/api/v3/exchangeInfo` for loadMarkets, `/api/v3/klines`), with a fixed server clock (sent in
+// the Date header), deterministic candles, maintenance gaps, the still-forming candle, and injectable
+// faults (429 with Retry-After, 500, a connection dropped mid-body, a request that never answers).
+// Tests point ccxt at it through `data.download.baseUrl`; nothing here touches the internet.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+const INTERVAL_MS: Record<string, number> = {
+  '1m': 60_000,
+  '15m': 900_000,
+  '1h': 3_600_000,
+  '4h': 14_400_000,
+  '1d': 86_400_000,
+};
+
+/** A fault served instead of a kline page. */
+export type Fault = '429' | '500' | 'drop' | 'hang';
+
+/** One kline request as the server saw it. */
+export interface KlineRequest {
+  symbol: string;
+  interval: string;
+  startTime: number;
+  limit: number;
+  /** Arrival time (performance.now(), ms). */
+  at: number;
+  /** What was served: 'ok' or the fault. */
+  served: 'ok' | Fault;
+}
+
+/** Options of the fake server. */
+export interface FakeBinanceOptions {
+  /** Exchange ids of the listed markets, e.g. `{ 'BTC/USDT': 'BTCUSDT' }`. */
+  markets: Record<string, string>;
+  /** Server clock (UTC ms). Candles up to the one forming at this time are served. */
+  nowMs: number;
+  /** First open time with data (listing); earlier requests start here. */
+  listedMs: number;
+  /** Open-time ranges [from, to) without candles (exchange maintenance). */
+  gaps?: [number, number][];
+  /** Open times served off the grid by `offGridShiftMs` (the Feb 2018 anomaly). */
+  offGrid?: number[];
+  offGridShiftMs?: number;
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+/** The fake exchange. Start with `FakeBinance.start`, stop with `close`. */
+export class FakeBinance {
+  /** Base URL to give ccxt (`http://127.0.0.1:PORT/api/v3`). */
+  url = '';
+  /** Every kline request, in arrival order. */
+  readonly requests: KlineRequest[] = [];
+  /** Faults served, in order, to the next kline requests. */
+  readonly faults: Fault[] = [];
+  /** Called after each successfully served kline page with the count of such pages so far. */
+  onPage: ((pagesServed: number) => void) | null = null;
+  /** Server clock (UTC ms); may be moved forward between downloads. */
+  nowMs: number;
+  private readonly server: Server;
+  private pagesServed = 0;
+
+  private constructor(private readonly options: FakeBinanceOptions) {
+    this.nowMs = options.nowMs;
+    this.server = createServer((req, res) => this.handle(req, res));
+  }
+
+  /** Starts a server on a free loopback port. */
+  static async start(options: FakeBinanceOptions): Promise<FakeBinance> {
+    const fake = new FakeBinance(options);
+    await new Promise<void>((resolve) => fake.server.listen(0, '127.0.0.1', resolve));
+    const { port } = fake.server.address() as AddressInfo;
+    fake.url = `http://127.0.0.1:${port}/api/v3`;
+    return fake;
+  }
+
+  /** Stops the server and drops open connections. */
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** True when a candle exists at this (on-grid) open time. */
+  private exists(t: number): boolean {
+    if (t < this.options.listedMs) return false;
+    for (const [a, b] of this.options.gaps ?? []) if (t >= a && t < b) return false;
+    return true;
+  }
+
+  /** The deterministic candle [open, high, low, close, volume] of a symbol at an open time. */
+  static values(symbol: string, t: number): [number, number, number, number, number] {
+    const base = symbol.startsWith('BTC') ? 30_000 : 2_000;
+    const k = t / 900_000;
+    const open = round2(base * (1 + 0.05 * Math.sin(k / 40)));
+    const close = round2(base * (1 + 0.05 * Math.sin((k + 1) / 40)) + 3 * Math.cos(k));
+    const high = round2(Math.max(open, close) + 1 + (k % 7));
+    const low = round2(Math.min(open, close) - 1 - (k % 5));
+    const volume = round2(10 + (k % 17) * 1.5);
+    return [open, high, low, close, volume];
+  }
+
+  /**
+   * The candles a complete download must end with: every closed candle of `interval` in
+   * [fromMs, untilMs), as [openTime, open, high, low, close, volume] rows (open times as served).
+   */
+  closedCandles(symbol: string, interval: string, fromMs: number, untilMs = Infinity): number[][] {
+    const step = INTERVAL_MS[interval];
+    const out: number[][] = [];
+    const first = Math.max(fromMs, this.options.listedMs);
+    for (let t = Math.ceil(first / step) * step; t + step <= this.nowMs && t < untilMs; t += step) {
+      if (!this.exists(t)) continue;
+      out.push([this.servedTime(t), ...FakeBinance.values(symbol, t)]);
+    }
+    return out;
+  }
+
+  private servedTime(t: number): number {
+    return (this.options.offGrid ?? []).includes(t) ? t + (this.options.offGridShiftMs ?? 0) : t;
+  }
+
+  private json(res: ServerResponse, status: number, body: unknown): void {
+    res.statusCode = status;
+    res.setHeader('Content-Type', 'application/json');
+    res.setHeader('Date', new Date(this.nowMs).toUTCString());
+    res.end(JSON.stringify(body));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    if (url.pathname === '/api/v3/exchangeInfo') {
+      this.json(res, 200, {
+        timezone: 'UTC',
+        serverTime: this.nowMs,
+        rateLimits: [],
+        exchangeFilters: [],
+        symbols: Object.entries(this.options.markets).map(([unified, id]) => ({
+          symbol: id,
+          status: 'TRADING',
+          baseAsset: unified.split('/')[0],
+          baseAssetPrecision: 8,
+          quoteAsset: unified.split('/')[1],
+          quotePrecision: 8,
+          quoteAssetPrecision: 8,
+          orderTypes: ['LIMIT', 'MARKET'],
+          icebergAllowed: true,
+          ocoAllowed: true,
+          isSpotTradingAllowed: true,
+          isMarginTradingAllowed: false,
+          filters: [],
+          permissions: ['SPOT'],
+          permissionSets: [['SPOT']],
+        })),
+      });
+      return;
+    }
+    if (url.pathname !== '/api/v3/klines') {
+      this.json(res, 404, { code: -1, msg: `not imitated: ${url.pathname}` });
+      return;
+    }
+    const id = url.searchParams.get('symbol') ?? '';
+    const interval = url.searchParams.get('interval') ?? '';
+    const startTime = Number(url.searchParams.get('startTime') ?? this.options.listedMs);
+    const limit = Math.min(1000, Number(url.searchParams.get('limit') ?? 500));
+    const fault = this.faults.shift();
+    this.requests.push({
+      symbol: id,
+      interval,
+      startTime,
+      limit,
+      at: performance.now(),
+      served: fault ?? 'ok',
+    });
+    const unified = Object.entries(this.options.markets).find(([, v]) => v === id)?.[0];
+    const step = INTERVAL_MS[interval];
+    if (unified === undefined || step === undefined) {
+      this.json(res, 400, { code: -1121, msg: 'Invalid symbol.' });
+      return;
+    }
+    const rows: unknown[][] = [];
+    for (
+      let t = Math.ceil(Math.max(startTime, this.options.listedMs) / step) * step;
+      t <= this.nowMs && rows.length < limit;
+      t += step
+    ) {
+      if (!this.exists(t)) continue;
+      const [o, h, l, c, v] = FakeBinance.values(unified, t);
+      const served = this.servedTime(t);
+      if (served < startTime) continue;
+      rows.push([
+        served,
+        o.toFixed(8),
+        h.toFixed(8),
+        l.toFixed(8),
+        c.toFixed(8),
+        v.toFixed(8),
+        served + step - 1,
+        (v * c).toFixed(8),
+        100,
+        (v / 2).toFixed(8),
+        ((v * c) / 2).toFixed(8),
+        '0',
+      ]);
+    }
+    if (fault === '429') {
+      res.setHeader('Retry-After', '1');
+      this.json(res, 429, { code: -1003, msg: 'Too many requests; current limit is 6000 weight.' });
+      return;
+    }
+    if (fault === '500') {
+      res.statusCode = 500;
+      res.setHeader('Date', new Date(this.nowMs).toUTCString());
+      res.end('Internal Server Error');
+      return;
+    }
+    if (fault === 'hang') return; // never answers; the client times out
+    const body = JSON.stringify(rows);
+    if (fault === 'drop') {
+      res.setHeader('Content-Type', 'application/json');
+      res.setHeader('Content-Length', String(Buffer.byteLength(body)));
+      res.write(body.slice(0, Math.floor(body.length / 2)));
+      setTimeout(() => req.socket.destroy(), 10);
+      return;
+    }
+    this.json(res, 200, rows);
+    this.pagesServed++;
+    this.onPage?.(this.pagesServed);
+  }
+}

@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { ExitCode } from './errors.js';
 import { registerRunCommand } from './cli/run.js';
 import { registerDataCommands } from './cli/data.js';
+import { registerFeaturesCommand, registerLookAheadCommand } from './cli/features.js';
 
 const program = new Command();
 program
@@ -26,5 +27,7 @@ program
 
 registerRunCommand(program);
 registerDataCommands(program);
+registerFeaturesCommand(program);
+registerLookAheadCommand(program);
 
 await program.parseAsync(process.argv);

@@ -6,6 +6,8 @@ import { Command } from 'commander';
 import { ExitCode } from './errors.js';
 import { registerRunCommand } from './cli/run.js';
 import { registerDataCommands } from './cli/data.js';
+import { registerBacktestCommand } from './cli/backtest.js';
+import { registerReportCommand } from './cli/report.js';
 import { registerFeaturesCommand, registerLookAheadCommand } from './cli/features.js';
 
 const program = new Command();
@@ -27,6 +29,8 @@ program
 
 registerRunCommand(program);
 registerDataCommands(program);
+registerBacktestCommand(program);
+registerReportCommand(program);
 registerFeaturesCommand(program);
 registerLookAheadCommand(program);
 

@@ -233,6 +233,7 @@ export const configSchema = z.strictObject({
   }),
   backtest: z.strictObject({
     defaultRange: z.enum(['test', 'all']),
+    warmupDays: z.number().nonnegative(),
     closeAtEnd: z.boolean(),
     benchmark: z.boolean(),
     trials: positiveInt,

@@ -4,13 +4,15 @@
 // returns, return distribution, trade scatter, metrics and training curves; the key plots also as
 // PNG. Draws what it is given: never recomputes a backtest, never moves money.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Resvg } from '@resvg/resvg-js';
 import { timeframeMs, type Candles, type Timeframe } from '../data-processing/candles.js';
 import type { PerformanceMetrics, PeriodReturn } from '../evaluation/metrics.js';
+import { CheckpointError } from '../errors.js';
 import { writeFileAtomicSync } from './fs.js';
 import { logger } from './logger.js';
+import { readHistory, type Run } from './runs.js';
 
 const DAY_MS = 86_400_000;
 
@@ -146,6 +148,28 @@ export interface ReportPayload {
   /** Training history rows (`step` plus numeric metrics). */
   history: Array<Record<string, number | string | null>>;
   confusion: ConfusionMatrix | null;
+  /** Other runs' metrics.json, flattened to `a.b.c` keys (shown when `metrics` is null). */
+  summary: Record<string, number | string>;
+}
+
+/** A payload with nothing to draw yet (training runs start from it). */
+export function emptyReportPayload(title: string): ReportPayload {
+  return {
+    title,
+    created: new Date().toISOString(),
+    facts: {},
+    price: null,
+    equity: null,
+    monthly: [],
+    yearly: [],
+    dailyReturns: [],
+    trades: [],
+    metrics: null,
+    benchmarkMetrics: null,
+    history: [],
+    confusion: null,
+    summary: {},
+  };
 }
 
 function pushCandle(
@@ -304,6 +328,7 @@ export function buildBacktestPayload(
     benchmarkMetrics: input.benchmarkMetrics ?? null,
     history: [],
     confusion: null,
+    summary: {},
   };
 }
 
@@ -1050,6 +1075,36 @@ export function metricsTableHtml(m: PerformanceMetrics, bench: PerformanceMetric
   return out + '</tbody></table>';
 }
 
+/** A run's own metrics (flattened `a.b.c` keys) as a two-column HTML table. */
+function summaryTableHtml(summary: Record<string, number | string>): string {
+  let out =
+    '<table class="metrics" id="summary-table"><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>';
+  for (const [k, v] of Object.entries(summary)) {
+    const text =
+      typeof v === 'number'
+        ? Number.isInteger(v)
+          ? v.toLocaleString('en-US')
+          : v.toPrecision(6)
+        : v;
+    out += `<tr data-metric="${esc(k)}"><td>${esc(k)}</td><td>${esc(text)}</td></tr>`;
+  }
+  return out + '</tbody></table>';
+}
+
+/** Flattens the numbers and strings of a JSON value to `a.b.c` keys (arrays and nulls skipped). */
+export function flattenMetrics(
+  value: unknown,
+  prefix = '',
+  out: Record<string, number | string> = {},
+): Record<string, number | string> {
+  if (typeof value === 'number' && Number.isFinite(value)) out[prefix] = value;
+  else if (typeof value === 'string' && prefix !== '') out[prefix] = value;
+  else if (typeof value === 'object' && value !== null && !Array.isArray(value))
+    for (const [k, v] of Object.entries(value))
+      flattenMetrics(v, prefix === '' ? k : `${prefix}.${k}`, out);
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The page
 
@@ -1319,6 +1374,8 @@ export function renderReportHtml(
     );
   if (payload.metrics !== null)
     parts.push(`<h2>Metrics</h2>${metricsTableHtml(payload.metrics, payload.benchmarkMetrics)}`);
+  else if (Object.keys(payload.summary).length > 0)
+    parts.push(`<h2>Metrics</h2>${summaryTableHtml(payload.summary)}`);
   const training = Object.keys(svgs).filter((k) => k.startsWith('training-'));
   if (training.length > 0)
     parts.push(
@@ -1376,4 +1433,40 @@ export function writeReport(
   writeFileAtomicSync(`${dir}/report.html`, renderReportHtml(payload, svgs, options));
   logger.debug({ dir, pngs: pngs.length }, 'report written');
   return { html: 'report.html', data: 'report-data.json', pngs };
+}
+
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  } catch (err) {
+    throw new CheckpointError(path, 'is not valid JSON', { cause: err });
+  }
+}
+
+/**
+ * (Re)draws the report of a run: the backtest payload it saved (report-data.json), its training
+ * history (history.jsonl) and its metrics.json (a confusion matrix found anywhere in it is drawn;
+ * other numbers fill the table when the run has no backtest metrics).
+ * @throws {CheckpointError} when a JSON file of the run is corrupt.
+ */
+export function reportRun(
+  run: Run,
+  options: ReportOptions = DEFAULT_REPORT_OPTIONS,
+): WrittenReport {
+  const dataFile = run.path('report-data.json');
+  const payload: ReportPayload = existsSync(dataFile)
+    ? { ...emptyReportPayload(run.id), ...(readJson(dataFile) as Partial<ReportPayload>) }
+    : {
+        ...emptyReportPayload(`Run ${run.id} (${run.info.kind})`),
+        facts: { kind: run.info.kind, created: run.info.created },
+      };
+  payload.created = new Date().toISOString();
+  payload.history = readHistory(run);
+  const metricsFile = run.path('metrics.json');
+  if (existsSync(metricsFile)) {
+    const metrics = readJson(metricsFile);
+    payload.confusion = findConfusionMatrix(metrics) ?? payload.confusion;
+    if (payload.metrics === null) payload.summary = flattenMetrics(metrics);
+  }
+  return writeReport(run.dir, payload, options);
 }

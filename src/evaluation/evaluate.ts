@@ -1,0 +1,407 @@
+// The evaluation pipeline behind `ctm backtest`: picks the date range (never the holdout unless it
+// is opened), loads candles (store, one file, or a directory in the ../shared/data layout), builds
+// the features with the one feature registry, resolves the policy, runs the backtest (or the
+// walk-forward folds) and writes runs/<id>/ with metrics.json, trades, equity and the report.
+// Never trades a bar outside the chosen range and never reads candles after it.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import {
+  candleCount,
+  parseTimeframe,
+  lowerBound,
+  repairCandles,
+  sliceCandles,
+  timeframeMs,
+  validateCandles,
+  type Candles,
+  type Timeframe,
+} from '../data-processing/candles.js';
+import { loadHistoricalData } from '../data-processing/data-loader.js';
+import {
+  buildFeatures,
+  type MultiTimeframeFeatures,
+} from '../data-processing/feature-engineering.js';
+import { readCandleFile } from '../data-processing/file-formats.js';
+import { resample } from '../data-processing/resample.js';
+import { UsageError } from '../errors.js';
+import { rangeMs, type Config } from '../utils/config.js';
+import { writeFileAtomicSync } from '../utils/fs.js';
+import { logger } from '../utils/logger.js';
+import { createRun, hashColumns, type Run } from '../utils/runs.js';
+import {
+  buildBacktestPayload,
+  emptyReportPayload,
+  writeReport,
+  type ReportOptions,
+  type ReportPayload,
+} from '../utils/visualization.js';
+import { backtestReportInput, backtestStrategy, type BacktestResult } from './backtest.js';
+import { resolvePolicy } from './baselines.js';
+import type { PerformanceMetrics } from './metrics.js';
+import {
+  assertOutsideHoldout,
+  clipToHoldout,
+  walkForwardBacktest,
+  walkForwardReportInput,
+  walkForwardSplits,
+  type DateRange,
+  type WalkForwardResult,
+} from './walk-forward.js';
+
+const DAY_MS = 86_400_000;
+
+/** Where the candles of an evaluation come from. */
+export interface EvaluationSource {
+  /** One candle file of the base timeframe; higher timeframes are aggregated from it exactly. */
+  readonly dataFile?: string;
+  /** Base timeframe of `dataFile` (default: from the file name, else the first of `data.timeframes`). */
+  readonly timeframe?: Timeframe;
+  /** A directory of `<exchange>-<BASEQUOTE>-<tf>.csv.gz` files (the ../shared/data layout). */
+  readonly dataDir?: string;
+}
+
+/** Options of `loadEvaluationData`. */
+export interface EvaluationDataOptions extends EvaluationSource {
+  readonly config: Config;
+  readonly symbol: string;
+  /** Requested range (`--from/--to`; either end may be open). Default: `backtest.defaultRange`. */
+  readonly from?: number;
+  readonly to?: number;
+  readonly openHoldout?: boolean;
+}
+
+/** Candles and features of an evaluation, and the range to trade. */
+export interface EvaluationData {
+  readonly candles: Map<Timeframe, Candles>;
+  readonly features: MultiTimeframeFeatures;
+  /** Bars with open time in this range are traded; earlier loaded bars only warm the features up. */
+  readonly range: DateRange;
+  /** Where the candles came from, in words. */
+  readonly source: string;
+}
+
+/**
+ * The range an evaluation trades: `from/to` when given (a missing `to` stops at the closed
+ * holdout), else `backtest.defaultRange` (the test split, or everything outside the holdout).
+ * @throws {LookAheadError} when the range reaches into the holdout without `openHoldout`.
+ */
+export function evaluationRange(
+  config: Config,
+  from: number | undefined,
+  to: number | undefined,
+  openHoldout = false,
+): DateRange {
+  const holdout = rangeMs(config.splits.holdout);
+  if (from !== undefined || to !== undefined) {
+    const range = {
+      fromMs: from ?? -Infinity,
+      toMs: to ?? (openHoldout ? Infinity : holdout.fromMs),
+    };
+    if (!(range.toMs > range.fromMs))
+      throw new UsageError(`empty date range: --from must be before --to`);
+    assertOutsideHoldout(range, holdout, openHoldout);
+    return range;
+  }
+  if (config.backtest.defaultRange === 'test') {
+    const test = rangeMs(config.splits.test);
+    assertOutsideHoldout(test, holdout, openHoldout);
+    return test;
+  }
+  return clipToHoldout({ fromMs: -Infinity, toMs: Infinity }, holdout, openHoldout);
+}
+
+function fileTimeframe(path: string): Timeframe | undefined {
+  const m = /[-_.](\d+[mhdw])(?:\.|$)/.exec(path.replace(/\.(csv|json|parquet)(\.gz)?$/i, '.$1'));
+  if (m === null) return undefined;
+  try {
+    return parseTimeframe(m[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+async function readFileSeries(
+  path: string,
+  symbol: string,
+  timeframe: Timeframe,
+  load: DateRange,
+  repair: boolean,
+): Promise<Candles> {
+  const read = await readCandleFile(path, { symbol, timeframe });
+  const all = read.candles;
+  // Only the rows in the load window are validated (and repaired when allowed).
+  const first = lowerBound(all.openTime, load.fromMs);
+  let candles = sliceCandles(all, first, lowerBound(all.openTime, load.toMs));
+  if (repair) {
+    const { candles: fixed, actions } = repairCandles(candles);
+    for (const a of actions) logger.warn({ file: path, ...a }, 'repaired row');
+    candles = fixed;
+  }
+  validateCandles(candles, { source: path, lineOf: (row) => read.lines[first + row] });
+  return candles;
+}
+
+/**
+ * Loads the candles of one symbol for an evaluation (with `backtest.warmupDays` of history
+ * before the range for the features), aggregates missing higher timeframes exactly, and builds
+ * the features. Candles at or after the range end are never loaded.
+ * @throws {UsageError} for a missing file or directory entry; {DataValidationError} for invalid
+ *   candles (naming file and line); {LookAheadError} for a range touching a closed holdout.
+ */
+export async function loadEvaluationData(options: EvaluationDataOptions): Promise<EvaluationData> {
+  const { config, symbol } = options;
+  const range = evaluationRange(config, options.from, options.to, options.openHoldout);
+  const load = { fromMs: range.fromMs - config.backtest.warmupDays * DAY_MS, toMs: range.toMs };
+  const timeframes = [...config.data.timeframes].sort((a, b) => timeframeMs(a) - timeframeMs(b));
+  const candles = new Map<Timeframe, Candles>();
+  let source: string;
+  if (options.dataFile !== undefined && options.dataDir !== undefined)
+    throw new UsageError('give either --data or --data-dir, not both');
+  if (options.dataFile !== undefined) {
+    const tf = options.timeframe ?? fileTimeframe(options.dataFile) ?? timeframes[0];
+    candles.set(tf, await readFileSeries(options.dataFile, symbol, tf, load, config.data.repair));
+    source = options.dataFile;
+  } else if (options.dataDir !== undefined) {
+    const pair = symbol.split(':')[0].replace('/', '');
+    for (const tf of timeframes) {
+      const stem = join(options.dataDir, `${config.data.exchange}-${pair}-${tf}`);
+      const file = [`${stem}.csv.gz`, `${stem}.csv`].find((f) => existsSync(f));
+      if (file !== undefined)
+        candles.set(tf, await readFileSeries(file, symbol, tf, load, config.data.repair));
+    }
+    if (!candles.has(timeframes[0]))
+      throw new UsageError(
+        `no ${timeframes[0]} file for ${symbol} in ${options.dataDir} (expected ${config.data.exchange}-${pair}-${timeframes[0]}.csv.gz)`,
+      );
+    source = options.dataDir;
+  } else {
+    const data = await loadHistoricalData({
+      exchange: config.data.exchange,
+      symbols: [symbol],
+      timeframes,
+      startDate: Number.isFinite(load.fromMs) ? load.fromMs : null,
+      endDate: Number.isFinite(load.toMs) ? load.toMs : null,
+      store: config.paths.store,
+    });
+    for (const [tf, c] of data.get(symbol) ?? []) candles.set(tf, c);
+    source = `store ${config.paths.store}`;
+  }
+  const baseTf = [...candles.keys()].sort((a, b) => timeframeMs(a) - timeframeMs(b))[0];
+  const base = candles.get(baseTf) as Candles;
+  if (candleCount(base) < 2)
+    throw new UsageError(
+      `only ${candleCount(base)} ${baseTf} candles of ${symbol} in the range (${source})`,
+      { hint: 'check --from/--to, splits.test and the data coverage (ctm data info)' },
+    );
+  for (const tf of timeframes)
+    if (timeframeMs(tf) > timeframeMs(baseTf) && !candles.has(tf))
+      candles.set(tf, resample(base, tf).candles);
+  const features = buildFeatures(candles, { spec: config.features, windows: config.windows });
+  return { candles, features, range, source };
+}
+
+/** Options of `runBacktest` (what `ctm backtest` takes). */
+export interface RunBacktestOptions extends EvaluationSource {
+  readonly config: Config;
+  /** A baseline name, a run directory or a policy module path. */
+  readonly policy: string;
+  readonly symbol: string;
+  readonly from?: number;
+  readonly to?: number;
+  readonly openHoldout?: boolean;
+  /** Evaluate on walk-forward folds (`backtest.walkForward`) instead of one range. */
+  readonly walkForward?: boolean;
+  /** The command line recorded in run.json. */
+  readonly commandLine?: string[];
+}
+
+/** What `runBacktest` produced. */
+export interface RunBacktestOutcome {
+  readonly run: Run;
+  readonly metrics: PerformanceMetrics;
+  readonly benchmarkMetrics: PerformanceMetrics | null;
+  readonly single: BacktestResult | null;
+  readonly walkForward: WalkForwardResult | null;
+  readonly policyName: string;
+}
+
+function csvNumber(x: number): string {
+  return Number.isFinite(x) ? String(x) : '';
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function writeTables(run: Run, results: readonly BacktestResult[]): void {
+  let trades =
+    'side,entry_time,exit_time,entry_price,exit_price,size,gross_pnl,fees,slippage,funding,borrow,pnl,bars_held,exit_kind\n';
+  let equity = 'open_time,equity,benchmark_equity,position,target\n';
+  for (const r of results) {
+    for (const t of r.trades)
+      trades += `${t.side > 0 ? 'long' : 'short'},${iso(t.entryTimeMs)},${iso(t.exitTimeMs)},${csvNumber(t.entryPrice)},${csvNumber(t.exitPrice)},${csvNumber(t.size)},${csvNumber(t.grossPnl)},${csvNumber(t.fees)},${csvNumber(t.slippage)},${csvNumber(t.funding)},${csvNumber(t.borrow)},${csvNumber(t.pnl)},${t.barsHeld},${t.exitKind}\n`;
+    const parts: string[] = [];
+    for (let k = 0; k < r.rows; k++)
+      parts.push(
+        `${r.time[k]},${csvNumber(r.equity[k])},${r.benchmarkEquity === null ? '' : csvNumber(r.benchmarkEquity[k])},${csvNumber(r.position[k])},${csvNumber(r.target[k])}\n`,
+      );
+    equity += parts.join('');
+  }
+  writeFileAtomicSync(run.path('trades.csv'), trades);
+  writeFileAtomicSync(run.path('equity.csv.gz'), gzipSync(equity));
+  run.addArtifact('trades', 'trades.csv');
+  run.addArtifact('equity', 'equity.csv.gz');
+}
+
+/**
+ * `ctm backtest`: loads data, builds features, resolves the policy, backtests it (one range or
+ * walk-forward folds) and writes runs/<id>/: run.json, metrics.json, trades.csv, equity.csv.gz,
+ * report.html, report-data.json and the PNGs.
+ * @throws as `loadEvaluationData`, `resolvePolicy` and `backtestStrategy` do.
+ */
+export async function runBacktest(options: RunBacktestOptions): Promise<RunBacktestOutcome> {
+  const { config } = options;
+  const data = await loadEvaluationData(options);
+  const resolved = await resolvePolicy(options.policy, { features: data.features, config });
+  const run = createRun({ kind: 'backtest', config, commandLine: options.commandLine });
+  const cols = [...data.candles.values()].flatMap((c) => [c.openTime, c.close]);
+  const ranges: Record<string, [number, number, number]> = {};
+  for (const [tf, c] of data.candles)
+    ranges[`${options.symbol} ${tf}`] = [
+      c.openTime[0],
+      c.openTime[candleCount(c) - 1],
+      candleCount(c),
+    ];
+  run.update({
+    data: {
+      symbols: [options.symbol],
+      timeframes: [...data.candles.keys()],
+      ranges,
+      hash: hashColumns(cols),
+    },
+    featureSpec: {
+      names: Object.fromEntries([...data.features.perTimeframe].map(([tf, m]) => [tf, m.names])),
+      windows: data.features.windows,
+    },
+    extra: {
+      policy: resolved.name,
+      policyKind: resolved.kind,
+      source: data.source,
+      range: [data.range.fromMs, data.range.toMs].map((t) => (Number.isFinite(t) ? iso(t) : null)),
+      openHoldout: options.openHoldout === true,
+    },
+  });
+  const bt = config.backtest;
+  const common = {
+    data: data.features,
+    broker: config.broker,
+    holdout: rangeMs(config.splits.holdout),
+    openHoldout: options.openHoldout,
+    closeAtEnd: bt.closeAtEnd,
+    benchmark: bt.benchmark,
+    trials: bt.trials,
+    riskFreeRate: bt.riskFreeRate,
+    progressMinBars: bt.progressMinBars,
+  };
+  const facts: Record<string, string | number> = {
+    policy: resolved.name,
+    symbol: options.symbol,
+    data: data.source,
+    fee: config.broker.takerFeeRate,
+    leverage: config.broker.leverage,
+    market: config.broker.marketType,
+  };
+  const reportOptions: ReportOptions = config.report;
+  const title = `Backtest of ${resolved.name} on ${options.symbol}`;
+  if (options.walkForward === true) {
+    const wf = bt.walkForward;
+    const barMs = timeframeMs(data.features.base);
+    const base = data.features.aligned.base;
+    const span = {
+      fromMs: Math.max(data.range.fromMs, base.openTime[0]),
+      toMs: Math.min(data.range.toMs, base.openTime[candleCount(base) - 1] + barMs),
+    };
+    const folds = walkForwardSplits({
+      range: span,
+      mode: wf.mode,
+      trainMs: wf.trainDays * DAY_MS,
+      testMs: wf.testDays * DAY_MS,
+      stepMs: (wf.stepDays ?? wf.testDays) * DAY_MS,
+      folds: wf.folds,
+      purgeMs: wf.purgeBars * barMs,
+      embargoMs: wf.embargoBars * barMs,
+      holdout: common.holdout,
+      openHoldout: options.openHoldout,
+    });
+    const result = await walkForwardBacktest({ ...common, policy: resolved.policy, folds });
+    const done = result.folds.flatMap((f) => (f.result === null ? [] : [f.result]));
+    run.writeMetrics({
+      policy: resolved.name,
+      mode: wf.mode,
+      pooled: result.pooled,
+      pooledBenchmark: result.pooledBenchmark,
+      folds: result.folds.map((f) => ({
+        index: f.fold.index,
+        train: f.fold.train.map((r) => [iso(r.fromMs), iso(r.toMs)]),
+        test: [iso(f.fold.test.fromMs), iso(f.fold.test.toMs)],
+        skipped: f.skipped,
+        metrics: f.result?.metrics ?? null,
+      })),
+    });
+    writeTables(run, done);
+    let payload: ReportPayload;
+    try {
+      const input = walkForwardReportInput(result, `Walk-forward ${title}`, facts);
+      payload = buildBacktestPayload(input, reportOptions);
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+      logger.warn({ reason: err.message }, 'walk-forward report drawn without charts');
+      payload = {
+        ...emptyReportPayload(`Walk-forward ${title}`),
+        facts,
+        metrics: result.pooled,
+        benchmarkMetrics: result.pooledBenchmark,
+        monthly: result.pooled.monthly,
+        yearly: result.pooled.yearly,
+      };
+    }
+    writeReportArtifacts(run, payload, reportOptions);
+    return {
+      run,
+      metrics: result.pooled,
+      benchmarkMetrics: result.pooledBenchmark,
+      single: null,
+      walkForward: result,
+      policyName: resolved.name,
+    };
+  }
+  const result = backtestStrategy({ ...common, policy: resolved.policy, range: data.range });
+  run.writeMetrics({
+    policy: resolved.name,
+    strategy: result.metrics,
+    benchmark: result.benchmarkMetrics,
+  });
+  writeTables(run, [result]);
+  writeReportArtifacts(
+    run,
+    buildBacktestPayload(backtestReportInput(result, title, facts), reportOptions),
+    reportOptions,
+  );
+  return {
+    run,
+    metrics: result.metrics,
+    benchmarkMetrics: result.benchmarkMetrics,
+    single: result,
+    walkForward: null,
+    policyName: resolved.name,
+  };
+}
+
+function writeReportArtifacts(run: Run, payload: ReportPayload, options: ReportOptions): void {
+  const written = writeReport(run.dir, payload, options);
+  run.addArtifact('report', written.html);
+  run.addArtifact('reportData', written.data);
+  for (const png of written.pngs) run.addArtifact(`png:${png.replace(/\.png$/, '')}`, png);
+}

@@ -127,6 +127,48 @@ export function formingRowsOf(
   return f?.get(tf);
 }
 
+/** Observations of at least this many floats use the sliding shadow buffer. */
+const SHADOW_MIN_SIZE = 256;
+/** A row index no window can have (marks an empty shadow). */
+const NO_ROW = -2147483648;
+
+/**
+ * Writes window slots [r0, r1) of `part` (slot r = matrix row first + r; NaN before row 0) into
+ * `out` at `o`.
+ */
+function writeRows(
+  part: Part,
+  first: number,
+  r0: number,
+  r1: number,
+  out: Float32Array,
+  o: number,
+): void {
+  const cols = part.cols;
+  const values = part.values;
+  const sel = part.select;
+  const mc = part.matrixCols;
+  // Rows before the matrix start (or no known row at all: first + length - 1 < 0) are NaN.
+  let r = r0;
+  for (; r < r1 && first + r < 0; r++) {
+    const dst = o + r * cols;
+    for (let c = 0; c < cols; c++) out[dst + c] = NaN;
+  }
+  if (r >= r1) return;
+  if (sel === null) {
+    const src = (first + r) * cols;
+    const dst = o + r * cols;
+    const count = (r1 - r) * cols;
+    for (let k = 0; k < count; k++) out[dst + k] = values[src + k];
+  } else {
+    for (; r < r1; r++) {
+      const src = (first + r) * mc;
+      const dst = o + r * cols;
+      for (let c = 0; c < cols; c++) out[dst + c] = values[src + sel[c]];
+    }
+  }
+}
+
 const ACC_POSITION = 0;
 const ACC_UPNL = 1;
 const ACC_TIME = 2;
@@ -152,6 +194,13 @@ export class ObservationBuilder {
   private readonly features: MultiTimeframeFeatures;
   /** Codes of the account fields (ACC_*), in order. */
   private readonly accountCodes: Int32Array;
+  /**
+   * Large observations are assembled in a private shadow buffer whose windows slide by one row
+   * (a native memmove) instead of being recopied, then copied out whole; null for small ones.
+   */
+  private readonly shadow: Float32Array | null;
+  /** Per part, the last matrix row whose window the shadow holds. */
+  private readonly prevLast: Int32Array;
 
   /** @throws {RangeError} when the spec names a timeframe, feature or account field the features lack. */
   constructor(features: MultiTimeframeFeatures, spec: ObservationSpec) {
@@ -191,6 +240,8 @@ export class ObservationBuilder {
     this.accountFields = accountFieldsOf(spec);
     this.accountCodes = Int32Array.from(this.accountFields, (f) => ACCOUNT_FIELDS.indexOf(f));
     this.size = offset + this.accountFields.length;
+    this.shadow = this.size >= SHADOW_MIN_SIZE ? new Float32Array(this.size) : null;
+    this.prevLast = new Int32Array(this.parts.length).fill(NO_ROW);
   }
 
   /** Number of base rows the features cover. */
@@ -206,54 +257,49 @@ export class ObservationBuilder {
    */
   build(baseRow: number, account: AccountSnapshot | null, out: Float32Array, offset: number): void {
     const parts = this.parts;
+    const shadow = this.shadow;
+    const target = shadow ?? out;
+    const base = shadow === null ? offset : 0;
     for (let p = 0; p < parts.length; p++) {
       const part = parts[p];
       if (part.length === 0) continue;
       const rowIndex = part.rowIndex;
       if (!(baseRow >= 0 && baseRow < rowIndex.length))
         throw new RangeError(`observation: base row ${baseRow} outside [0, ${rowIndex.length})`);
-      const o = offset + part.offset;
+      const o = base + part.offset;
       const last = rowIndex[baseRow];
       const forming = part.forming;
       // In forming mode the newest slot is the candle in progress; closed rows fill the others.
       const length = forming === null ? part.length : part.length - 1;
       const cols = part.cols;
       const first = last - length + 1;
-      // Rows before the matrix start (or no known row at all) are NaN.
-      const missing = last < 0 ? length : first < 0 ? -first : 0;
-      const nanEnd = o + missing * cols;
-      for (let k = o; k < nanEnd; k++) out[k] = NaN;
-      const values = part.values;
-      const sel = part.select;
-      const mc = part.matrixCols;
-      if (sel === null) {
-        const src = (first + missing) * cols;
-        const count = (length - missing) * cols;
-        for (let k = 0; k < count; k++) out[nanEnd + k] = values[src + k];
-        if (forming !== null) {
-          const fsrc = baseRow * mc;
-          const dst = o + length * cols;
-          for (let c = 0; c < cols; c++) out[dst + c] = forming[fsrc + c];
+      if (shadow === null) writeRows(part, first, 0, length, target, o);
+      else {
+        // The shadow holds this part's window for `prevLast`: keep it, slide it by one row, or
+        // rewrite it.
+        const prev = this.prevLast[p];
+        if (last !== prev) {
+          if (last === prev + 1 && length > 1) {
+            shadow.copyWithin(o, o + cols, o + length * cols);
+            writeRows(part, first, length - 1, length, shadow, o);
+          } else writeRows(part, first, 0, length, shadow, o);
+          this.prevLast[p] = last;
         }
-      } else {
-        for (let r = missing; r < length; r++) {
-          const src = (first + r) * mc;
-          const dst = o + r * cols;
-          for (let c = 0; c < cols; c++) out[dst + c] = values[src + sel[c]];
-        }
-        if (forming !== null) {
-          const fsrc = baseRow * mc;
-          const dst = o + length * cols;
-          for (let c = 0; c < cols; c++) out[dst + c] = forming[fsrc + sel[c]];
-        }
+      }
+      if (forming !== null) {
+        const fsrc = baseRow * part.matrixCols;
+        const dst = o + length * cols;
+        const sel = part.select;
+        if (sel === null) for (let c = 0; c < cols; c++) target[dst + c] = forming[fsrc + c];
+        else for (let c = 0; c < cols; c++) target[dst + c] = forming[fsrc + sel[c]];
       }
     }
     const codes = this.accountCodes;
     if (codes.length > 0) {
-      const a = offset + this.size - codes.length;
+      const a = base + this.size - codes.length;
       for (let j = 0; j < codes.length; j++) {
         const code = codes[j];
-        out[a + j] =
+        target[a + j] =
           account === null
             ? 0
             : code === ACC_POSITION
@@ -267,5 +313,6 @@ export class ObservationBuilder {
                     : NaN;
       }
     }
+    if (shadow !== null) out.set(shadow, offset);
   }
 }

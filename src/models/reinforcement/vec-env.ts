@@ -1,0 +1,167 @@
+// A synchronous vectorised env: N copies stepped together into one batched Float32Array, with
+// auto-reset (SB3 / Gymnasium < 1.0 "same-step" style: when an episode ends its final observation
+// is kept in `finalObservations` and the batch slot already holds the next episode's first
+// observation). Envs that accept an external observation buffer write straight into their slot;
+// others are copied. Never allocates per step.
+
+import { Box, Discrete, type Env, type Space } from './spaces.js';
+
+/** What `VecEnv.step` returns (one reused object: valid until the next step or reset). */
+export interface VecStepResult<I> {
+  /** N x size observations, env-major; slot i holds env i's next observation (after auto-reset). */
+  observations: Float32Array;
+  rewards: Float32Array;
+  /** 1 where env i's episode terminated this step. */
+  terminated: Uint8Array;
+  /** 1 where env i's episode was truncated this step. */
+  truncated: Uint8Array;
+  /** 1 where env i's episode ended (terminated or truncated) and the env was reset. */
+  dones: Uint8Array;
+  /** Env i's info of this step (for an ended episode: the info of its final step). */
+  infos: I[];
+  /** View i holds env i's final observation; meaningful only where `dones[i]` is 1. */
+  finalObservations: Float32Array[];
+}
+
+type AnyAction = number | Float32Array | Float64Array;
+
+/**
+ * Steps N environments as one. Envs must share observation size and action space kind.
+ * @example
+ * const vec = new VecEnv(Array.from({ length: 8 }, () => new CryptoTradingEnv(features)));
+ * let obs = vec.reset(42);
+ * const { rewards, dones, finalObservations } = vec.step(actions);
+ * @throws {RangeError} when given no envs or envs of different shapes.
+ */
+export class VecEnv<I extends object = Record<string, unknown>> {
+  readonly numEnvs: number;
+  readonly envs: ReadonlyArray<Env<Float32Array, AnyAction, I>>;
+  /** Floats per observation of one env. */
+  readonly observationSize: number;
+  /** One env's observation and action spaces. */
+  readonly observationSpace: Space<unknown>;
+  readonly actionSpace: Space<AnyAction>;
+  private readonly batch: Float32Array;
+  private readonly finals: Float32Array;
+  private readonly attached: boolean[];
+  private readonly actionBuf: Float32Array;
+  private readonly actionViews: Float32Array[];
+  private readonly actionSize: number;
+  private readonly discrete: boolean;
+  private readonly maskBuf: Uint8Array | null;
+  private readonly result: VecStepResult<I>;
+
+  constructor(envs: ReadonlyArray<Env<Float32Array, AnyAction, I>>) {
+    if (envs.length === 0) throw new RangeError('VecEnv: no envs');
+    this.numEnvs = envs.length;
+    this.envs = envs;
+    const first = envs[0];
+    const obsShape = first.observationSpace.shape;
+    const size = obsShape.reduce((a, b) => a * b, 1);
+    for (const e of envs) {
+      if (e.observationSpace.shape.join(',') !== obsShape.join(','))
+        throw new RangeError('VecEnv: envs have different observation shapes');
+      if (e.actionSpace.constructor !== first.actionSpace.constructor)
+        throw new RangeError('VecEnv: envs have different action spaces');
+    }
+    this.observationSize = size;
+    this.observationSpace = first.observationSpace;
+    this.actionSpace = first.actionSpace;
+    this.discrete = first.actionSpace instanceof Discrete;
+    this.actionSize = first.actionSpace instanceof Box ? first.actionSpace.size : 1;
+    const n = this.numEnvs;
+    this.batch = new Float32Array(n * size);
+    this.finals = new Float32Array(n * size);
+    this.attached = envs.map((e, i) => {
+      if (e.useObservationBuffer === undefined) return false;
+      e.useObservationBuffer(this.batch.subarray(i * size, (i + 1) * size));
+      return true;
+    });
+    this.actionBuf = new Float32Array(n * this.actionSize);
+    this.actionViews = envs.map((_, i) =>
+      this.actionBuf.subarray(i * this.actionSize, (i + 1) * this.actionSize),
+    );
+    const nActions = first.actionSpace instanceof Discrete ? first.actionSpace.n : 0;
+    this.maskBuf =
+      nActions > 0 && first.actionMasks !== undefined ? new Uint8Array(n * nActions) : null;
+    this.result = {
+      observations: this.batch,
+      rewards: new Float32Array(n),
+      terminated: new Uint8Array(n),
+      truncated: new Uint8Array(n),
+      dones: new Uint8Array(n),
+      infos: new Array<I>(n),
+      finalObservations: envs.map((_, i) => this.finals.subarray(i * size, (i + 1) * size)),
+    };
+  }
+
+  /**
+   * Resets every env (env i seeded `seed + i` when a seed is given) and returns the batched first
+   * observations (the reused batch buffer).
+   */
+  reset(seed?: number): Float32Array {
+    const size = this.observationSize;
+    for (let i = 0; i < this.numEnvs; i++) {
+      const [obs, info] = this.envs[i].reset(seed === undefined ? {} : { seed: seed + i });
+      if (!this.attached[i]) this.batch.set(obs, i * size);
+      this.result.infos[i] = info;
+    }
+    this.result.dones.fill(0);
+    this.result.terminated.fill(0);
+    this.result.truncated.fill(0);
+    return this.batch;
+  }
+
+  /**
+   * Steps env i with `actions[i]` (a discrete index, or for Box actions `actionSize` values per env
+   * laid out env-major), auto-resetting envs whose episode ended.
+   * @throws {RangeError} when `actions` has the wrong length (and as each env's `step` throws).
+   */
+  step(actions: ArrayLike<number>): VecStepResult<I> {
+    const n = this.numEnvs;
+    const k = this.actionSize;
+    if (actions.length !== n * k)
+      throw new RangeError(`VecEnv.step: expected ${n * k} actions, got ${actions.length}`);
+    const size = this.observationSize;
+    const r = this.result;
+    const scalar = this.discrete || k === 1;
+    if (!scalar) for (let j = 0; j < n * k; j++) this.actionBuf[j] = actions[j];
+    for (let i = 0; i < n; i++) {
+      const env = this.envs[i];
+      const out = env.step(scalar ? actions[i] : this.actionViews[i]);
+      const obs = out[0];
+      r.rewards[i] = out[1];
+      const term = out[2];
+      const trunc = out[3];
+      r.terminated[i] = term ? 1 : 0;
+      r.truncated[i] = trunc ? 1 : 0;
+      r.infos[i] = out[4];
+      if (term || trunc) {
+        r.dones[i] = 1;
+        r.finalObservations[i].set(obs);
+        const [first] = env.reset();
+        if (!this.attached[i]) this.batch.set(first, i * size);
+      } else {
+        r.dones[i] = 0;
+        if (!this.attached[i]) this.batch.set(obs, i * size);
+      }
+    }
+    return r;
+  }
+
+  /**
+   * Allowed actions of every env (N x n flags, env-major), or null when the action space is not
+   * Discrete or the envs do not mask. Reused buffer.
+   */
+  actionMasks(): Uint8Array | null {
+    const buf = this.maskBuf;
+    if (buf === null) return null;
+    const nA = buf.length / this.numEnvs;
+    for (let i = 0; i < this.numEnvs; i++) {
+      const m = this.envs[i].actionMasks?.();
+      if (m === null || m === undefined) buf.fill(1, i * nA, (i + 1) * nA);
+      else buf.set(m, i * nA);
+    }
+    return buf;
+  }
+}

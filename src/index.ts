@@ -24,3 +24,8 @@ export * from './synthetic-data/calibration.js';
 export * from './evaluation/policy.js';
 export * from './evaluation/broker.js';
 export * from './evaluation/metrics.js';
+export * from './evaluation/backtest.js';
+export * from './evaluation/baselines.js';
+export * from './evaluation/walk-forward.js';
+export * from './evaluation/evaluate.js';
+export * from './utils/visualization.js';

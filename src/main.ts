@@ -9,6 +9,7 @@ import { registerDataCommands } from './cli/data.js';
 import { registerBacktestCommand } from './cli/backtest.js';
 import { registerReportCommand } from './cli/report.js';
 import { registerFeaturesCommand, registerLookAheadCommand } from './cli/features.js';
+import { registerTrainCommands } from './cli/train.js';
 
 const program = new Command();
 program
@@ -33,5 +34,6 @@ registerBacktestCommand(program);
 registerReportCommand(program);
 registerFeaturesCommand(program);
 registerLookAheadCommand(program);
+registerTrainCommands(program);
 
 await program.parseAsync(process.argv);

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import type { Timeframe } from '../../data-processing/candles.js';
 import { CheckpointError } from '../../errors.js';
+import type { Config } from '../../utils/config.js';
 import { writeFileAtomicSync } from '../../utils/fs.js';
 import { Rng } from '../../utils/random.js';
 import { FittedNormalizer, type NormalizerJson } from '../../data-processing/normalizer.js';
@@ -191,6 +192,31 @@ export function specMismatch(expected: ModelInputSpec, actual: ModelInputSpec): 
         return `${t} feature ${i} differs: model "${a[i]}", data "${b[i]}" (names and order must match)`;
   }
   return null;
+}
+
+/**
+ * The architecture of config section `model` for the data's spec (and pattern classes, when the
+ * data carry pattern labels).
+ */
+export function modelConfigFromSection(
+  section: Config['model'],
+  spec: ModelInputSpec,
+  patternClasses: readonly string[] = [],
+): MultiTimeframeModelConfig {
+  return {
+    spec,
+    cell: section.cell,
+    gruImplementation: section.gruImplementation,
+    hiddenDims: section.hiddenDims,
+    numLayers: section.numLayers,
+    pooling: section.pooling,
+    attentionHeads: section.attentionHeads,
+    denseUnits: section.denseUnits,
+    dropout: section.dropout,
+    patternClasses: [...patternClasses],
+    lossWeights: { ...section.lossWeights },
+    inputClip: section.inputClip,
+  };
 }
 
 function validateConfig(c: MultiTimeframeModelConfig): void {

@@ -17,12 +17,17 @@ import {
   copyWindow,
   type MultiTimeframeFeatures,
 } from '../../data-processing/feature-engineering.js';
-import { fitNormalizer, type FittedNormalizer } from '../../data-processing/normalizer.js';
+import {
+  fitNormalizer,
+  type FittedNormalizer,
+  type NormalizationMethod,
+} from '../../data-processing/normalizer.js';
 import { CheckpointError, DataValidationError } from '../../errors.js';
 import { writeFileAtomicSync } from '../../utils/fs.js';
 import { logger as rootLogger, type Logger } from '../../utils/logger.js';
 import { createProgress } from '../../utils/progress.js';
 import { Rng, type RngState } from '../../utils/random.js';
+import type { Config } from '../../utils/config.js';
 import type { Run } from '../../utils/runs.js';
 import {
   disposeOutputs,
@@ -223,6 +228,8 @@ export interface WindowDatasetOptions {
   embargoBars: number;
   /** Keep every `stride`-th eligible row (default 1). */
   stride?: number;
+  /** Normaliser method (default zscore). */
+  normalizerMethod?: NormalizationMethod;
   /** Normaliser clip applied by the fitted normaliser (default null: the model clips). */
   normalizerClip?: number | null;
 }
@@ -336,6 +343,7 @@ export function createWindowDatasets(
   const normalizer = fitNormalizer(features, {
     fromMs: options.splits.train.fromMs,
     toMs: decision[lastTrain] + 1,
+    method: options.normalizerMethod ?? 'zscore',
     clip: options.normalizerClip ?? null,
   });
   const make = (rows: number[], returns: Float32Array): WindowDataset =>
@@ -771,6 +779,47 @@ export function balancedClassWeights(labels: Int32Array): Float32Array {
   return Float32Array.from(counts, (c) => (c > 0 ? labels.length / (3 * c) : 0));
 }
 
+/**
+ * Training options of config section `model.train` (checkpointing, run and resume are the
+ * caller's).
+ */
+export function trainOptionsFromSection(
+  section: Config['model']['train'],
+  seed: number,
+): TrainOptions {
+  const schedule: LearningRateSchedule =
+    section.schedule === 'cosine'
+      ? {
+          type: 'cosine',
+          warmupSteps: section.warmupSteps,
+          minLearningRate: section.minLearningRate,
+        }
+      : section.schedule === 'plateau'
+        ? {
+            type: 'plateau',
+            factor: section.plateauFactor,
+            patience: section.plateauPatience,
+            minLearningRate: section.minLearningRate,
+          }
+        : { type: 'constant' };
+  return {
+    epochs: section.epochs,
+    batchSize: section.batchSize,
+    learningRate: section.learningRate,
+    seed,
+    weightDecay: section.weightDecay,
+    clipNorm: section.clipNorm,
+    classWeights: section.classWeights,
+    schedule,
+    earlyStopping:
+      section.earlyStoppingPatience > 0
+        ? { patience: section.earlyStoppingPatience, minDelta: section.minDelta }
+        : null,
+    logEverySteps: section.logEverySteps,
+    ...(section.maxStepsPerEpoch === null ? {} : { maxStepsPerEpoch: section.maxStepsPerEpoch }),
+  };
+}
+
 function learningRateAt(
   schedule: LearningRateSchedule,
   base: number,
@@ -787,6 +836,15 @@ function learningRateAt(
     schedule.minLearningRate +
     0.5 * (base - schedule.minLearningRate) * (1 + Math.cos(Math.PI * progress))
   );
+}
+
+/** JSON has no Infinity or NaN: checkpoints carry them as tagged strings. */
+function encodeNonFinite(_key: string, value: unknown): unknown {
+  return typeof value === 'number' && !Number.isFinite(value) ? `#num:${value}` : value;
+}
+
+function decodeNonFinite(_key: string, value: unknown): unknown {
+  return typeof value === 'string' && value.startsWith('#num:') ? Number(value.slice(5)) : value;
 }
 
 function writeCheckpoint(
@@ -824,7 +882,7 @@ function writeCheckpoint(
     hasBest: best !== null,
     fingerprint,
   };
-  writeFileAtomicSync(join(dir, 'checkpoint.json'), JSON.stringify(doc) + '\n');
+  writeFileAtomicSync(join(dir, 'checkpoint.json'), JSON.stringify(doc, encodeNonFinite) + '\n');
   for (const f of readdirSync(dir))
     if (/^ckpt-\d+\.bin$/.test(f) && f !== dataFile) rmSync(join(dir, f), { force: true });
 }
@@ -839,7 +897,7 @@ function readCheckpoint(
   if (!existsSync(file)) return null;
   let doc: CheckpointDoc;
   try {
-    doc = JSON.parse(readFileSync(file, 'utf8')) as CheckpointDoc;
+    doc = JSON.parse(readFileSync(file, 'utf8'), decodeNonFinite) as CheckpointDoc;
   } catch (err) {
     throw new CheckpointError(file, 'checkpoint.json is not valid JSON', { cause: err });
   }

@@ -5,6 +5,8 @@
 // columns per timeframe. With `signal > 0` the next 15m returns drift with the sign of feature `f1`
 // of the last closed 4h row, so the label is predictable from the 4h window but not from the 15m one.
 
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Candles, Timeframe } from '../../../src/data-processing/candles.js';
 import { TIMEFRAME_MS } from '../../../src/data-processing/candles.js';
 import type { AlignedFrames } from '../../../src/data-processing/data-alignment.js';
@@ -154,4 +156,81 @@ export function fixtureFeatures(o: FixtureOptions): MultiTimeframeFeatures {
     firstValidRow: first,
     windows: Object.fromEntries(timeframes.map((t) => [t, 8])),
   };
+}
+
+/** Writes candles as CSV files in the ../shared/data layout (`binance-<BASEQUOTE>-<tf>.csv`). */
+export function writeCandleDir(
+  dir: string,
+  symbol: string,
+  candles: ReadonlyMap<Timeframe, Candles>,
+): void {
+  mkdirSync(dir, { recursive: true });
+  for (const [tf, c] of candles) {
+    const lines = ['open_time,open,high,low,close,volume'];
+    for (let i = 0; i < c.openTime.length; i++)
+      lines.push(
+        [c.openTime[i], c.open[i], c.high[i], c.low[i], c.close[i], c.volume[i]].join(','),
+      );
+    writeFileSync(
+      join(dir, `binance-${symbol.replace('/', '')}-${tf}.csv`),
+      lines.join('\n') + '\n',
+    );
+  }
+}
+
+/**
+ * A config file for tiny end-to-end training runs: 15m + 4h, short windows, a reduced feature
+ * set (short warm-up), an 8-unit model, splits over January 2021.
+ */
+export function tinyTrainingConfig(runsDir: string): string {
+  return `
+paths: { runs: ${JSON.stringify(runsDir)} }
+data: { timeframes: [15m, 4h] }
+windows: { 15m: 16, 4h: 8, 1d: 4 }
+splits:
+  train: { from: 2021-01-01, to: 2021-01-20 }
+  validation: { from: 2021-01-20, to: 2021-01-26 }
+  test: { from: 2021-01-26, to: 2021-02-01 }
+  holdout: { from: 2030-01-01, to: null }
+features:
+  returns: [1, 4]
+  sma: [5]
+  ema: [5]
+  rsi: [5]
+  macd: []
+  bollinger: []
+  atr: [5]
+  adx: []
+  stochastic: []
+  williamsR: []
+  cci: []
+  roc: []
+  obv: []
+  mfi: []
+  vwap: []
+  vwapDaily: false
+  donchian: []
+  keltner: []
+  realizedVol: [4]
+  volumeZ: [5]
+  candleShape: false
+  supportResistance: { enabled: false }
+  cross: { trend: false, rangePosition: false, supportResistance: false, rsi: false, volatilityRatio: false, timeOfDay: true, dayOfWeek: false, staleness: false }
+model:
+  hiddenDims: 8
+  attentionHeads: 2
+  denseUnits: 8
+  labels: { horizon: 4 }
+  embargoBars: 4
+  train:
+    epochs: 3
+    batchSize: 16
+    learningRate: 0.003
+    schedule: cosine
+    warmupSteps: 5
+    earlyStoppingPatience: 0
+    checkpointEverySteps: 5
+    logEverySteps: 5
+    evalBatchSize: 128
+`;
 }

@@ -1,0 +1,356 @@
+// `ctm train model` as a library function: candles from a source (the store, a folder in the
+// ../shared/data layout, or the synthetic base process) -> features -> labelled window datasets ->
+// a new, initialised-from or resumed model -> training with checkpoints in runs/<id>/ -> the saved
+// model, its test metrics and history. A resumed run rebuilds everything from its own run.json, so
+// it continues on exactly the data and settings it started with. Never reads the holdout split.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Candles, Timeframe } from '../../data-processing/candles.js';
+import { repairCandles, sliceByTime, validateCandles } from '../../data-processing/candles.js';
+import { buildFeatures } from '../../data-processing/feature-engineering.js';
+import { readCandlesCsv } from '../../data-processing/file-formats.js';
+import { loadHistoricalData } from '../../data-processing/data-loader.js';
+import { clipToHoldout } from '../../evaluation/walk-forward.js';
+import { loadCalibration } from '../../synthetic-data/calibration.js';
+import { generateBaseMarket } from '../../synthetic-data/base-process.js';
+import { CheckpointError, DataValidationError, UsageError } from '../../errors.js';
+import { rangeMs, type Config } from '../../utils/config.js';
+import { logger as rootLogger } from '../../utils/logger.js';
+import {
+  createRun,
+  hashColumns,
+  openRun,
+  type DataFingerprint,
+  type Run,
+} from '../../utils/runs.js';
+import { initTensorflow } from './kernels.js';
+import { MultiTimeframeModel, modelConfigFromSection } from './model.js';
+import {
+  createWindowDatasets,
+  evaluateTimeSeriesModel,
+  trainOptionsFromSection,
+  trainTimeSeriesModel,
+  type EvaluationResult,
+  type TimeRange,
+  type WindowDatasets,
+} from './trainer.js';
+
+/** Where the candles of a training run come from. */
+export type TrainingSource = 'real' | 'synthetic';
+
+/** Options of `runModelTraining`. */
+export interface ModelTrainingOptions {
+  /** The resolved config (ignored when resuming: the run's own config is used). */
+  config: Config;
+  source?: TrainingSource;
+  /** Symbol of a real-data run (default: the first of `data.symbols`). */
+  symbol?: string;
+  /** Read real candles from this folder (`<exchange>-<BASEQUOTE>-<tf>.csv[.gz]`) instead of the store. */
+  dataDir?: string;
+  /** Start from the weights of this run's model (fine-tuning; the normaliser is refitted). */
+  initFrom?: string;
+  /** Continue this run from its last checkpoint. */
+  resume?: string;
+  /** Command line recorded in run.json. */
+  commandLine?: string[];
+}
+
+/** What a training run produced. */
+export interface ModelTrainingResult {
+  run: Run;
+  modelDir: string;
+  bestEpoch: number;
+  bestValLoss: number;
+  epochs: number;
+  steps: number;
+  resumedFromStep: number | null;
+  validation: EvaluationResult;
+  test: EvaluationResult | null;
+}
+
+interface RunExtra {
+  source: TrainingSource;
+  symbol: string;
+  dataDir: string | null;
+  initFrom: string | null;
+}
+
+const log = rootLogger.child({ module: 'train-model' });
+
+function fileSymbol(symbol: string): string {
+  return symbol.split(':')[0].replace('/', '');
+}
+
+async function readDataDir(
+  dir: string,
+  exchange: string,
+  symbol: string,
+  timeframes: readonly Timeframe[],
+): Promise<Map<Timeframe, Candles>> {
+  const out = new Map<Timeframe, Candles>();
+  for (const tf of timeframes) {
+    const stem = join(dir, `${exchange}-${fileSymbol(symbol)}-${tf}`);
+    const file = [`${stem}.csv.gz`, `${stem}.csv`].find((f) => existsSync(f));
+    if (file === undefined)
+      throw new DataValidationError(
+        { source: `${stem}.csv[.gz]`, reason: `no ${symbol} ${tf} candle file in ${dir}` },
+        { hint: 'files are named like binance-BTCUSDT-15m.csv.gz (the ../shared/data layout)' },
+      );
+    out.set(tf, (await readCandlesCsv(file, { symbol, timeframe: tf })).candles);
+  }
+  return out;
+}
+
+/** Candles of the run's source, validated (repaired when `data.repair`), holdout excluded. */
+async function loadCandles(
+  config: Config,
+  extra: RunExtra,
+): Promise<{
+  candles: Map<Timeframe, Candles>;
+  ranges: { train: TimeRange; validation: TimeRange; test: TimeRange };
+}> {
+  const timeframes = config.data.timeframes;
+  if (extra.source === 'synthetic') {
+    const s = config.model.synthetic;
+    const market = generateBaseMarket(loadCalibration(s.calibration), {
+      seed: config.seed,
+      days: s.days,
+    });
+    const byTf = new Map<Timeframe, Candles>([
+      ['15m', market.m15],
+      ['4h', market.h4],
+      ['1d', market.d1],
+    ]);
+    const candles = new Map<Timeframe, Candles>();
+    for (const tf of timeframes) {
+      const c = byTf.get(tf);
+      if (c === undefined)
+        throw new UsageError(
+          `the synthetic base process has no ${tf} candles (it makes 15m, 4h, 1d)`,
+        );
+      candles.set(tf, c);
+    }
+    const base = candles.get(timeframes[0])!;
+    const t0 = base.openTime[0];
+    const t1 = base.openTime[base.openTime.length - 1] + 1;
+    const a = t0 + (t1 - t0) * s.trainFraction;
+    const b = a + (t1 - t0) * s.validationFraction;
+    return {
+      candles,
+      ranges: {
+        train: { fromMs: t0, toMs: a },
+        validation: { fromMs: a, toMs: b },
+        test: { fromMs: b, toMs: Infinity },
+      },
+    };
+  }
+  const raw =
+    extra.dataDir !== null
+      ? await readDataDir(extra.dataDir, config.data.exchange, extra.symbol, timeframes)
+      : (
+          await loadHistoricalData({
+            exchange: config.data.exchange,
+            symbols: [extra.symbol],
+            timeframes,
+            startDate: config.data.startDate,
+            endDate: config.data.endDate,
+            store: config.paths.store,
+          })
+        ).get(extra.symbol)!;
+  const holdout = rangeMs(config.splits.holdout);
+  const span = clipToHoldout(
+    {
+      fromMs:
+        config.data.startDate === null
+          ? -Infinity
+          : rangeMs({ from: config.data.startDate, to: null }).fromMs,
+      toMs:
+        config.data.endDate === null
+          ? Infinity
+          : rangeMs({ from: null, to: config.data.endDate }).toMs,
+    },
+    holdout,
+  );
+  const candles = new Map<Timeframe, Candles>();
+  for (const tf of timeframes) {
+    let c = raw.get(tf);
+    if (c === undefined)
+      throw new DataValidationError({ source: `${extra.symbol} ${tf}`, reason: 'no candles' });
+    c = sliceByTime(c, span.fromMs, span.toMs);
+    if (config.data.repair) {
+      const r = repairCandles(c);
+      if (r.actions.length > 0)
+        log.warn(
+          { series: `${extra.symbol} ${tf}`, repaired: r.actions.length },
+          'rows dropped by data.repair',
+        );
+      c = r.candles;
+    }
+    validateCandles(c, { source: `${extra.symbol} ${tf}` });
+    candles.set(tf, c);
+  }
+  return {
+    candles,
+    ranges: {
+      train: rangeMs(config.splits.train),
+      validation: rangeMs(config.splits.validation),
+      test: rangeMs(config.splits.test),
+    },
+  };
+}
+
+function fingerprintOf(symbol: string, candles: Map<Timeframe, Candles>): DataFingerprint {
+  const ranges: DataFingerprint['ranges'] = {};
+  const cols: Float64Array[] = [];
+  for (const [tf, c] of candles) {
+    const n = c.openTime.length;
+    ranges[`${symbol} ${tf}`] = [c.openTime[0], c.openTime[n - 1], n];
+    cols.push(c.openTime, c.open, c.high, c.low, c.close, c.volume);
+  }
+  return { symbols: [symbol], timeframes: [...candles.keys()], ranges, hash: hashColumns(cols) };
+}
+
+/** Builds the labelled datasets of a run from its config and source. */
+export async function buildTrainingDatasets(
+  config: Config,
+  extra: RunExtra,
+): Promise<{ datasets: WindowDatasets; data: DataFingerprint }> {
+  const { candles, ranges } = await loadCandles(config, extra);
+  const windows: Partial<Record<Timeframe, number>> = {};
+  for (const tf of config.data.timeframes) {
+    const w = config.windows[tf];
+    if (w === undefined) throw new UsageError(`config windows has no entry for ${tf}`);
+    windows[tf] = w;
+  }
+  const features = buildFeatures(candles, { spec: config.features, windows });
+  const m = config.model;
+  const datasets = createWindowDatasets(features, {
+    windows,
+    horizon: m.labels.horizon,
+    threshold:
+      m.labels.threshold === 'quantile'
+        ? { quantile: m.labels.thresholdValue }
+        : { fixed: m.labels.thresholdValue },
+    splits: ranges,
+    embargoBars: m.embargoBars,
+    stride: m.sampleStride,
+    normalizerMethod: config.features.normalize.method,
+    normalizerClip: config.features.normalize.clip,
+  });
+  return { datasets, data: fingerprintOf(extra.symbol, candles) };
+}
+
+/**
+ * Runs `ctm train model`: a new run (optionally initialised from another run's model) or the
+ * continuation of a killed one (`resume`), ending with the best model saved in runs/<id>/model,
+ * history.jsonl/history.json, and metrics.json (validation and test evaluation).
+ * @throws {CheckpointError} when the run to resume or initialise from is missing or does not fit.
+ * @throws {DataValidationError} on bad or missing candles.
+ */
+export async function runModelTraining(
+  options: ModelTrainingOptions,
+): Promise<ModelTrainingResult> {
+  let run: Run;
+  let config: Config;
+  let extra: RunExtra;
+  if (options.resume !== undefined) {
+    run = openRun(options.resume, options.config.paths.runs);
+    config = run.info.config;
+    const e = run.info.extra as Partial<RunExtra> | undefined;
+    if (e?.source === undefined || e.symbol === undefined)
+      throw new CheckpointError(run.dir, 'run.json does not describe a train-model run');
+    extra = {
+      source: e.source,
+      symbol: e.symbol,
+      dataDir: e.dataDir ?? null,
+      initFrom: e.initFrom ?? null,
+    };
+    if (!existsSync(run.path('checkpoint/checkpoint.json')))
+      throw new CheckpointError(run.dir, 'the run has no checkpoint to resume from');
+  } else {
+    config = options.config;
+    extra = {
+      source: options.source ?? 'real',
+      symbol: options.symbol ?? config.data.symbols[0],
+      dataDir: options.dataDir ?? null,
+      initFrom: options.initFrom ?? null,
+    };
+    run = createRun({ kind: 'train-model', config, commandLine: options.commandLine });
+    run.update({ extra: { ...extra } });
+  }
+  const tfInfo = await initTensorflow(config.model.backend);
+  log.info(
+    { run: run.id, backend: tfInfo.backend, source: extra.source, symbol: extra.symbol },
+    'train model',
+  );
+  const { datasets, data } = await buildTrainingDatasets(config, extra);
+  run.update({ data, featureSpec: datasets.spec });
+  log.info(
+    {
+      train: datasets.train.size,
+      validation: datasets.validation.size,
+      test: datasets.test?.size ?? 0,
+      threshold: datasets.threshold,
+    },
+    'datasets',
+  );
+  let model: MultiTimeframeModel;
+  if (extra.initFrom !== null) {
+    const from = openRun(extra.initFrom, config.paths.runs);
+    model = MultiTimeframeModel.load(from.path('model'), datasets.spec);
+  } else {
+    model = MultiTimeframeModel.create(
+      modelConfigFromSection(config.model, datasets.spec),
+      config.seed,
+    );
+  }
+  const trainOptions = trainOptionsFromSection(config.model.train, config.seed);
+  const result = await trainTimeSeriesModel(model, datasets.train, datasets.validation, {
+    ...trainOptions,
+    checkpoint: {
+      dir: run.path('checkpoint'),
+      everySteps: config.model.train.checkpointEverySteps,
+    },
+    resume: options.resume !== undefined,
+    run,
+  });
+  const modelDir = run.path('model');
+  model.save(modelDir);
+  run.addArtifact('model', 'model');
+  run.addArtifact('history', 'history.json');
+  run.addArtifact('checkpoint', 'checkpoint');
+  const evalOptions = { batchSize: config.model.train.evalBatchSize };
+  const validation = await evaluateTimeSeriesModel(model, datasets.validation, evalOptions);
+  const test =
+    datasets.test === null
+      ? null
+      : await evaluateTimeSeriesModel(model, datasets.test, evalOptions);
+  run.writeMetrics({
+    bestEpoch: result.bestEpoch,
+    bestValLoss: result.bestValLoss,
+    epochs: result.history.length,
+    steps: result.steps,
+    stoppedEarly: result.stoppedEarly,
+    threshold: datasets.threshold,
+    samples: {
+      train: datasets.train.size,
+      validation: datasets.validation.size,
+      test: datasets.test?.size ?? 0,
+    },
+    validation,
+    test,
+  });
+  model.dispose();
+  return {
+    run,
+    modelDir,
+    bestEpoch: result.bestEpoch,
+    bestValLoss: result.bestValLoss,
+    epochs: result.history.length,
+    steps: result.steps,
+    resumedFromStep: result.resumedFromStep,
+    validation,
+    test,
+  };
+}

@@ -27,12 +27,11 @@ const macdOut = {
   signal: new Float64Array(N),
   histogram: new Float64Array(N),
 };
+// The bands themselves (as pandas computes them); %B and bandwidth are computed only when asked.
 const bbOut = {
   upper: new Float64Array(N),
   middle: new Float64Array(N),
   lower: new Float64Array(N),
-  percentB: new Float64Array(N),
-  bandwidth: new Float64Array(N),
 };
 const atrOut = new Float64Array(N);
 

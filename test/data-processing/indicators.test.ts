@@ -258,7 +258,10 @@ describe.skipIf(!hasSharedData)(`indicators vs TA-Lib on real BTC/USDT 15m${SKIP
   it('computes the band standard deviation to 1e-11 of an exact two-pass value (TA-Lib: ~1e-6)', () => {
     const period = 20;
     const ours = rollingStdDev(c.close, period);
+    // The bands keep their own copy of the window sums (for speed): check them too.
+    const bands = bollingerBands(c.close, { period, stdDevUp: 1, stdDevDown: 1 });
     let worst = 0;
+    let worstBand = 0;
     for (let i = period - 1; i < n; i++) {
       let mean = 0;
       for (let k = i - period + 1; k <= i; k++) mean += c.close[k];
@@ -267,8 +270,11 @@ describe.skipIf(!hasSharedData)(`indicators vs TA-Lib on real BTC/USDT 15m${SKIP
       for (let k = i - period + 1; k <= i; k++) ss += (c.close[k] - mean) ** 2;
       const sd = Math.sqrt(ss / period);
       worst = Math.max(worst, Math.abs(ours[i] - sd) / sd);
+      const bandSd = (bands.upper[i] - bands.lower[i]) / 2;
+      worstBand = Math.max(worstBand, Math.abs(bandSd - sd) / sd);
     }
     expect(worst).toBeLessThan(1e-11);
+    expect(worstBand).toBeLessThan(1e-10);
   });
 
   it.each([1, 14, 30])('ATR(%i) matches TA-Lib ATR (Wilder, SMA-seeded)', (period) => {

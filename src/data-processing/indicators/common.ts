@@ -53,9 +53,10 @@ export function outputArray(name: string, out: Float64Array | undefined, n: numb
 }
 
 /**
- * Fills the named fields of a multi-output result: each field of `out` that is present is
- * checked for length `n` and kept; each missing one is allocated. Returns `out` itself (filled in)
- * when given, so a caller that passes every buffer allocates nothing.
+ * Output buffers of a multi-output indicator. Without `out`, every output is allocated. With
+ * `out`, only the buffers it holds are filled (the others are neither computed into nor
+ * allocated), each checked for length `n`; the same object is returned, so a caller that passes
+ * its buffers allocates nothing and pays only for the outputs it asks for.
  * @throws {RangeError} when a given buffer's length is not `n`.
  */
 export function outputRecord<K extends string>(
@@ -63,8 +64,15 @@ export function outputRecord<K extends string>(
   keys: readonly K[],
   out: Partial<Record<K, Float64Array>> | undefined,
   n: number,
-): Record<K, Float64Array> {
-  const record = (out ?? {}) as Partial<Record<K, Float64Array>>;
-  for (const key of keys) record[key] = outputArray(`${name}.${key}`, record[key], n);
-  return record as Record<K, Float64Array>;
+): Partial<Record<K, Float64Array>> {
+  if (out === undefined) {
+    const record: Partial<Record<K, Float64Array>> = {};
+    for (const key of keys) record[key] = new Float64Array(n);
+    return record;
+  }
+  for (const key of keys) {
+    const buffer = out[key];
+    if (buffer !== undefined) outputArray(`${name}.${key}`, buffer, n);
+  }
+  return out;
 }

@@ -242,26 +242,50 @@ export class SupportResistanceStream {
  * per bar, the nearest level above and below the close known at that bar, its touches and the
  * distance to it. Uses only candles up to each row: truncating the input never changes earlier rows.
  * Warm-up: rows `0 .. atrPeriod-1` are NaN in every output.
- * @param out - optional preallocated outputs (any given buffer is filled; missing ones allocated).
+ * @param out - optional preallocated outputs: only the buffers given are filled (and only those
+ *   outputs computed); without `out` all are allocated. Returns `out` itself when given.
  * @throws {RangeError} on a bad option (see the stream), inputs of different lengths or an `out` of the wrong length.
  */
 export function supportResistance(
   high: Float64Array,
   low: Float64Array,
   close: Float64Array,
+  options?: SupportResistanceOptions,
+): SupportResistanceOutput;
+/** Support/resistance into the caller's buffers (only those given are filled); returns `out`. */
+export function supportResistance<T extends Partial<SupportResistanceOutput>>(
+  high: Float64Array,
+  low: Float64Array,
+  close: Float64Array,
+  options: SupportResistanceOptions,
+  out: T,
+): T;
+export function supportResistance(
+  high: Float64Array,
+  low: Float64Array,
+  close: Float64Array,
   options: SupportResistanceOptions = {},
   out?: Partial<SupportResistanceOutput>,
-): SupportResistanceOutput {
+): Partial<SupportResistanceOutput> {
   const n = commonLength('supportResistance', high, low, close);
   const s = new SupportResistanceStream(options);
   const o = outputRecord('supportResistance', SR_KEYS, out, n);
+  const {
+    resistance,
+    support,
+    resistanceTouches,
+    supportTouches,
+    resistanceDistance,
+    supportDistance,
+  } = o;
   for (let i = 0; i < n; i++) {
-    o.resistanceDistance[i] = s.update(high[i], low[i], close[i]);
-    o.resistance[i] = s.resistance;
-    o.support[i] = s.support;
-    o.resistanceTouches[i] = s.resistanceTouches;
-    o.supportTouches[i] = s.supportTouches;
-    o.supportDistance[i] = s.supportDistance;
+    const v = s.update(high[i], low[i], close[i]);
+    if (resistanceDistance !== undefined) resistanceDistance[i] = v;
+    if (resistance !== undefined) resistance[i] = s.resistance;
+    if (support !== undefined) support[i] = s.support;
+    if (resistanceTouches !== undefined) resistanceTouches[i] = s.resistanceTouches;
+    if (supportTouches !== undefined) supportTouches[i] = s.supportTouches;
+    if (supportDistance !== undefined) supportDistance[i] = s.supportDistance;
   }
   return o;
 }

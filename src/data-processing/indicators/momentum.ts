@@ -21,6 +21,7 @@ export class RsiStream {
   readonly period: number;
   /** Number of leading NaN outputs (`period`). */
   readonly lookback: number;
+  private readonly one = new Float64Array(1);
   private count = 0;
   private prev = 0;
   private gain = 0;
@@ -35,27 +36,52 @@ export class RsiStream {
 
   /** Adds the next close and returns the RSI (NaN during warm-up). */
   update(close: number): number {
-    const n = this.count++;
+    this.one[0] = close;
+    this.updateRange(this.one, this.one, 0, 1);
+    return this.one[0];
+  }
+
+  /**
+   * Adds `close[start..end)` in order and writes each RSI to `out` at the same row: the same as
+   * calling `update` on each row (the batch path; `out` may be `close` itself).
+   */
+  updateRange(close: Float64Array, out: Float64Array, start: number, end: number): void {
     const p = this.period;
-    const d = close - this.prev;
-    this.prev = close;
-    if (n === 0) return NaN;
-    if (n > p) {
-      let loss = this.loss * (p - 1);
-      let gain = this.gain * (p - 1);
-      if (d < 0) loss -= d;
-      else gain += d;
-      this.loss = loss / p;
-      this.gain = gain / p;
-    } else {
-      if (d < 0) this.loss -= d;
-      else this.gain += d;
-      if (n < p) return NaN;
-      this.loss /= p;
-      this.gain /= p;
+    let count = this.count;
+    let prev = this.prev;
+    let gain = this.gain;
+    let loss = this.loss;
+    for (let i = start; i < end; i++) {
+      const x = close[i];
+      const n = count++;
+      const d = x - prev;
+      prev = x;
+      if (n > p) {
+        loss *= p - 1;
+        gain *= p - 1;
+        if (d < 0) loss -= d;
+        else gain += d;
+        loss /= p;
+        gain /= p;
+      } else {
+        if (n > 0) {
+          if (d < 0) loss -= d;
+          else gain += d;
+        }
+        if (n < p) {
+          out[i] = NaN;
+          continue;
+        }
+        loss /= p;
+        gain /= p;
+      }
+      const total = gain + loss;
+      out[i] = total > -TA_EPSILON && total < TA_EPSILON ? 0 : 100 * (gain / total);
     }
-    const total = this.gain + this.loss;
-    return total > -TA_EPSILON && total < TA_EPSILON ? 0 : 100 * (this.gain / total);
+    this.count = count;
+    this.prev = prev;
+    this.gain = gain;
+    this.loss = loss;
   }
 }
 
@@ -68,7 +94,7 @@ export class RsiStream {
 export function rsi(close: Float64Array, period = 14, out?: Float64Array): Float64Array {
   const s = new RsiStream(period);
   const o = outputArray('rsi', out, close.length);
-  for (let i = 0; i < close.length; i++) o[i] = s.update(close[i]);
+  s.updateRange(close, o, 0, close.length);
   return o;
 }
 
@@ -118,6 +144,9 @@ export class MacdStream {
   private readonly kSlow: number;
   private readonly kSignal: number;
   private readonly recent: Float64Array;
+  private readonly one = new Float64Array(1);
+  private readonly signalOne = new Float64Array(1);
+  private readonly histogramOne = new Float64Array(1);
   private count = 0;
   private slowSum = 0;
   private signalSum = 0;
@@ -148,59 +177,109 @@ export class MacdStream {
 
   /** Adds the next close and returns the MACD line (NaN during warm-up); sets `signal`, `histogram`. */
   update(close: number): number {
-    const n = ++this.count;
+    const one = this.one;
+    one[0] = close;
+    this.updateRange(one, 0, 1, one, this.signalOne, this.histogramOne);
+    this.signal = this.signalOne[0];
+    this.histogram = this.histogramOne[0];
+    return one[0];
+  }
+
+  /**
+   * Adds `close[start..end)` in order and writes the outputs that are given at the same rows: the
+   * same as calling `update` on each row (the batch path; `line` may be `close` itself).
+   */
+  updateRange(
+    close: Float64Array,
+    start: number,
+    end: number,
+    line?: Float64Array,
+    signal?: Float64Array,
+    histogram?: Float64Array,
+  ): void {
     const slowP = this.slowPeriod;
-    if (n > slowP) {
-      this.slow = (close - this.slow) * this.kSlow + this.slow;
-      this.fast = (close - this.fast) * this.kFast + this.fast;
-    } else {
-      const fastP = this.fastPeriod;
-      this.recent[(n - 1) % fastP] = close;
-      this.slowSum += close;
-      if (n < slowP) return NaN;
-      this.slow = this.slowSum / slowP;
-      // Sum the last `fast` closes oldest first, as TA-Lib's seed loop does.
-      let s = 0;
-      for (let k = 0; k < fastP; k++) s += this.recent[(n + k) % fastP];
-      this.fast = s / fastP;
-    }
-    const line = this.fast - this.slow;
-    const m = n - slowP + 1;
+    const fastP = this.fastPeriod;
     const sigP = this.signalPeriod;
-    if (m > sigP) {
-      this.signalEma = (line - this.signalEma) * this.kSignal + this.signalEma;
-    } else {
-      this.signalSum += line;
-      if (m < sigP) return NaN;
-      this.signalEma = this.signalSum / sigP;
+    const kFast = this.kFast;
+    const kSlow = this.kSlow;
+    const kSignal = this.kSignal;
+    const recent = this.recent;
+    let count = this.count;
+    let slowSum = this.slowSum;
+    let signalSum = this.signalSum;
+    let fast = this.fast;
+    let slow = this.slow;
+    let sig = this.signalEma;
+    for (let i = start; i < end; i++) {
+      const x = close[i];
+      const n = ++count;
+      let value = NaN;
+      let sigValue = NaN;
+      let histValue = NaN;
+      if (n > slowP) {
+        slow = (x - slow) * kSlow + slow;
+        fast = (x - fast) * kFast + fast;
+      } else {
+        recent[(n - 1) % fastP] = x;
+        slowSum += x;
+        if (n === slowP) {
+          slow = slowSum / slowP;
+          // Sum the last `fast` closes oldest first, as TA-Lib's seed loop does.
+          let sum = 0;
+          for (let k = 0; k < fastP; k++) sum += recent[(n + k) % fastP];
+          fast = sum / fastP;
+        }
+      }
+      if (n >= slowP) {
+        const macdLine = fast - slow;
+        const m = n - slowP + 1;
+        if (m > sigP) {
+          sig = (macdLine - sig) * kSignal + sig;
+        } else {
+          signalSum += macdLine;
+          if (m === sigP) sig = signalSum / sigP;
+        }
+        if (m >= sigP) {
+          value = macdLine;
+          sigValue = sig;
+          histValue = macdLine - sig;
+        }
+      }
+      if (line !== undefined) line[i] = value;
+      if (signal !== undefined) signal[i] = sigValue;
+      if (histogram !== undefined) histogram[i] = histValue;
     }
-    this.signal = this.signalEma;
-    this.histogram = line - this.signalEma;
-    return line;
+    this.count = count;
+    this.slowSum = slowSum;
+    this.signalSum = signalSum;
+    this.fast = fast;
+    this.slow = slow;
+    this.signalEma = sig;
   }
 }
 
 /**
  * Moving Average Convergence/Divergence (TA-Lib MACD conventions, see {@link MacdStream}).
  * Warm-up: rows `0 .. slow+signal-3` are NaN in all three outputs (33 rows with 12/26/9).
- * @param out - optional preallocated outputs (any given buffer is filled; missing ones allocated).
+ * @param out - optional preallocated outputs: only the buffers given are filled (and only those
+ *   outputs computed); without `out` all are allocated. Returns `out` itself when given.
  * @throws {RangeError} on a bad period (see {@link MacdStream}) or an `out` buffer of the wrong length.
  */
+export function macd(close: Float64Array, options?: MacdOptions): MacdOutput;
+/** MACD into the caller's buffers (only those given are filled); returns `out`. */
+export function macd<T extends Partial<MacdOutput>>(
+  close: Float64Array,
+  options: MacdOptions,
+  out: T,
+): T;
 export function macd(
   close: Float64Array,
   options: MacdOptions = {},
   out?: Partial<MacdOutput>,
-): MacdOutput {
+): Partial<MacdOutput> {
   const s = new MacdStream(options);
   const o = outputRecord('macd', MACD_KEYS, out, close.length);
-  const line = o.macd;
-  const signal = o.signal;
-  const histogram = o.histogram;
-  for (let i = 0; i < close.length; i++) {
-    line[i] = s.update(close[i]);
-    signal[i] = s.signal;
-    histogram[i] = s.histogram;
-  }
+  s.updateRange(close, 0, close.length, o.macd, o.signal, o.histogram);
   return o;
 }
 
@@ -283,24 +362,39 @@ export class StochasticStream {
 /**
  * Stochastic oscillator %K/%D (TA-Lib STOCH, SMA smoothing, defaults 5/3/3), 0..100.
  * Warm-up: rows `0 .. fastK+slowK+slowD-4` are NaN in both outputs.
- * @param out - optional preallocated outputs (any given buffer is filled; missing ones allocated).
+ * @param out - optional preallocated outputs: only the buffers given are filled (and only those
+ *   outputs computed); without `out` all are allocated. Returns `out` itself when given.
  * @throws {RangeError} on a bad period, inputs of different lengths or an `out` of the wrong length.
  */
 export function stochastic(
   high: Float64Array,
   low: Float64Array,
   close: Float64Array,
+  options?: StochasticOptions,
+): StochasticOutput;
+/** Stochastic into the caller's buffers (only those given are filled); returns `out`. */
+export function stochastic<T extends Partial<StochasticOutput>>(
+  high: Float64Array,
+  low: Float64Array,
+  close: Float64Array,
+  options: StochasticOptions,
+  out: T,
+): T;
+export function stochastic(
+  high: Float64Array,
+  low: Float64Array,
+  close: Float64Array,
   options: StochasticOptions = {},
   out?: Partial<StochasticOutput>,
-): StochasticOutput {
+): Partial<StochasticOutput> {
   const n = commonLength('stochastic', high, low, close);
   const s = new StochasticStream(options);
   const o = outputRecord('stochastic', STOCH_KEYS, out, n);
-  const k = o.k;
-  const d = o.d;
+  const { k, d } = o;
   for (let i = 0; i < n; i++) {
-    k[i] = s.update(high[i], low[i], close[i]);
-    d[i] = s.d;
+    const v = s.update(high[i], low[i], close[i]);
+    if (k !== undefined) k[i] = v;
+    if (d !== undefined) d[i] = s.d;
   }
   return o;
 }

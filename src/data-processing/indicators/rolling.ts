@@ -32,25 +32,26 @@ export class RollingSum {
 
   /** Pushes `x` (evicting the oldest value once full) and returns the window sum. */
   push(x: number): number {
-    const buf = this.buf;
     const pos = this.pos;
     if (this.count < this.size) {
       this.sum += x;
       this.count++;
     } else {
-      this.sum += x - buf[pos];
+      this.sum += x - this.buf[pos];
     }
-    buf[pos] = x;
-    if (pos + 1 === this.size) {
-      // The buffer now holds the window oldest-first: recompute its sum exactly.
-      this.pos = 0;
-      let s = 0;
-      for (let k = 0; k < this.size; k++) s += buf[k];
-      this.sum = s;
-    } else {
-      this.pos = pos + 1;
-    }
+    this.buf[pos] = x;
+    if (pos + 1 === this.size) this.wrap();
+    else this.pos = pos + 1;
     return this.sum;
+  }
+
+  /** The buffer now holds the window oldest-first: restart at slot 0 and recompute the sum exactly. */
+  private wrap(): void {
+    const buf = this.buf;
+    this.pos = 0;
+    let s = 0;
+    for (let k = 0; k < this.size; k++) s += buf[k];
+    this.sum = s;
   }
 }
 
@@ -82,35 +83,46 @@ export class RollingMoments {
 
   /** Pushes `x` (evicting the oldest value once full). */
   push(x: number): void {
-    const buf = this.buf;
     const pos = this.pos;
-    if (this.count === 0) this.shift = x;
-    const d = x - this.shift;
     if (this.count < this.size) {
-      this.sum += x;
-      this.s1 += d;
-      this.s2 += d * d;
-      this.count++;
+      this.fill(x);
     } else {
-      const old = buf[pos];
+      const old = this.buf[pos];
+      const d = x - this.shift;
       const od = old - this.shift;
       this.sum += x - old;
       this.s1 += d - od;
       this.s2 += d * d - od * od;
     }
-    buf[pos] = x;
+    this.buf[pos] = x;
     if (pos + 1 === this.size) {
-      this.pos = 0;
-      let s = 0;
-      for (let k = 0; k < this.size; k++) s += buf[k];
-      this.sum = s;
-      this.recentre();
+      this.wrap();
     } else {
       this.pos = pos + 1;
       // Squared deviations from a shift far from the current mean (e.g. just after an outlier
       // left the window) cancel in s2 - s1^2/n: recentre as soon as 6 digits would be lost.
       if (this.s1 * this.s1 > this.s2 * this.count * 0.999999) this.recentre();
     }
+  }
+
+  /** Adds `x` while the window is still filling. */
+  private fill(x: number): void {
+    if (this.count === 0) this.shift = x;
+    const d = x - this.shift;
+    this.sum += x;
+    this.s1 += d;
+    this.s2 += d * d;
+    this.count++;
+  }
+
+  /** The buffer holds the window oldest-first: restart at slot 0, recompute every sum exactly. */
+  private wrap(): void {
+    const buf = this.buf;
+    this.pos = 0;
+    let s = 0;
+    for (let k = 0; k < this.size; k++) s += buf[k];
+    this.sum = s;
+    this.recentre();
   }
 
   /** Resets the shift to the window mean and recomputes the deviation sums exactly. */

@@ -109,24 +109,40 @@ export class AdxStream {
 /**
  * Average Directional Index with +DI and -DI (TA-Lib ADX, PLUS_DI, MINUS_DI), 0..100.
  * Warm-up: +DI/-DI rows `0 .. period-1` are NaN; ADX rows `0 .. 2*period-2`.
- * @param out - optional preallocated outputs (any given buffer is filled; missing ones allocated).
+ * @param out - optional preallocated outputs: only the buffers given are filled (and only those
+ *   outputs computed); without `out` all are allocated. Returns `out` itself when given.
  * @throws {RangeError} on a period below 2, inputs of different lengths or an `out` of the wrong length.
  */
 export function adx(
   high: Float64Array,
   low: Float64Array,
   close: Float64Array,
+  period?: number,
+): AdxOutput;
+/** ADX into the caller's buffers (only those given are filled); returns `out`. */
+export function adx<T extends Partial<AdxOutput>>(
+  high: Float64Array,
+  low: Float64Array,
+  close: Float64Array,
+  period: number,
+  out: T,
+): T;
+export function adx(
+  high: Float64Array,
+  low: Float64Array,
+  close: Float64Array,
   period = 14,
   out?: Partial<AdxOutput>,
-): AdxOutput {
+): Partial<AdxOutput> {
   const n = commonLength('adx', high, low, close);
   const s = new AdxStream(period);
   const o = outputRecord('adx', ADX_KEYS, out, n);
   const { adx: a, plusDi, minusDi } = o;
   for (let i = 0; i < n; i++) {
-    a[i] = s.update(high[i], low[i], close[i]);
-    plusDi[i] = s.plusDi;
-    minusDi[i] = s.minusDi;
+    const v = s.update(high[i], low[i], close[i]);
+    if (a !== undefined) a[i] = v;
+    if (plusDi !== undefined) plusDi[i] = s.plusDi;
+    if (minusDi !== undefined) minusDi[i] = s.minusDi;
   }
   return o;
 }

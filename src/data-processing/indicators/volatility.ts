@@ -60,8 +60,11 @@ export class AtrStream {
   readonly period: number;
   /** Number of leading NaN outputs (`period`). */
   readonly lookback: number;
-  private readonly tr = new TrueRangeStream();
+  private readonly highOne = new Float64Array(1);
+  private readonly lowOne = new Float64Array(1);
+  private readonly closeOne = new Float64Array(1);
   private count = 0;
+  private prevClose = NaN;
   private value = NaN;
   private seedSum = 0;
 
@@ -74,18 +77,55 @@ export class AtrStream {
 
   /** Adds the next candle and returns the ATR (NaN during warm-up). */
   update(high: number, low: number, close: number): number {
-    const tr = this.tr.update(high, low, close);
-    const n = this.count++;
+    this.highOne[0] = high;
+    this.lowOne[0] = low;
+    this.closeOne[0] = close;
+    this.updateRange(this.highOne, this.lowOne, this.closeOne, this.closeOne, 0, 1);
+    return this.closeOne[0];
+  }
+
+  /**
+   * Adds candles `start..end-1` in order and writes each ATR to `out` at the same row: the same as
+   * calling `update` on each row (the batch path; `out` may be an input column).
+   */
+  updateRange(
+    high: Float64Array,
+    low: Float64Array,
+    close: Float64Array,
+    out: Float64Array,
+    start: number,
+    end: number,
+  ): void {
     const p = this.period;
-    if (n > p) {
-      let v = this.value * (p - 1);
-      v += tr;
-      this.value = v / p;
-    } else if (n > 0) {
-      this.seedSum += tr;
-      if (n === p) this.value = this.seedSum / p;
+    let count = this.count;
+    let prevClose = this.prevClose;
+    let value = this.value;
+    let seedSum = this.seedSum;
+    for (let i = start; i < end; i++) {
+      const h = high[i];
+      const l = low[i];
+      const c = close[i];
+      const n = count++;
+      let tr = h - l;
+      const a = Math.abs(h - prevClose);
+      if (a > tr) tr = a;
+      const b = Math.abs(l - prevClose);
+      if (b > tr) tr = b;
+      prevClose = c;
+      if (n > p) {
+        value *= p - 1;
+        value += tr;
+        value /= p;
+      } else if (n > 0) {
+        seedSum += tr;
+        if (n === p) value = seedSum / p;
+      }
+      out[i] = value;
     }
-    return this.value;
+    this.count = count;
+    this.prevClose = prevClose;
+    this.value = value;
+    this.seedSum = seedSum;
   }
 }
 
@@ -105,7 +145,7 @@ export function atr(
   const n = commonLength('atr', high, low, close);
   const s = new AtrStream(period);
   const o = outputArray('atr', out, n);
-  for (let i = 0; i < n; i++) o[i] = s.update(high[i], low[i], close[i]);
+  s.updateRange(high, low, close, o, 0, n);
   return o;
 }
 
@@ -143,18 +183,26 @@ const BB_KEYS = ['upper', 'middle', 'lower', 'percentB', 'bandwidth'] as const;
 export class BollingerStream {
   /** Number of leading NaN outputs (`period - 1`). */
   readonly lookback: number;
-  /** Upper band after the last update. */
+  /** Upper band after the last update (NaN during warm-up). */
   upper = NaN;
-  /** Lower band after the last update. */
+  /** Lower band after the last update (NaN during warm-up). */
   lower = NaN;
-  /** %B after the last update. */
-  percentB = NaN;
-  /** Bandwidth after the last update. */
-  bandwidth = NaN;
+  /** Middle band after the last update (NaN during warm-up). */
+  middle = NaN;
   private readonly period: number;
   private readonly up: number;
   private readonly down: number;
-  private readonly window: RollingMoments;
+  private readonly buf: Float64Array;
+  private readonly closeOne = new Float64Array(1);
+  private readonly upperOne = new Float64Array(1);
+  private readonly lowerOne = new Float64Array(1);
+  private close = NaN;
+  private pos = 0;
+  private count = 0;
+  private sum = 0;
+  private shift = 0;
+  private s1 = 0;
+  private s2 = 0;
 
   /** @throws {RangeError} when `period` is not an integer >= 1 or a multiplier is not finite. */
   constructor(options: BollingerOptions = {}) {
@@ -168,25 +216,123 @@ export class BollingerStream {
     this.up = up;
     this.down = down;
     this.lookback = period - 1;
-    this.window = new RollingMoments(period);
+    this.buf = new Float64Array(period);
   }
 
-  /** Adds the next close and returns the middle band (NaN during warm-up); sets the other outputs. */
+  /** Adds the next close and returns the middle band (NaN during warm-up); sets `upper`, `lower`. */
   update(close: number): number {
-    const w = this.window;
-    w.push(close);
-    if (w.count < this.period) return NaN;
-    const middle = w.sum / this.period;
-    const variance = w.variance(0);
-    const sd = variance > 0 ? Math.sqrt(variance) : variance === variance ? 0 : variance;
-    const upper = middle + this.up * sd;
-    const lower = middle - this.down * sd;
-    const width = upper - lower;
-    this.upper = upper;
-    this.lower = lower;
-    this.percentB = width !== 0 ? (close - lower) / width : 0.5;
-    this.bandwidth = middle !== 0 ? width / middle : 0;
-    return middle;
+    this.closeOne[0] = close;
+    this.updateRange(this.closeOne, 0, 1, this.upperOne, this.closeOne, this.lowerOne);
+    this.upper = this.upperOne[0];
+    this.lower = this.lowerOne[0];
+    this.middle = this.closeOne[0];
+    this.close = close;
+    return this.middle;
+  }
+
+  /** %B of the last close (computed on read; NaN during warm-up, 0.5 when the bands coincide). */
+  get percentB(): number {
+    const width = this.upper - this.lower;
+    return width !== 0 ? (this.close - this.lower) / width : 0.5;
+  }
+
+  /** Bandwidth after the last update (computed on read; NaN during warm-up, 0 when the middle is 0). */
+  get bandwidth(): number {
+    return this.middle !== 0 ? (this.upper - this.lower) / this.middle : 0;
+  }
+
+  /**
+   * Adds `close[start..end)` in order and writes the outputs that are given at the same rows: the
+   * same as calling `update` on each row and reading its fields (the batch path; `middle` may be
+   * `close` itself). The window sums follow {@link RollingMoments} step for step.
+   */
+  updateRange(
+    close: Float64Array,
+    start: number,
+    end: number,
+    upper?: Float64Array,
+    middle?: Float64Array,
+    lower?: Float64Array,
+    percentB?: Float64Array,
+    bandwidth?: Float64Array,
+  ): void {
+    const p = this.period;
+    const up = this.up;
+    const down = this.down;
+    const buf = this.buf;
+    let pos = this.pos;
+    let count = this.count;
+    let sum = this.sum;
+    let shift = this.shift;
+    let s1 = this.s1;
+    let s2 = this.s2;
+    for (let i = start; i < end; i++) {
+      const x = close[i];
+      if (count < p) {
+        if (count === 0) shift = x;
+        const d = x - shift;
+        sum += x;
+        s1 += d;
+        s2 += d * d;
+        count++;
+      } else {
+        const old = buf[pos];
+        const d = x - shift;
+        const od = old - shift;
+        sum += x - old;
+        s1 += d - od;
+        s2 += d * d - od * od;
+      }
+      buf[pos] = x;
+      let recentre: boolean;
+      if (pos + 1 === p) {
+        pos = 0;
+        let total = 0;
+        for (let k = 0; k < p; k++) total += buf[k];
+        sum = total;
+        recentre = true;
+      } else {
+        pos++;
+        recentre = s1 * s1 > s2 * count * 0.999999;
+      }
+      if (recentre) {
+        const c = sum / count;
+        let a = 0;
+        let b = 0;
+        for (let k = 0; k < count; k++) {
+          const e = buf[k] - c;
+          a += e;
+          b += e * e;
+        }
+        shift = c;
+        s1 = a;
+        s2 = b;
+      }
+      let m = NaN;
+      let u = NaN;
+      let l = NaN;
+      if (count === p) {
+        m = sum / p;
+        const v = (s2 - s1 * (s1 / count)) / count;
+        const sd = Math.sqrt(v > 0 ? v : v === v ? 0 : v);
+        u = m + up * sd;
+        l = m - down * sd;
+      }
+      if (upper !== undefined) upper[i] = u;
+      if (lower !== undefined) lower[i] = l;
+      if (percentB !== undefined) {
+        const width = u - l;
+        percentB[i] = width !== 0 ? (x - l) / width : 0.5;
+      }
+      if (bandwidth !== undefined) bandwidth[i] = m !== 0 ? (u - l) / m : 0;
+      if (middle !== undefined) middle[i] = m;
+    }
+    this.pos = pos;
+    this.count = count;
+    this.sum = sum;
+    this.shift = shift;
+    this.s1 = s1;
+    this.s2 = s2;
   }
 }
 
@@ -194,24 +340,25 @@ export class BollingerStream {
  * Bollinger Bands (TA-Lib BBANDS conventions: SMA middle, population standard deviation) with
  * %B and bandwidth.
  * Warm-up: rows `0 .. period-2` are NaN in every output.
- * @param out - optional preallocated outputs (any given buffer is filled; missing ones allocated).
+ * @param out - optional preallocated outputs: only the buffers given are filled (and only those
+ *   outputs computed); without `out` all are allocated. Returns `out` itself when given.
  * @throws {RangeError} on a bad period or multiplier, or an `out` buffer of the wrong length.
  */
+export function bollingerBands(close: Float64Array, options?: BollingerOptions): BollingerOutput;
+/** Bollinger Bands into the caller's buffers (only those given are filled); returns `out`. */
+export function bollingerBands<T extends Partial<BollingerOutput>>(
+  close: Float64Array,
+  options: BollingerOptions,
+  out: T,
+): T;
 export function bollingerBands(
   close: Float64Array,
   options: BollingerOptions = {},
   out?: Partial<BollingerOutput>,
-): BollingerOutput {
+): Partial<BollingerOutput> {
   const s = new BollingerStream(options);
   const o = outputRecord('bollingerBands', BB_KEYS, out, close.length);
-  const { upper, middle, lower, percentB, bandwidth } = o;
-  for (let i = 0; i < close.length; i++) {
-    middle[i] = s.update(close[i]);
-    upper[i] = s.upper;
-    lower[i] = s.lower;
-    percentB[i] = s.percentB;
-    bandwidth[i] = s.bandwidth;
-  }
+  s.updateRange(close, 0, close.length, o.upper, o.middle, o.lower, o.percentB, o.bandwidth);
   return o;
 }
 
@@ -277,24 +424,40 @@ export class KeltnerStream {
 /**
  * Keltner channels (EMA middle, ATR bands), price units.
  * Warm-up: rows before `max(emaPeriod - 1, atrPeriod)` are NaN.
- * @param out - optional preallocated outputs (any given buffer is filled; missing ones allocated).
+ * @param out - optional preallocated outputs: only the buffers given are filled (and only those
+ *   outputs computed); without `out` all are allocated. Returns `out` itself when given.
  * @throws {RangeError} on a bad parameter, inputs of different lengths or an `out` of the wrong length.
  */
 export function keltnerChannels(
   high: Float64Array,
   low: Float64Array,
   close: Float64Array,
+  options?: KeltnerOptions,
+): ChannelOutput;
+/** Keltner channels into the caller's buffers (only those given are filled); returns `out`. */
+export function keltnerChannels<T extends Partial<ChannelOutput>>(
+  high: Float64Array,
+  low: Float64Array,
+  close: Float64Array,
+  options: KeltnerOptions,
+  out: T,
+): T;
+export function keltnerChannels(
+  high: Float64Array,
+  low: Float64Array,
+  close: Float64Array,
   options: KeltnerOptions = {},
   out?: Partial<ChannelOutput>,
-): ChannelOutput {
+): Partial<ChannelOutput> {
   const n = commonLength('keltnerChannels', high, low, close);
   const s = new KeltnerStream(options);
   const o = outputRecord('keltnerChannels', CHANNEL_KEYS, out, n);
   const { upper, middle, lower } = o;
   for (let i = 0; i < n; i++) {
-    middle[i] = s.update(high[i], low[i], close[i]);
-    upper[i] = s.upper;
-    lower[i] = s.lower;
+    const m = s.update(high[i], low[i], close[i]);
+    if (middle !== undefined) middle[i] = m;
+    if (upper !== undefined) upper[i] = s.upper;
+    if (lower !== undefined) lower[i] = s.lower;
   }
   return o;
 }
@@ -337,23 +500,37 @@ export class DonchianStream {
 /**
  * Donchian channel over `period` bars (current bar included), price units.
  * Warm-up: rows `0 .. period-2` are NaN.
- * @param out - optional preallocated outputs (any given buffer is filled; missing ones allocated).
+ * @param out - optional preallocated outputs: only the buffers given are filled (and only those
+ *   outputs computed); without `out` all are allocated. Returns `out` itself when given.
  * @throws {RangeError} on a bad period, inputs of different lengths or an `out` of the wrong length.
  */
 export function donchianChannel(
   high: Float64Array,
   low: Float64Array,
+  period?: number,
+): ChannelOutput;
+/** Donchian channel into the caller's buffers (only those given are filled); returns `out`. */
+export function donchianChannel<T extends Partial<ChannelOutput>>(
+  high: Float64Array,
+  low: Float64Array,
+  period: number,
+  out: T,
+): T;
+export function donchianChannel(
+  high: Float64Array,
+  low: Float64Array,
   period = 20,
   out?: Partial<ChannelOutput>,
-): ChannelOutput {
+): Partial<ChannelOutput> {
   const n = commonLength('donchianChannel', high, low);
   const s = new DonchianStream(period);
   const o = outputRecord('donchianChannel', CHANNEL_KEYS, out, n);
   const { upper, middle, lower } = o;
   for (let i = 0; i < n; i++) {
-    middle[i] = s.update(high[i], low[i]);
-    upper[i] = s.upper;
-    lower[i] = s.lower;
+    const m = s.update(high[i], low[i]);
+    if (middle !== undefined) middle[i] = m;
+    if (upper !== undefined) upper[i] = s.upper;
+    if (lower !== undefined) lower[i] = s.lower;
   }
   return o;
 }

@@ -23,6 +23,7 @@ import {
   type NormalizationMethod,
 } from '../../data-processing/normalizer.js';
 import { CheckpointError, DataValidationError } from '../../errors.js';
+import type { DateRange } from '../../evaluation/walk-forward.js';
 import { writeFileAtomicSync } from '../../utils/fs.js';
 import { logger as rootLogger, type Logger } from '../../utils/logger.js';
 import { createProgress } from '../../utils/progress.js';
@@ -205,12 +206,6 @@ export class WindowDataset implements SequenceDataset {
   }
 }
 
-/** A half-open UTC range of decision times [fromMs, toMs). */
-export interface TimeRange {
-  fromMs: number;
-  toMs: number;
-}
-
 /** Options of `createWindowDatasets`. */
 export interface WindowDatasetOptions {
   /** Window length per timeframe (timeframes in this order, base first). */
@@ -223,7 +218,7 @@ export interface WindowDatasetOptions {
    */
   threshold: { quantile: number } | { fixed: number };
   /** Date ranges of the splits; each sample's decision time and label end lie in its split. */
-  splits: { train: TimeRange; validation: TimeRange; test?: TimeRange };
+  splits: { train: DateRange; validation: DateRange; test?: DateRange };
   /** Base bars dropped at the start of the validation and test splits (serial-correlation guard). */
   embargoBars: number;
   /** Keep every `stride`-th eligible row (default 1). */
@@ -300,7 +295,7 @@ export function createWindowDatasets(
     const idx = features.rowIndex.get(t)!;
     while (first < n && idx[first] < options.windows[t]! - 1) first++;
   }
-  const cut = (range: TimeRange, embargo: number): { rows: number[]; purged: number } => {
+  const cut = (range: DateRange, embargo: number): { rows: number[]; purged: number } => {
     const rows: number[] = [];
     let purged = 0;
     let k = 0;

@@ -11,7 +11,7 @@ import { repairCandles, sliceByTime, validateCandles } from '../../data-processi
 import { buildFeatures } from '../../data-processing/feature-engineering.js';
 import { readCandlesCsv } from '../../data-processing/file-formats.js';
 import { loadHistoricalData } from '../../data-processing/data-loader.js';
-import { clipToHoldout } from '../../evaluation/walk-forward.js';
+import { clipToHoldout, type DateRange } from '../../evaluation/walk-forward.js';
 import { loadCalibration } from '../../synthetic-data/calibration.js';
 import { generateBaseMarket } from '../../synthetic-data/base-process.js';
 import { CheckpointError, DataValidationError, UsageError } from '../../errors.js';
@@ -32,7 +32,6 @@ import {
   trainOptionsFromSection,
   trainTimeSeriesModel,
   type EvaluationResult,
-  type TimeRange,
   type WindowDatasets,
 } from './trainer.js';
 
@@ -108,7 +107,7 @@ async function loadCandles(
   extra: RunExtra,
 ): Promise<{
   candles: Map<Timeframe, Candles>;
-  ranges: { train: TimeRange; validation: TimeRange; test: TimeRange };
+  ranges: { train: DateRange; validation: DateRange; test: DateRange };
 }> {
   const timeframes = config.data.timeframes;
   if (extra.source === 'synthetic') {

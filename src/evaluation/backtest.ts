@@ -175,6 +175,9 @@ export function resolveBacktestRows(
   if (!(end > start))
     throw new RangeError(
       `no bars to backtest: ${n} base rows, first valid row ${data.firstValidRow}` +
+        (data.firstValidRow >= end
+          ? ' (the feature windows never fill up: load more history before the range, backtest.warmupDays)'
+          : '') +
         (firstRequested < start ? `, observations hold NaN from row ${firstRequested} on` : '') +
         (range === undefined
           ? ''
@@ -227,14 +230,9 @@ function runBroker(
   policy.reset?.(1);
   if (isRowAware(policy)) policy.startAt(startRow);
   const { openTime, open, high, low, close, volume } = c;
-  broker.prime(
-    openTime[startRow],
-    open[startRow],
-    high[startRow],
-    low[startRow],
-    close[startRow],
-    volume[startRow],
-  );
+  // Warm the slippage estimators on the closed bars before the start, exactly as the env does.
+  for (let r = Math.max(0, startRow - cfg.slippage.atrPeriod); r <= startRow; r++)
+    broker.prime(openTime[r], open[r], high[r], low[r], close[r], volume[r]);
   equity[0] = broker.equity;
   const progress =
     rows >= progressMinBars ? createProgress('backtest', rows, { unit: 'bars' }) : null;

@@ -36,6 +36,7 @@ import {
 } from './reward-functions.js';
 import {
   Box,
+  Dict,
   Discrete,
   type Env,
   type ResetOptions,
@@ -681,4 +682,83 @@ function computeValidUntil(
     out[r - from] = next;
   }
   return out;
+}
+
+/** The dict form of a trading-env observation: one window per timeframe, plus `account`. */
+export type DictObservation = Readonly<Record<string, Float32Array>>;
+
+/**
+ * The trading env with dict observations: `{ '15m': [w x f], '4h': ..., account: [k] }`, each a
+ * row-major view onto the wrapped env's flat observation (no copy, valid until the next call).
+ * The observation space is a `Dict` of Boxes.
+ * @example const env = new DictObservationEnv(new CryptoTradingEnv(features));
+ */
+export class DictObservationEnv implements Env<DictObservation, TradingAction, TradingEnvInfo> {
+  readonly observationSpace: Dict;
+  readonly actionSpace: Discrete | Box;
+  readonly neutralAction: TradingAction;
+  private views: Record<string, Float32Array> = {};
+  private viewsOf: Float32Array | null = null;
+  private readonly layout: Array<{ key: string; offset: number; size: number }> = [];
+  private readonly stepResult: StepResult<DictObservation, TradingEnvInfo>;
+
+  constructor(readonly env: CryptoTradingEnv) {
+    const spec = env.builder.spec;
+    const spaces: Record<string, Box> = {};
+    let offset = 0;
+    for (const tf of spec.timeframes) {
+      const w = spec.windows[tf] ?? 0;
+      const f = spec.features[tf]?.length ?? 0;
+      if (w * f === 0) continue;
+      spaces[tf] = new Box(-Infinity, Infinity, [w, f]);
+      this.layout.push({ key: tf, offset, size: w * f });
+      offset += w * f;
+    }
+    const nAcc = env.builder.accountFields.length;
+    if (nAcc > 0) {
+      const flat = env.observationSpace;
+      spaces.account = new Box(flat.low.subarray(offset), flat.high.subarray(offset), [nAcc]);
+      this.layout.push({ key: 'account', offset, size: nAcc });
+    }
+    this.observationSpace = new Dict(spaces);
+    this.actionSpace = env.actionSpace;
+    this.neutralAction = env.neutralAction;
+    this.stepResult = [this.views, 0, false, false, blankInfo(env.actionMasks())];
+  }
+
+  private dict(flat: Float32Array): DictObservation {
+    if (flat !== this.viewsOf) {
+      const views: Record<string, Float32Array> = {};
+      for (const l of this.layout) views[l.key] = flat.subarray(l.offset, l.offset + l.size);
+      this.views = views;
+      this.viewsOf = flat;
+    }
+    return this.views;
+  }
+
+  /** As `CryptoTradingEnv.reset`, with a dict observation. */
+  reset(options: ResetOptions = {}): ResetResult<DictObservation, TradingEnvInfo> {
+    const [obs, info] = this.env.reset(options);
+    return [this.dict(obs), info];
+  }
+
+  /** As `CryptoTradingEnv.step`, with a dict observation. */
+  step(action: TradingAction): StepResult<DictObservation, TradingEnvInfo> {
+    const out = this.env.step(action);
+    const res = this.stepResult;
+    res[0] = this.dict(out[0]);
+    res[1] = out[1];
+    res[2] = out[2];
+    res[3] = out[3];
+    res[4] = out[4];
+    return res;
+  }
+
+  actionMasks(): Uint8Array | null {
+    return this.env.actionMasks();
+  }
+
+  render(): string {
+    return this.env.render();
+  }
 }

@@ -719,48 +719,38 @@ function runBatch(
 }
 
 /**
- * Copies the state of one streaming object into another built by the same factory (same classes,
- * same array sizes): numbers and flags by value, typed arrays element-wise, nested objects and
- * arrays recursively. Allocates only when a plain array grew.
+ * Builds a function that copies the state of a streaming object into its twin built by the same
+ * factory (same classes, same fixed-size buffers): every plain field by value, every typed array
+ * element-wise. The pair is walked once and the copy is compiled into straight-line property
+ * accesses (`d.atr.value = s.atr.value; d.buf.set(s.buf); ...`), so each copy in the forming
+ * pass enumerates nothing, allocates nothing and makes no polymorphic lookups. Keys are emitted as
+ * JSON string literals, never as code.
+ * @throws {TypeError} when the two objects are not built alike.
  */
-function copyState(dst: object, src: object): void {
-  const d = dst as Record<string, unknown>;
-  const s = src as Record<string, unknown>;
-  for (const key in s) {
-    const v = s[key];
-    if (typeof v !== 'object' || v === null) {
-      d[key] = v;
-      continue;
-    }
-    const t = d[key];
-    if (ArrayBuffer.isView(v)) {
-      (t as Float64Array).set(v as Float64Array);
-    } else if (Array.isArray(v)) {
-      const ta = t as unknown[];
-      for (let k = 0; k < v.length; k++) {
-        const e: unknown = v[k];
-        if (typeof e !== 'object' || e === null) ta[k] = e;
-        else if (typeof ta[k] === 'object' && ta[k] !== null) copyState(ta[k] as object, e);
-        else ta[k] = cloneState(e);
+function stateCopier(dst: object, src: object): (dst: object, src: object) => void {
+  const lines: string[] = [];
+  const walk = (d: Record<string, unknown>, s: Record<string, unknown>, path: string): void => {
+    for (const key in s) {
+      const v = s[key];
+      const access = `${path}[${Array.isArray(s) ? String(Number(key)) : JSON.stringify(key)}]`;
+      if (typeof v !== 'object' || v === null) {
+        lines.push(`d${access} = s${access};`);
+        continue;
       }
-      ta.length = v.length;
-    } else {
-      copyState(t as object, v);
+      const t = d[key];
+      if (
+        typeof t !== 'object' ||
+        t === null ||
+        Object.getPrototypeOf(t) !== Object.getPrototypeOf(v) ||
+        (ArrayBuffer.isView(v) && (t as Float64Array).length !== (v as Float64Array).length)
+      )
+        throw new TypeError(`forming state: field ${access} differs between twins`);
+      if (ArrayBuffer.isView(v)) lines.push(`d${access}.set(s${access});`);
+      else walk(t as Record<string, unknown>, v as Record<string, unknown>, access);
     }
-  }
-}
-
-/** A deep copy of a streaming object (same prototype), for arrays that grew. */
-function cloneState(src: object): object {
-  if (ArrayBuffer.isView(src)) return (src as Float64Array).slice();
-  if (Array.isArray(src))
-    return src.map((e: unknown) => (typeof e === 'object' && e !== null ? cloneState(e) : e));
-  const out = Object.create(Object.getPrototypeOf(src) as object | null) as Record<string, unknown>;
-  for (const key in src) {
-    const v = (src as Record<string, unknown>)[key];
-    out[key] = typeof v === 'object' && v !== null ? cloneState(v) : v;
-  }
-  return out;
+  };
+  walk(dst as Record<string, unknown>, src as Record<string, unknown>, '');
+  return new Function('d', 's', lines.join('\n')) as (dst: object, src: object) => void;
 }
 
 /**
@@ -779,6 +769,7 @@ function runForming(
   const fams = plan.families;
   const committed = fams.map((f) => f.create());
   const scratch = fams.map((f) => f.create());
+  const copiers = fams.map((_, k) => stateCopier(scratch[k], committed[k]));
   const closedSinks = fams.map((_, k) => ({
     values: out.values,
     cols,
@@ -801,7 +792,7 @@ function runForming(
   for (let i = 0; i < formingPrev.length; i++) {
     commitThrough(formingPrev[i]);
     for (let k = 0; k < fams.length; k++) {
-      copyState(scratch[k], committed[k]);
+      copiers[k](scratch[k], committed[k]);
       fams[k].run(scratch[k], forming, i, i + 1, formingSinks[k]);
     }
   }
@@ -1327,7 +1318,8 @@ export interface WriteFeatureTableOptions {
  */
 export function formatFloat32(v: number): string {
   if (v !== v) return '';
-  if (v === 0 || !Number.isFinite(v)) return String(v);
+  if (v === 0) return Object.is(v, -0) ? '-0' : '0';
+  if (!Number.isFinite(v)) return String(v);
   for (let p = 6; p < 9; p++) {
     const s = v.toPrecision(p);
     if (Math.fround(Number(s)) === v) return String(Number(s));

@@ -1,6 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { TIMEFRAME_MS, type Candles, type Timeframe } from '../../src/data-processing/candles.js';
+import {
+  sliceByTime,
+  TIMEFRAME_MS,
+  type Candles,
+  type Timeframe,
+} from '../../src/data-processing/candles.js';
+import { readCandlesCsv } from '../../src/data-processing/file-formats.js';
+import {
+  buildFeatures,
+  checkFeatureLookAhead,
+  featureMatrices,
+} from '../../src/data-processing/feature-engineering.js';
+import { hasSharedData, sharedFile, SKIP_REASON } from '../helpers/shared-data.js';
 import {
   checkLookAhead,
   formatLookAheadReport,
@@ -178,3 +190,56 @@ describe('checkLookAhead', () => {
     );
   });
 });
+
+describe.skipIf(!hasSharedData)(
+  `ctm lookahead-check logic on the real BTC and ETH candles${SKIP_REASON}`,
+  () => {
+    async function load(pair: string, fromMs: number, toMs: number) {
+      const out = new Map<Timeframe, Candles>();
+      for (const tf of ['15m', '4h', '1d'] as Timeframe[]) {
+        const { candles } = await readCandlesCsv(sharedFile(`binance-${pair}-${tf}.csv.gz`), {
+          symbol: pair,
+          timeframe: tf,
+        });
+        out.set(tf, sliceByTime(candles, fromMs, toMs));
+      }
+      return out;
+    }
+
+    for (const pair of ['BTCUSDT', 'ETHUSDT']) {
+      it(`finds 0 leaks in the features of ${pair} 2022-2023 (last-closed) and mid-2023 (forming)`, async () => {
+        const data = await load(pair, Date.UTC(2022, 0, 1), Date.UTC(2024, 0, 1));
+        const report = checkFeatureLookAhead(data, { cuts: 3, seed: 7 });
+        expect(report.leaks).toEqual([]);
+        expect(Object.keys(report.matrices)).toEqual(['15m', '4h', '1d', 'decision']);
+        expect(report.valuesCompared).toBeGreaterThan(1e7);
+        const slice = await load(pair, Date.UTC(2023, 5, 1), Date.UTC(2023, 8, 1));
+        const formingReport = checkFeatureLookAhead(slice, { cuts: 2, seed: 7, mode: 'forming' });
+        expect(formingReport.leaks).toEqual([]);
+        expect(Object.keys(formingReport.matrices)).toContain('forming.4h');
+      });
+    }
+
+    it('catches a planted leak inside the real feature pipeline, naming the feature and its first row', async () => {
+      const data = await load('BTCUSDT', Date.UTC(2023, 0, 1), Date.UTC(2023, 3, 1));
+      // The real matrices plus one column that peeks at the next 15m close.
+      const leaky: LookAheadCompute = (c) => {
+        const m = featureMatrices(buildFeatures(c));
+        const base = c.get('15m')!;
+        const n = base.close.length;
+        const next = Float64Array.from({ length: n }, (_, i) =>
+          i + 1 < n ? base.close[i + 1] : NaN,
+        );
+        m.set('peek', matrix(['next_close'], closeTimes(base), [next]));
+        return m;
+      };
+      const report = checkLookAhead(data, leaky, { cutRows: [4000], checks: ['truncate'] });
+      expect(report.leaks).toHaveLength(1);
+      expect(report.leaks[0]).toMatchObject({
+        matrix: 'peek',
+        feature: 'next_close',
+        firstLeakRow: 4000,
+      });
+    });
+  },
+);

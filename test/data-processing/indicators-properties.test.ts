@@ -481,6 +481,55 @@ describe('every indicator, on random candles', () => {
   );
 });
 
+describe('range kernels (the batch path) mixed with single updates', () => {
+  it('update() on some rows then updateRange() on the rest equals the batch, bit for bit', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        fc.integer({ min: 1, max: 300 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (seed, n, at) => {
+          const x = randomCandles(seed, n);
+          const k = Math.floor(at * n);
+          const rsiOut = new Float64Array(n);
+          const rsiStream = new RsiStream(14);
+          for (let i = 0; i < k; i++) rsiOut[i] = rsiStream.update(x.c[i]);
+          rsiStream.updateRange(x.c, rsiOut, k, n);
+          expectSameRows('rsi', [rsiOut], [rsi(x.c, 14)], n);
+
+          const atrOut = new Float64Array(n);
+          const atrStream = new AtrStream(14);
+          for (let i = 0; i < k; i++) atrOut[i] = atrStream.update(x.h[i], x.l[i], x.c[i]);
+          atrStream.updateRange(x.h, x.l, x.c, atrOut, k, n);
+          expectSameRows('atr', [atrOut], [atr(x.h, x.l, x.c, 14)], n);
+
+          const m = { macd: new Float64Array(n), signal: new Float64Array(n) };
+          const macdStream = new MacdStream();
+          for (let i = 0; i < k; i++) {
+            m.macd[i] = macdStream.update(x.c[i]);
+            m.signal[i] = macdStream.signal;
+          }
+          macdStream.updateRange(x.c, k, n, m.macd, m.signal);
+          const mb = macd(x.c);
+          expectSameRows('macd', [m.macd, m.signal], [mb.macd, mb.signal], n);
+
+          const b = { upper: new Float64Array(n), percentB: new Float64Array(n) };
+          const bbStream = new BollingerStream({ period: 7 });
+          for (let i = 0; i < k; i++) {
+            bbStream.update(x.c[i]);
+            b.upper[i] = bbStream.upper;
+            b.percentB[i] = bbStream.percentB;
+          }
+          bbStream.updateRange(x.c, k, n, b.upper, undefined, undefined, b.percentB);
+          const bb = bollingerBands(x.c, { period: 7 });
+          expectSameRows('bollinger', [b.upper, b.percentB], [bb.upper, bb.percentB], n);
+        },
+      ),
+      { numRuns: 60, seed: 9 },
+    );
+  });
+});
+
 describe('arguments and buffers', () => {
   const x = randomCandles(3, 50);
 

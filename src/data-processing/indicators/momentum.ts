@@ -21,7 +21,6 @@ export class RsiStream {
   readonly period: number;
   /** Number of leading NaN outputs (`period`). */
   readonly lookback: number;
-  private readonly one = new Float64Array(1);
   private count = 0;
   private prev = 0;
   private gain = 0;
@@ -36,9 +35,29 @@ export class RsiStream {
 
   /** Adds the next close and returns the RSI (NaN during warm-up). */
   update(close: number): number {
-    this.one[0] = close;
-    this.updateRange(this.one, this.one, 0, 1);
-    return this.one[0];
+    // The same steps as `updateRange`, on fields (kept in step by the batch == stream tests).
+    const n = this.count++;
+    const p = this.period;
+    const d = close - this.prev;
+    this.prev = close;
+    if (n > p) {
+      let loss = this.loss * (p - 1);
+      let gain = this.gain * (p - 1);
+      if (d < 0) loss -= d;
+      else gain += d;
+      this.loss = loss / p;
+      this.gain = gain / p;
+    } else {
+      if (n > 0) {
+        if (d < 0) this.loss -= d;
+        else this.gain += d;
+      }
+      if (n < p) return NaN;
+      this.loss /= p;
+      this.gain /= p;
+    }
+    const total = this.gain + this.loss;
+    return total > -TA_EPSILON && total < TA_EPSILON ? 0 : 100 * (this.gain / total);
   }
 
   /**
@@ -144,9 +163,6 @@ export class MacdStream {
   private readonly kSlow: number;
   private readonly kSignal: number;
   private readonly recent: Float64Array;
-  private readonly one = new Float64Array(1);
-  private readonly signalOne = new Float64Array(1);
-  private readonly histogramOne = new Float64Array(1);
   private count = 0;
   private slowSum = 0;
   private signalSum = 0;
@@ -177,12 +193,35 @@ export class MacdStream {
 
   /** Adds the next close and returns the MACD line (NaN during warm-up); sets `signal`, `histogram`. */
   update(close: number): number {
-    const one = this.one;
-    one[0] = close;
-    this.updateRange(one, 0, 1, one, this.signalOne, this.histogramOne);
-    this.signal = this.signalOne[0];
-    this.histogram = this.histogramOne[0];
-    return one[0];
+    // The same steps as `updateRange`, on fields (kept in step by the batch == stream tests).
+    const n = ++this.count;
+    const slowP = this.slowPeriod;
+    if (n > slowP) {
+      this.slow = (close - this.slow) * this.kSlow + this.slow;
+      this.fast = (close - this.fast) * this.kFast + this.fast;
+    } else {
+      const fastP = this.fastPeriod;
+      this.recent[(n - 1) % fastP] = close;
+      this.slowSum += close;
+      if (n < slowP) return NaN;
+      this.slow = this.slowSum / slowP;
+      let sum = 0;
+      for (let k = 0; k < fastP; k++) sum += this.recent[(n + k) % fastP];
+      this.fast = sum / fastP;
+    }
+    const line = this.fast - this.slow;
+    const m = n - slowP + 1;
+    const sigP = this.signalPeriod;
+    if (m > sigP) {
+      this.signalEma = (line - this.signalEma) * this.kSignal + this.signalEma;
+    } else {
+      this.signalSum += line;
+      if (m < sigP) return NaN;
+      this.signalEma = this.signalSum / sigP;
+    }
+    this.signal = this.signalEma;
+    this.histogram = line - this.signalEma;
+    return line;
   }
 
   /**

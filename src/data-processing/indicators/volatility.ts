@@ -60,9 +60,6 @@ export class AtrStream {
   readonly period: number;
   /** Number of leading NaN outputs (`period`). */
   readonly lookback: number;
-  private readonly highOne = new Float64Array(1);
-  private readonly lowOne = new Float64Array(1);
-  private readonly closeOne = new Float64Array(1);
   private count = 0;
   private prevClose = NaN;
   private value = NaN;
@@ -77,11 +74,24 @@ export class AtrStream {
 
   /** Adds the next candle and returns the ATR (NaN during warm-up). */
   update(high: number, low: number, close: number): number {
-    this.highOne[0] = high;
-    this.lowOne[0] = low;
-    this.closeOne[0] = close;
-    this.updateRange(this.highOne, this.lowOne, this.closeOne, this.closeOne, 0, 1);
-    return this.closeOne[0];
+    // The same steps as `updateRange`, on fields (kept in step by the batch == stream tests).
+    const n = this.count++;
+    const p = this.period;
+    let tr = high - low;
+    const a = Math.abs(high - this.prevClose);
+    if (a > tr) tr = a;
+    const b = Math.abs(low - this.prevClose);
+    if (b > tr) tr = b;
+    this.prevClose = close;
+    if (n > p) {
+      let v = this.value * (p - 1);
+      v += tr;
+      this.value = v / p;
+    } else if (n > 0) {
+      this.seedSum += tr;
+      if (n === p) this.value = this.seedSum / p;
+    }
+    return this.value;
   }
 
   /**
@@ -193,9 +203,6 @@ export class BollingerStream {
   private readonly up: number;
   private readonly down: number;
   private readonly buf: Float64Array;
-  private readonly closeOne = new Float64Array(1);
-  private readonly upperOne = new Float64Array(1);
-  private readonly lowerOne = new Float64Array(1);
   private close = NaN;
   private pos = 0;
   private count = 0;
@@ -221,13 +228,62 @@ export class BollingerStream {
 
   /** Adds the next close and returns the middle band (NaN during warm-up); sets `upper`, `lower`. */
   update(close: number): number {
-    this.closeOne[0] = close;
-    this.updateRange(this.closeOne, 0, 1, this.upperOne, this.closeOne, this.lowerOne);
-    this.upper = this.upperOne[0];
-    this.lower = this.lowerOne[0];
-    this.middle = this.closeOne[0];
+    // The same steps as `updateRange`, on fields (kept in step by the batch == stream tests).
+    const p = this.period;
+    const buf = this.buf;
+    const pos = this.pos;
+    if (this.count < p) {
+      if (this.count === 0) this.shift = close;
+      const d = close - this.shift;
+      this.sum += close;
+      this.s1 += d;
+      this.s2 += d * d;
+      this.count++;
+    } else {
+      const old = buf[pos];
+      const d = close - this.shift;
+      const od = old - this.shift;
+      this.sum += close - old;
+      this.s1 += d - od;
+      this.s2 += d * d - od * od;
+    }
+    buf[pos] = close;
+    if (pos + 1 === p) {
+      this.pos = 0;
+      let total = 0;
+      for (let k = 0; k < p; k++) total += buf[k];
+      this.sum = total;
+      this.recentre();
+    } else {
+      this.pos = pos + 1;
+      if (this.s1 * this.s1 > this.s2 * this.count * 0.999999) this.recentre();
+    }
     this.close = close;
-    return this.middle;
+    if (this.count < p) return NaN;
+    const m = this.sum / p;
+    const v = (this.s2 - this.s1 * (this.s1 / this.count)) / this.count;
+    const sd = Math.sqrt(v > 0 ? v : v === v ? 0 : v);
+    this.upper = m + this.up * sd;
+    this.lower = m - this.down * sd;
+    this.middle = m;
+    return m;
+  }
+
+  /** Resets the shift to the window mean and recomputes the deviation sums (as RollingMoments). */
+  private recentre(): void {
+    const buf = this.buf;
+    const n = this.count;
+    const c = this.sum / n;
+    let a = 0;
+    let b = 0;
+    for (let k = 0; k < n; k++) {
+      const e = buf[k] - c;
+      a += e;
+      b += e * e;
+    }
+    this.shift = c;
+    this.s1 = a;
+    this.s2 = b;
   }
 
   /** %B of the last close (computed on read; NaN during warm-up, 0.5 when the bands coincide). */

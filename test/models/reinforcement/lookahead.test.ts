@@ -1,0 +1,105 @@
+// No look-ahead in env observations, proved with the project's look-ahead analysis: observations
+// of an episode (the real feature pipeline, the env, its broker, fixed actions) are recomputed on
+// candles truncated after a cut and on candles poisoned after it (NaN, 1e9); every observation
+// decided at or before the cut must be identical, bit for bit. A planted leak (observations cut
+// one row ahead) must be caught.
+
+import { describe, expect, it } from 'vitest';
+import type { Candles, Timeframe } from '../../../src/data-processing/candles.js';
+import {
+  buildFeatures,
+  type MultiTimeframeFeatures,
+} from '../../../src/data-processing/feature-engineering.js';
+import {
+  checkLookAhead,
+  randomCandles,
+  type LookAheadMatrix,
+} from '../../../src/data-processing/lookahead.js';
+import { CryptoTradingEnv } from '../../../src/models/reinforcement/trading-env.js';
+import { Rng } from '../../../src/utils/random.js';
+
+const windows = { '15m': 8, '4h': 4, '1d': 2 };
+const candles = randomCandles({ seed: 3, rows: 96 * 75 });
+const full = buildFeatures(candles, { windows });
+const START = full.firstValidRow + 3;
+const actions = (() => {
+  const rng = new Rng(9);
+  return Int8Array.from({ length: 96 * 75 }, () => rng.int(3));
+})();
+
+/** Shifts the base timeframe's row index one row into the future: a planted leak. */
+function leakOneRow(f: MultiTimeframeFeatures): MultiTimeframeFeatures {
+  const idx = f.rowIndex.get(f.base)!;
+  const shifted = Int32Array.from(idx, (r, i) => (i + 1 < idx.length ? idx[i + 1] : r));
+  const rowIndex = new Map(f.rowIndex);
+  rowIndex.set(f.base, shifted);
+  return { ...f, rowIndex };
+}
+
+/** The observations of one episode from START with the fixed actions, one row per decision time. */
+function episodeObservations(
+  c: ReadonlyMap<Timeframe, Candles>,
+  leak: boolean,
+): Map<string, LookAheadMatrix> {
+  const built = buildFeatures(c, { windows });
+  const features = leak ? leakOneRow(built) : built;
+  const env = new CryptoTradingEnv(features, {
+    windows,
+    transactionCost: 0.001,
+    broker: {
+      slippage: { model: 'atr', fixedBps: 1 },
+      funding: { enabled: true, constantRate: 0.0001 },
+      stops: { stopLossFraction: 0.01, takeProfitFraction: 0.02 },
+    },
+  });
+  const base = features.aligned.base;
+  const size = env.observationSize;
+  const rows: Float32Array[] = [];
+  const times: number[] = [];
+  const [obs0] = env.reset({ options: { startRow: START } });
+  rows.push(Float32Array.from(obs0));
+  times.push(base.openTime[START] + 900_000);
+  for (let k = 0; ; k++) {
+    const [obs, , term, trunc, info] = env.step(actions[k]);
+    rows.push(Float32Array.from(obs));
+    times.push(base.openTime[info.row] + 900_000);
+    if (term || trunc) break;
+  }
+  const values = new Float32Array(rows.length * size);
+  rows.forEach((r, i) => values.set(r, i * size));
+  return new Map([
+    [
+      'env',
+      {
+        names: env.columnNames,
+        time: Float64Array.from(times),
+        values,
+        rows: rows.length,
+        cols: size,
+      },
+    ],
+  ]);
+}
+
+describe('env observations: no look-ahead', () => {
+  const cutRows = [START + 2, START + 150, START + 611];
+
+  it('observation t is unchanged when every candle after t is removed or replaced with NaN or 1e9', () => {
+    const report = checkLookAhead(candles, (c) => episodeObservations(c, false), { cutRows });
+    expect(report.leaks).toEqual([]);
+    // Every cut compared every observation up to it (3 checks x rows x floats).
+    const size = report.matrices.env;
+    const expected = cutRows.reduce((s, k) => s + 3 * (k - START + 1) * size, 0);
+    expect(report.valuesCompared).toBe(expected);
+  });
+
+  it('catches a planted leak (observations cut one row ahead), naming the first leaking row', () => {
+    const report = checkLookAhead(candles, (c) => episodeObservations(c, true), { cutRows });
+    expect(report.leaks.length).toBeGreaterThan(0);
+    expect(report.leaks.every((l) => l.matrix === 'env')).toBe(true);
+    const poisoned = report.leaks.filter((l) => l.check !== 'truncate' && l.feature !== '(rows)');
+    expect(poisoned.length).toBeGreaterThan(0);
+    expect(poisoned.every((l) => l.feature.startsWith('15m[t]'))).toBe(true);
+    expect(Math.min(...poisoned.map((l) => l.firstLeakRow))).toBe(cutRows[0] - START);
+  });
+});

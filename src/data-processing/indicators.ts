@@ -1,7 +1,9 @@
 // Technical indicators, written once and used for real and synthetic data alike: batch functions
 // over Float64Array columns (optional preallocated `out`, warm-up rows NaN, never zeros) and a
 // streaming class per indicator (one candle at a time) whose output is identical bit for bit,
-// because each batch function runs its streaming class. TA-Lib conventions throughout (EMA seeded
+// because each batch function runs its streaming class (the hot ones, RSI, MACD, Bollinger and
+// ATR, through a range kernel that keeps the state in locals and follows `update` step for step;
+// the tests hold the two equal on random and real data). TA-Lib conventions throughout (EMA seeded
 // with the SMA, Wilder smoothing for RSI/ATR/ADX, TA-Lib's MACD seeding and warm-up lengths).
 // Nothing here ever reads a candle after the row being computed.
 //

@@ -26,6 +26,18 @@ import {
 } from '../../src/utils/visualization.js';
 import { smaFeatures, walkCandles } from '../evaluation/fixtures.js';
 
+// The page functions below run in the browser; the project compiles without the DOM library, so
+// the few browser globals they touch are declared here.
+interface PageElement {
+  readonly textContent: string | null;
+}
+declare const document: {
+  querySelectorAll(selector: string): { readonly length: number };
+  querySelector(selector: string): PageElement | null;
+  getElementById(id: string): PageElement | null;
+};
+declare const window: unknown;
+
 const OPTIONS = { ...DEFAULT_REPORT_OPTIONS, maxCandles: 1000, pngWidth: 600, pngHeight: 300 };
 
 function backtest(): BacktestResult {

@@ -70,6 +70,11 @@ function count(n: number): string {
   return n.toLocaleString('en-US');
 }
 
+/** `1 gap`, `3 gaps`. */
+function plural(n: number, noun: string, nouns = `${noun}s`): string {
+  return `${count(n)} ${n === 1 ? noun : nouns}`;
+}
+
 function describeGap(g: Gap, tf: Timeframe): string {
   const bars = g.missingBars === 1 ? '1 bar' : `${count(g.missingBars)} bars`;
   return `${duration(g.nextOpenTime - g.afterOpenTime - TIMEFRAME_MS[tf])} (${bars}) after ${when(g.afterOpenTime)}`;
@@ -139,12 +144,12 @@ async function runImport(file: string, opts: ImportOptions): Promise<void> {
     const out = [
       `imported ${exchange} ${symbol} ${timeframe} from ${file} (${r.layout}, time in ${r.timeUnit === 'iso' ? 'ISO-8601 dates' : `epoch ${r.timeUnit}`})`,
       `  ${count(w.rows)} candles ${when(r.firstOpenTime)} .. ${when(r.lastOpenTime)} UTC: ${count(w.added)} added, ${count(w.changed)} changed, ${count(w.unchanged)} unchanged`,
-      `  gaps: ${w.gaps.count === 0 ? 'none' : `${count(w.gaps.count)} (${count(w.gaps.missingBars)} missing candles), largest ${describeGap(w.gaps.largest!, timeframe)}`}`,
+      `  gaps: ${w.gaps.count === 0 ? 'none' : `${count(w.gaps.count)} (${plural(w.gaps.missingBars, 'missing candle')}), largest ${describeGap(w.gaps.largest!, timeframe)}`}`,
     ];
     if (config.data.repair) {
       const offGrid = r.repairs.filter((a) => a.action === 'dropped-off-grid').length;
       out.push(
-        `  repaired: ${count(r.repairs.length)} rows dropped (${count(offGrid)} off the ${timeframe} grid, ${count(r.repairs.length - offGrid)} exact duplicates), each logged`,
+        `  repaired: ${plural(r.repairs.length, 'row')} dropped (${count(offGrid)} off the ${timeframe} grid, ${count(r.repairs.length - offGrid)} exact duplicates), each logged`,
       );
     }
     process.stdout.write(out.join('\n') + '\n');
@@ -302,9 +307,9 @@ async function runDownload(opts: DownloadCliOptions): Promise<void> {
       const span =
         r.firstOpenTime === null || r.lastOpenTime === null
           ? 'nothing stored'
-          : `stored ${when(r.firstOpenTime)} .. ${when(r.lastOpenTime)} UTC, ${r.gaps.count === 0 ? 'no gaps' : `${count(r.gaps.count)} gaps (${count(r.gaps.missingBars)} missing candles)`}`;
+          : `stored ${when(r.firstOpenTime)} .. ${when(r.lastOpenTime)} UTC, ${r.gaps.count === 0 ? 'no gaps' : `${plural(r.gaps.count, 'gap')} (${plural(r.gaps.missingBars, 'missing candle')})`}`;
       process.stdout.write(
-        `${exchange} ${r.symbol} ${r.timeframe}: ${count(r.added)} added, ${count(r.changed)} changed, ${count(r.pages)} pages, ${count(r.retries)} retries${r.repaired > 0 ? `, ${count(r.repaired)} rows dropped by repair` : ''}; ${span}\n`,
+        `${exchange} ${r.symbol} ${r.timeframe}: ${count(r.added)} added, ${count(r.changed)} changed, ${plural(r.pages, 'page')}, ${plural(r.retries, 'retry', 'retries')}${r.repaired > 0 ? `, ${plural(r.repaired, 'row')} dropped by repair` : ''}; ${span}\n`,
       );
     }
   } finally {

@@ -636,8 +636,8 @@ export class CandleStore {
     outPath: string,
     range: TimeRange = {},
   ): Promise<{ rows: number; format: ExportFormat; path: string }> {
-    const format = exportFormatOf(outPath);
     return this.serial(async () => {
+      const format = exportFormatOf(outPath);
       const where = `${KEY_WHERE}${rangeSql(range)}`;
       const params = keyParams(key);
       const count = await this.con.runAndReadAll(

@@ -63,14 +63,37 @@ export interface BaseProcessParams {
     sigma15m: number;
     /** Degrees of freedom of the Student-t shocks of one fine step (> 2). */
     tDof: number;
-    /** Drift of the log price per day outside trending regimes. */
+    /** Drift of the log price per day added in every regime. */
     driftPerDay: number;
+    /**
+     * Std of the log activity a (trading intensity, bursts): an AR(1) with right-skewed
+     * (exponential) innovations and half-life `activityHalfLifeHours`; the step's volatility is
+     * scaled by exp(a) (renormalised) and its volume by exp(volume.activityBeta * a).
+     */
+    activityStd: number;
+    activityHalfLifeHours: number;
+    /**
+     * Overreaction: a share of each shock is transient and decays with `transientHalfLifeHours`
+     * (negative return autocorrelation at intraday lags, wider ranges than bodies on 4h bars).
+     */
+    transientShare: number;
+    transientHalfLifeHours: number;
   };
   volatility: {
     /** Components whose sum is the stochastic log-volatility. */
     components: OuComponent[];
-    /** Leverage: correlation between a step's shock and the next log-volatility innovation is -leverage. In [0, 1). */
+    /**
+     * Leverage: a step's shock z moves the news component of log-volatility by -leverage * z.
+     * In [0, 1).
+     */
     leverage: number;
+    /**
+     * Feedback: a step's (min(z^2, 25) - 1) / 2 moves the news component of log-volatility by this
+     * much (large moves excite volatility, typical ones barely change it).
+     */
+    feedback: number;
+    /** Half-life of the news component (EGARCH-like response to the last shocks), in hours. */
+    newsHalfLifeHours: number;
   };
   seasonality: {
     /** Volatility multiplier per 15-minute slot of the UTC day (96 values, mean square 1). */
@@ -121,8 +144,12 @@ export interface BaseProcessParams {
   volume: {
     /** Mean log volume (base units) of a 15m bar at `referencePrice`, neutral season and state. */
     logLevel15m: number;
-    /** Elasticity of log volume to log volatility (the slow state). */
+    /** Elasticity of log volume to the slow log-volatility (components slower than 8h, regime, excitation). */
     volBeta: number;
+    /** Elasticity of log volume to the fast log-volatility (components of 8h and faster). */
+    volBetaFast: number;
+    /** Elasticity of log volume to the step's log activity (see `returns.activityStd`). */
+    activityBeta: number;
     /** Elasticity of log volume to the step's absolute standardized shock |z| - E|z|. */
     shockBeta: number;
     /** d log(volume) / d log(price): base volume falls as price rises when < 0. */
@@ -135,7 +162,9 @@ export interface BaseProcessParams {
   microstructure: {
     /** Probability that a bar opens exactly at the previous close. */
     zeroGapProb: number;
-    /** Laplace scale of a non-zero close-to-open gap, in units of the fine-step volatility. */
+    /** Probability that a bar opens one tick above or below the previous close (the spread). */
+    oneTickGapProb: number;
+    /** Laplace scale of any other close-to-open gap, in units of the fine-step volatility. */
     gapSigmas: number;
     /** Multiplier of the fine-step volatility used for the intrabar Brownian-bridge extremes. */
     rangeScale: number;
@@ -231,6 +260,8 @@ export interface SyntheticMarket {
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
+/** Volatility components with timescales up to this many hours are "fast". */
+const FAST_HOURS = 8;
 const SLOT_MS = 900_000;
 const SLOTS_PER_DAY = 96;
 /** Epoch day 0 (1970-01-01) was a Thursday (weekday 4, Sunday = 0). */
@@ -254,6 +285,15 @@ export function checkBaseProcessParams(p: BaseProcessParams): void {
   if (!(p.returns.tDof > 2)) fail('returns.tDof', `must be > 2, got ${p.returns.tDof}`);
   if (!(p.volatility.leverage >= 0 && p.volatility.leverage < 1))
     fail('volatility.leverage', `must be in [0, 1), got ${p.volatility.leverage}`);
+  if (!(p.volatility.feedback >= 0))
+    fail('volatility.feedback', `must be >= 0, got ${p.volatility.feedback}`);
+  finitePos(p.volatility.newsHalfLifeHours, 'volatility.newsHalfLifeHours');
+  if (!(p.returns.activityStd >= 0))
+    fail('returns.activityStd', `must be >= 0, got ${p.returns.activityStd}`);
+  finitePos(p.returns.activityHalfLifeHours, 'returns.activityHalfLifeHours');
+  if (!(p.returns.transientShare >= 0 && p.returns.transientShare < 1))
+    fail('returns.transientShare', `must be in [0, 1), got ${p.returns.transientShare}`);
+  finitePos(p.returns.transientHalfLifeHours, 'returns.transientHalfLifeHours');
   for (const [name, comps] of [
     ['volatility.components', p.volatility.components],
     ['volume.components', p.volume.components],
@@ -293,8 +333,8 @@ export function checkBaseProcessParams(p: BaseProcessParams): void {
   if (!(p.jumps.sizeDof > 0)) fail('jumps.sizeDof', 'must be > 0');
   if (!(p.jumps.ratePerDay >= 0)) fail('jumps.ratePerDay', 'must be >= 0');
   const m = p.microstructure;
-  if (!(m.zeroGapProb >= 0 && m.zeroGapProb <= 1))
-    fail('microstructure.zeroGapProb', 'must be in [0, 1]');
+  if (!(m.zeroGapProb >= 0 && m.oneTickGapProb >= 0 && m.zeroGapProb + m.oneTickGapProb <= 1))
+    fail('microstructure.zeroGapProb', 'zeroGapProb and oneTickGapProb must be >= 0 with sum <= 1');
   if (!(m.noWickProb >= 0 && m.noWickProb < 1))
     fail('microstructure.noWickProb', 'must be in [0, 1)');
   if (!(m.gapSigmas >= 0)) fail('microstructure.gapSigmas', 'must be >= 0');
@@ -457,6 +497,7 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
   const shockRng = root.fork('shocks');
   const jumpRng = root.fork('jumps');
   const volumeRng = root.fork('volume');
+  const activityRng = root.fork('activity');
 
   const regime = new Uint8Array(steps);
   const regimes = drawRegimes(
@@ -476,12 +517,36 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
   const tScale = Math.sqrt((nu - 2) / nu);
   const meanAbsT = meanAbsUnitT(nu);
   const lev = p.volatility.leverage;
-  const levKeep = Math.sqrt(1 - lev * lev);
+  const feedback = p.volatility.feedback;
+  const newsKeep = Math.exp((-Math.LN2 * stepMs) / (p.volatility.newsHalfLifeHours * HOUR_MS));
+  // Stationary variance of the news component (z of unit variance; (z^2 - 1) / 2 of variance
+  // about (E z^4 - 1) / 4, capped for heavy tails), so that exp(h - V) keeps mean square 1.
+  const kurtosisT = nu > 4.5 ? (3 * (nu - 2)) / (nu - 4) : 9;
+  const newsVariance =
+    (feedback * feedback * ((kurtosisT - 1) / 4) + lev * lev) / (1 - newsKeep * newsKeep);
+  const actStd = p.returns.activityStd;
+  const actKeep = Math.exp((-Math.LN2 * stepMs) / (p.returns.activityHalfLifeHours * HOUR_MS));
+  const actInnov = actStd * Math.sqrt(1 - actKeep * actKeep);
+  // log E[exp(2a)] of the stationary activity (a sum of centred exponentials):
+  // sum_k -log(1 - 2 c_k) - 2 c_k with c_k = actInnov * actKeep^k, so exp(a - actBias) has mean
+  // square 1.
+  let actBias = 0;
+  for (let k = 0, c = actInnov; k < 10_000 && c > 1e-9; k++, c *= actKeep)
+    actBias += 2 * c < 0.99 ? -Math.log(1 - 2 * c) - 2 * c : 2 * c * c;
+  actBias /= 2;
+  let activity = 0;
+  const transientShare = p.returns.transientShare;
+  const transientKeep = Math.exp(
+    (-Math.LN2 * stepMs) / (p.returns.transientHalfLifeHours * HOUR_MS),
+  );
 
   const vol = ouState(p.volatility.components, stepMs, volRng);
+  const fast = Uint8Array.from(p.volatility.components, (c) =>
+    c.timescaleHours <= FAST_HOURS ? 1 : 0,
+  );
   const vlm = ouState(p.volume.components, stepMs, volumeRng);
   // exp(h - V) has mean square 1 when h ~ N(0, V).
-  const volBias = vol.variance;
+  const volBias = vol.variance + newsVariance;
   const { vol: seasonVol, logVolume: seasonVolume } = seasonTables(p);
 
   const nR = REGIME_NAMES.length;
@@ -517,7 +582,9 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
   let regimeLevel = regimeLogVol[regime[0]];
   let excite = 0;
   let exciteVolume = 0;
-  let prevZ = 0;
+  let news = 0;
+  let transient = 0;
+  const logVolScale = Math.log(volScale);
   const nVol = vol.x.length;
   const nVlm = vlm.x.length;
   for (let i = 0; i < steps; i++) {
@@ -526,23 +593,30 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
       anchor = x;
       prevRegime = reg;
     }
-    // Log-volatility: OU components (fast ones carry the leverage term), regime level, excitation.
-    let h = 0;
+    // Log-volatility: OU components, the news component (response to the last shocks, set at
+    // the end of the previous step), regime level, jump excitation and the step's activity.
+    let hFast = news;
+    let hSlow = 0;
     for (let k = 0; k < nVol; k++) {
-      if (i % vol.every[k] === 0) {
-        const shock =
-          vol.every[k] === 1 ? levKeep * volRng.normal() - lev * prevZ : volRng.normal();
-        vol.x[k] = vol.phi[k] * vol.x[k] + vol.innov[k] * shock;
-      }
-      h += vol.x[k];
+      if (i % vol.every[k] === 0) vol.x[k] = vol.phi[k] * vol.x[k] + vol.innov[k] * volRng.normal();
+      if (fast[k] === 1) hFast += vol.x[k];
+      else hSlow += vol.x[k];
     }
     regimeLevel += regimeAlpha * (regimeLogVol[reg] - regimeLevel);
     excite *= jumpDecay;
     exciteVolume *= jumpDecay;
+    activity = actKeep * activity + actInnov * (activityRng.exponential() - 1);
     const tIdx = seasonIndex(startTimeMs + i * stepMs);
-    const s = sigmaStep * Math.exp(h - volBias + regimeLevel + excite) * seasonVol[tIdx];
+    const s =
+      sigmaStep *
+      Math.exp(hFast + hSlow - volBias + regimeLevel + excite + activity - actBias) *
+      seasonVol[tIdx];
     const z = unitT(shockRng, nu, tScale);
-    let r = regimeDrift[reg] - regimeRevert[reg] * (x - anchor) + s * z;
+    // Efficient move plus the change of the transient (overreaction) component.
+    const previousTransient = transient;
+    transient = transientKeep * transient + transientShare * s * z;
+    let r =
+      regimeDrift[reg] - regimeRevert[reg] * (x - anchor) + s * z + transient - previousTransient;
     let jumped = 0;
     if (jumpRng.next() < regimeJump[reg]) {
       const size = Math.abs(unitT(jumpRng, j.sizeDof, jumpTScale)) * j.sizeSigmas * s;
@@ -556,7 +630,8 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
     x += r;
     logReturn[i] = r;
     sigma[i] = s;
-    prevZ = jumped === 1 ? (r > 0 ? 3 : -3) : z;
+    const newsZ = jumped === 1 ? (r > 0 ? 3 : -3) : z;
+    news = newsKeep * news + feedback * 0.5 * (Math.min(newsZ * newsZ, 25) - 1) - lev * newsZ;
     // Log-volume: level, season, coupling to volatility state and to the step's shock, own
     // persistent components, price elasticity, noise.
     let y = 0;
@@ -569,7 +644,9 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
     const logVolume =
       logVol0 +
       seasonVolume[tIdx] +
-      v.volBeta * (h + regimeLevel + excite + Math.log(volScale)) +
+      v.volBeta * (hSlow + regimeLevel + excite + logVolScale) +
+      v.volBetaFast * hFast +
+      v.activityBeta * activity +
       v.shockBeta * absZ +
       exciteVolume +
       y +
@@ -658,8 +735,8 @@ export function conditionOnWaypoints(
 
 /**
  * Builds fine-step candles from a fine-step path: close = exp(cumulative log return), open = the
- * previous close plus a microstructure gap (zero with probability `zeroGapProb`, else Laplace with
- * scale `gapSigmas * sigma`), high and low from the Brownian-bridge extremes of each step
+ * previous close plus a microstructure gap (none with probability `zeroGapProb`, one tick with
+ * probability `oneTickGapProb`, else Laplace with scale `gapSigmas * sigma`), high and low from the Brownian-bridge extremes of each step
  * (standard deviation `rangeScale * sigma`; a side has no wick with probability `noWickProb`),
  * prices rounded to `tickSize`. High >= max(open, close) and low <= min(open, close) hold by
  * construction; every value is checked to be finite.
@@ -694,15 +771,24 @@ export function buildCandlesFromPath(
   const tick = m.tickSize;
   const invTick = tick > 0 ? 1 / tick : 0;
   const rs2 = m.rangeScale * m.rangeScale;
+  const oneTickEnd = m.zeroGapProb + m.oneTickGapProb;
   let prevLogClose = path.initialLogPrice;
   let prevClose = roundTick(Math.exp(prevLogClose), tick, invTick);
   for (let i = 0; i < n; i++) {
     const s = path.sigma[i];
+    // Open: the previous close, one tick away (the spread), or a Laplace gap.
     let lo = prevLogClose;
-    if (i > 0 && rng.next() >= m.zeroGapProb) {
+    let o = prevClose;
+    const gapDraw = rng.next();
+    if (i > 0 && gapDraw >= m.zeroGapProb) {
       const u = rng.next() - 0.5;
-      const g = -m.gapSigmas * s * Math.sign(u) * Math.log(1 - 2 * Math.abs(u));
-      lo += g;
+      if (gapDraw < oneTickEnd && tick > 0) {
+        o = u < 0 && prevClose > tick ? prevClose - tick : prevClose + tick;
+        lo = Math.log(o);
+      } else {
+        lo += -m.gapSigmas * s * Math.sign(u) * Math.log(1 - 2 * Math.abs(u));
+        o = roundTick(Math.exp(lo), tick, invTick);
+      }
     }
     const lc = prevLogClose + path.logReturn[i];
     const dx = lc - lo;
@@ -711,7 +797,6 @@ export function buildCandlesFromPath(
     let dn = dx < 0 ? dx : 0;
     if (rng.next() >= m.noWickProb) up = 0.5 * (dx + Math.sqrt(dx * dx + v2 * rng.exponential()));
     if (rng.next() >= m.noWickProb) dn = 0.5 * (dx - Math.sqrt(dx * dx + v2 * rng.exponential()));
-    const o = i === 0 ? prevClose : roundTick(Math.exp(lo), tick, invTick);
     const c = roundTick(Math.exp(lc), tick, invTick);
     const h = roundTick(Math.exp(lo + up), tick, invTick);
     const l = roundTick(Math.exp(lo + dn), tick, invTick);

@@ -1030,22 +1030,38 @@ export interface MultiTimeframeOptions {
   windows?: Partial<Record<Timeframe, number>>;
 }
 
-/** Last row <= r holding a NaN, per row (-1 when none): windows are NaN-free iff it is before them. */
-function lastNanRows(values: Float32Array, rows: number, cols: number): Int32Array {
-  const out = new Int32Array(rows);
-  let last = -1;
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    for (let j = 0; j < cols; j++) {
-      const v = values[o + j];
-      if (v !== v) {
-        last = r;
-        break;
-      }
-    }
-    out[r] = last;
+/**
+ * Last row <= r holding a NaN (-1 when none), scanning rows only as far as asked: a window ending
+ * at r is NaN-free iff that row is before the window's first row.
+ */
+class NanScan {
+  private scanned = 0;
+  private last = -1;
+  private readonly lastAt: Int32Array;
+
+  constructor(
+    private readonly values: Float32Array,
+    private readonly cols: number,
+    rows: number,
+  ) {
+    this.lastAt = new Int32Array(rows);
   }
-  return out;
+
+  lastNanAtOrBefore(r: number): number {
+    const { values, cols, lastAt } = this;
+    for (; this.scanned <= r; this.scanned++) {
+      const o = this.scanned * cols;
+      for (let j = 0; j < cols; j++) {
+        const v = values[o + j];
+        if (v !== v) {
+          this.last = this.scanned;
+          break;
+        }
+      }
+      lastAt[this.scanned] = this.last;
+    }
+    return lastAt[r];
+  }
 }
 
 /**
@@ -1185,23 +1201,23 @@ function findFirstValidRow(
     const m = matrices.get(tf)!;
     const f = formingRows.get(tf);
     return {
-      lastNan: lastNanRows(m.values, m.rows, m.cols),
+      lastNan: new NanScan(m.values, m.cols, m.rows),
       index: rowIndex.get(tf)!,
-      formingNan: f === undefined ? null : lastNanRows(f.values, f.rows, f.cols),
+      formingNan: f === undefined ? null : new NanScan(f.values, f.cols, f.rows),
       closedLength: (windows[tf] ?? 1) - (f === undefined ? 0 : 1),
     };
   });
   for (let i = 0; i < n; i++) {
     let ok = true;
     for (const c of checks) {
-      if (c.formingNan !== null && c.formingNan[i] === i) {
+      if (c.formingNan !== null && c.formingNan.lastNanAtOrBefore(i) === i) {
         ok = false;
         break;
       }
       if (c.closedLength === 0) continue;
       const last = c.index[i];
       const first = last - c.closedLength + 1;
-      if (last < 0 || first < 0 || c.lastNan[last] >= first) {
+      if (last < 0 || first < 0 || c.lastNan.lastNanAtOrBefore(last) >= first) {
         ok = false;
         break;
       }

@@ -434,12 +434,16 @@ function minOf(a: Float64Array, from: number, to: number): number {
   return m;
 }
 
-/** Linear-interpolated quantile of `scratch` (reordered in place; no full sort). */
-function quantileInPlace(scratch: Float64Array, p: number): number {
+/**
+ * Linear-interpolated quantile of `scratch` (reordered in place; no full sort). `from` is the
+ * first index the order statistic can lie at when `scratch[0..from)` already holds the smallest
+ * values (after a lower quantile was selected).
+ */
+function quantileInPlace(scratch: Float64Array, p: number, from = 0): number {
   const n = scratch.length;
   const h = (n - 1) * p;
   const lo = Math.floor(h);
-  select(scratch, lo, 0, n - 1);
+  select(scratch, lo, Math.min(from, lo), n - 1);
   const vLo = scratch[lo];
   if (lo + 1 >= n || h === lo) return vLo;
   // The next order statistic is the minimum of the part above lo.
@@ -668,7 +672,8 @@ export function calculatePerformanceMetrics(
   if (n >= 2) {
     const scratch = Float64Array.from(returns as ArrayLike<number>);
     q05 = quantileInPlace(scratch, 0.05);
-    q95 = quantileInPlace(scratch, 0.95);
+    // Everything above the 5% order statistic is already to its right.
+    q95 = quantileInPlace(scratch, 0.95, Math.floor((n - 1) * 0.05) + 1);
     let s = 0;
     let c = 0;
     for (let k = 0; k < n; k++) {

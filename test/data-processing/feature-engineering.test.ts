@@ -247,6 +247,17 @@ describe('firstValidRow and windows', () => {
     copyWindow(last, '4h', last.firstValidRow + 5, 32, w4, 0);
     const offset4h = 64 * last.perTimeframe.get('15m')!.cols;
     expect(Array.from(obs.subarray(offset4h, offset4h + w4.length))).toEqual(Array.from(w4));
+    // Forming mode: the newest 4h slot is the candle in progress, in both paths.
+    const fob = new ObservationBuilder(forming, fullObservationSpec(forming, WINDOWS, false));
+    const fobs = new Float32Array(fob.size);
+    const row = forming.firstValidRow + 5;
+    fob.build(row, null, fobs, 0);
+    copyWindow(forming, '4h', row, 32, w4, 0);
+    expect(Array.from(fobs.subarray(offset4h, offset4h + w4.length))).toEqual(Array.from(w4));
+    const newest = forming.formingRows!.get('4h')!;
+    expect(Array.from(w4.subarray(31 * cols))).toEqual(
+      Array.from(newest.values.subarray(row * cols, (row + 1) * cols)),
+    );
   });
 });
 

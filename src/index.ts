@@ -35,3 +35,8 @@ export * from './models/time-series/trainer.js';
 export * from './models/time-series/policy.js';
 export * from './models/time-series/training-run.js';
 export * from './utils/visualization.js';
+export * from './models/reinforcement/spaces.js';
+export * from './models/reinforcement/reward-functions.js';
+export * from './models/reinforcement/trading-env.js';
+export * from './models/reinforcement/vec-env.js';
+export * from './models/reinforcement/env-checker.js';

@@ -257,6 +257,26 @@ const batchMatMulPatched: KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
+/** Stock wasm kernels that apply a fused matmul's activation. */
+const ACTIVATION_KERNELS: Record<string, string> = {
+  relu: 'Relu',
+  relu6: 'Relu6',
+  sigmoid: 'Sigmoid',
+  elu: 'Elu',
+  leakyrelu: 'LeakyRelu',
+  prelu: 'Prelu',
+};
+
+/** Runs a stock kernel by name and frees its input `x` when asked. */
+function runStock(
+  be: BackendWasm,
+  name: string,
+  inputs: Record<string, TensorInfo>,
+  attrs: Record<string, unknown> = {},
+): TensorInfo {
+  return stockKernel(name).kernelFunc({ inputs, backend: be, attrs: attrs as never }) as TensorInfo;
+}
+
 const fusedMatMulPatched: KernelFunc = ({ inputs, backend, attrs }) => {
   const be = backend as BackendWasm;
   const { a, b, bias, preluActivationWeights } = inputs as {
@@ -265,22 +285,52 @@ const fusedMatMulPatched: KernelFunc = ({ inputs, backend, attrs }) => {
     bias?: TensorInfo;
     preluActivationWeights?: TensorInfo;
   };
-  const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+  const { transposeA, transposeB, activation, leakyreluAlpha } = attrs as {
+    transposeA: boolean;
+    transposeB: boolean;
+    activation: string;
+    leakyreluAlpha?: number;
+  };
   const plan = planMatMul(be, a, b, transposeA, transposeB);
-  let aIn = plan.a;
-  let bIn = plan.b;
-  if (!plan.folded) {
-    // The stock fused kernel wants rank-3 operands.
-    aIn = { ...aIn, shape: [sizeOf(aIn.shape.slice(0, -2)), ...aIn.shape.slice(-2)] };
-    bIn = { ...bIn, shape: [sizeOf(bIn.shape.slice(0, -2)), ...bIn.shape.slice(-2)] };
+  let out: TensorInfo;
+  if (plan.folded) {
+    // One 2-D product: the stock kernel runs XNNPACK with the bias and activation fused.
+    out = stockKernel('_FusedMatMul').kernelFunc({
+      inputs: { a: plan.a, b: plan.b, bias, preluActivationWeights },
+      backend,
+      attrs: { ...attrs, transposeA: false, transposeB: false },
+    }) as TensorInfo;
+    out.shape = plan.outShape;
+  } else {
+    // Batched: the stock fused kernel's loop adds the wrong bias, so the product, the bias and the
+    // activation run as separate stock kernels.
+    let y = batchMatMulPatched({
+      inputs: { a: plan.a, b: plan.b },
+      backend,
+      attrs: { transposeA: false, transposeB: false },
+    }) as TensorInfo;
+    if (bias !== undefined) {
+      const z = runStock(be, 'Add', { a: y, b: bias });
+      disposeInfo(be, y);
+      y = z;
+    }
+    const kernel = ACTIVATION_KERNELS[activation];
+    if (kernel !== undefined) {
+      const z =
+        kernel === 'Prelu'
+          ? runStock(be, kernel, { x: y, alpha: preluActivationWeights! })
+          : runStock(
+              be,
+              kernel,
+              { x: y },
+              kernel === 'LeakyRelu' ? { alpha: leakyreluAlpha ?? 0.2 } : {},
+            );
+      disposeInfo(be, y);
+      y = z;
+    }
+    out = y;
   }
-  const out = stockKernel('_FusedMatMul').kernelFunc({
-    inputs: { a: aIn, b: bIn, bias, preluActivationWeights },
-    backend,
-    attrs: { ...attrs, transposeA: false, transposeB: false },
-  }) as TensorInfo;
   for (const t of plan.temps) disposeInfo(be, t);
-  out.shape = plan.outShape;
   return out;
 };
 

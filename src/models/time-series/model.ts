@@ -843,11 +843,12 @@ export class MultiTimeframeModel {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const enc of this.encoders) for (const l of enc.stock) l.dispose();
-    const stockVars = new Set(
+    // Stock layers own their variables; the others are ours.
+    const owned = new Set(
       this.encoders.flatMap((e) => e.stock.flatMap((l) => l.trainableWeights.map((w) => w.read()))),
     );
-    for (const n of this.named) if (!stockVars.has(n.variable)) n.variable.dispose();
+    for (const enc of this.encoders) for (const l of enc.stock) l.dispose();
+    for (const n of this.named) if (!owned.has(n.variable)) n.variable.dispose();
     if (this.normTensors !== null) tf.dispose(this.normTensors.flatMap((n) => [n.mean, n.invStd]));
   }
 }

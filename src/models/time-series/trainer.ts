@@ -336,7 +336,8 @@ export function createWindowDatasets(
   // The normaliser sees decision times up to the last training decision only.
   const lastTrain = tr.rows[tr.rows.length - 1];
   const normalizer = fitNormalizer(features, {
-    fromMs: options.splits.train.fromMs,
+    // Finite bounds (the normaliser records them in JSON): the data start at the earliest.
+    fromMs: Math.max(options.splits.train.fromMs, decision[0] - barMs),
     toMs: decision[lastTrain] + 1,
     method: options.normalizerMethod ?? 'zscore',
     clip: options.normalizerClip ?? null,

@@ -23,6 +23,10 @@ import {
   ObvStream,
   RealizedVolatilityStream,
   RocStream,
+  RollingMax,
+  RollingMin,
+  RollingMoments,
+  RollingSum,
   RsiStream,
   SmaStream,
   StdDevStream,
@@ -479,6 +483,62 @@ describe('every indicator, on random candles', () => {
       });
     },
   );
+});
+
+describe('rolling window helpers', () => {
+  it('RollingMax / RollingMin equal the window max / min exactly, ties and runs included', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: -5, max: 5 }), { minLength: 1, maxLength: 200 }),
+        fc.integer({ min: 1, max: 12 }),
+        (xs, size) => {
+          const hi = new RollingMax(size);
+          const lo = new RollingMin(size);
+          xs.forEach((x, i) => {
+            const w = xs.slice(Math.max(0, i - size + 1), i + 1);
+            expect(hi.push(x)).toBe(Math.max(...w));
+            expect(lo.push(x)).toBe(Math.min(...w));
+          });
+        },
+      ),
+      { numRuns: 200, seed: 5 },
+    );
+  });
+
+  it('RollingSum and RollingMoments match the window sum, mean and variances', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: -1e3, max: 1e3, noNaN: true }), { minLength: 1, maxLength: 150 }),
+        fc.integer({ min: 2, max: 10 }),
+        (xs, size) => {
+          const sum = new RollingSum(size);
+          const moments = new RollingMoments(size);
+          xs.forEach((x, i) => {
+            const w = xs.slice(Math.max(0, i - size + 1), i + 1);
+            const exactSum = w.reduce((a, b) => a + b, 0);
+            const mean = exactSum / w.length;
+            const ss = w.reduce((a, b) => a + (b - mean) ** 2, 0);
+            const scale = w.reduce((a, b) => Math.max(a, Math.abs(b)), 1);
+            expect(Math.abs(sum.push(x) - exactSum)).toBeLessThan(1e-12 * scale * size);
+            moments.push(x);
+            expect(moments.sum).toBe(sum.sum);
+            expect(moments.count).toBe(w.length);
+            expect(Math.abs(moments.variance(0) - ss / w.length)).toBeLessThan(
+              1e-9 * scale * scale,
+            );
+            if (w.length > 1) {
+              expect(Math.abs(moments.variance(1) - ss / (w.length - 1))).toBeLessThan(
+                1e-9 * scale * scale,
+              );
+            } else {
+              expect(moments.variance(1)).toBeNaN();
+            }
+          });
+        },
+      ),
+      { numRuns: 200, seed: 6 },
+    );
+  });
 });
 
 describe('range kernels (the batch path) mixed with single updates', () => {

@@ -184,30 +184,34 @@ export class RollingMax {
   /** Pushes `x` and returns the window maximum. */
   push(x: number): number {
     const i = this.pushed++;
-    const size = this.size;
-    const buf = this.buf;
-    buf[this.pos] = x;
-    this.pos = this.pos + 1 === size ? 0 : this.pos + 1;
-    if (this.at < 0 || this.at <= i - size) {
-      const filled = i + 1 < size ? i + 1 : size;
-      const start = i - filled + 1;
-      let slot = start % size;
-      let best = buf[slot];
-      let bestAt = start;
-      for (let k = 1; k < filled; k++) {
-        slot = slot + 1 === size ? 0 : slot + 1;
-        if (buf[slot] >= best) {
-          best = buf[slot];
-          bestAt = start + k;
-        }
-      }
-      this.value = best;
-      this.at = bestAt;
-    } else if (x >= this.value) {
+    this.buf[this.pos] = x;
+    this.pos = this.pos + 1 === this.size ? 0 : this.pos + 1;
+    if (this.at < 0 || this.at <= i - this.size) this.rescan(i);
+    else if (x >= this.value) {
       this.value = x;
       this.at = i;
     }
     return this.value;
+  }
+
+  /** The extreme left the window (or none yet): find it again among the values of rows <= i. */
+  private rescan(i: number): void {
+    const size = this.size;
+    const buf = this.buf;
+    const filled = i + 1 < size ? i + 1 : size;
+    const start = i - filled + 1;
+    let slot = start % size;
+    let best = buf[slot];
+    let bestAt = start;
+    for (let k = 1; k < filled; k++) {
+      slot = slot + 1 === size ? 0 : slot + 1;
+      if (buf[slot] >= best) {
+        best = buf[slot];
+        bestAt = start + k;
+      }
+    }
+    this.value = best;
+    this.at = bestAt;
   }
 }
 
@@ -232,29 +236,33 @@ export class RollingMin {
   /** Pushes `x` and returns the window minimum. */
   push(x: number): number {
     const i = this.pushed++;
-    const size = this.size;
-    const buf = this.buf;
-    buf[this.pos] = x;
-    this.pos = this.pos + 1 === size ? 0 : this.pos + 1;
-    if (this.at < 0 || this.at <= i - size) {
-      const filled = i + 1 < size ? i + 1 : size;
-      const start = i - filled + 1;
-      let slot = start % size;
-      let best = buf[slot];
-      let bestAt = start;
-      for (let k = 1; k < filled; k++) {
-        slot = slot + 1 === size ? 0 : slot + 1;
-        if (buf[slot] <= best) {
-          best = buf[slot];
-          bestAt = start + k;
-        }
-      }
-      this.value = best;
-      this.at = bestAt;
-    } else if (x <= this.value) {
+    this.buf[this.pos] = x;
+    this.pos = this.pos + 1 === this.size ? 0 : this.pos + 1;
+    if (this.at < 0 || this.at <= i - this.size) this.rescan(i);
+    else if (x <= this.value) {
       this.value = x;
       this.at = i;
     }
     return this.value;
+  }
+
+  /** The extreme left the window (or none yet): find it again among the values of rows <= i. */
+  private rescan(i: number): void {
+    const size = this.size;
+    const buf = this.buf;
+    const filled = i + 1 < size ? i + 1 : size;
+    const start = i - filled + 1;
+    let slot = start % size;
+    let best = buf[slot];
+    let bestAt = start;
+    for (let k = 1; k < filled; k++) {
+      slot = slot + 1 === size ? 0 : slot + 1;
+      if (buf[slot] <= best) {
+        best = buf[slot];
+        bestAt = start + k;
+      }
+    }
+    this.value = best;
+    this.at = bestAt;
   }
 }

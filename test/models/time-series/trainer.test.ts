@@ -241,7 +241,7 @@ describe('Adam', () => {
         0.05,
       );
       const g2 = tf.variableGrads(loss(theirs), theirs);
-      ref.applyGradients(g2.grads);
+      ref.applyGradients(g2.grads as tf.NamedTensorMap as Parameters<typeof ref.applyGradients>[0]);
     }
     ours.forEach((v, k) => {
       const a = v.dataSync();

@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { DuckDBInstance } from '@duckdb/node-api';
 import {
   makeCandles,
+  repairCandles,
   sliceCandles,
   TIMEFRAME_MS,
   type Candles,
@@ -28,7 +29,9 @@ import {
 } from '../../src/data-processing/feature-engineering.js';
 import { rsi } from '../../src/data-processing/indicators.js';
 import { randomCandles } from '../../src/data-processing/lookahead.js';
+import { readCandlesCsv } from '../../src/data-processing/file-formats.js';
 import { ObservationBuilder, fullObservationSpec } from '../../src/evaluation/policy.js';
+import { hasSharedData, sharedFile, SKIP_REASON } from '../helpers/shared-data.js';
 
 const M15 = TIMEFRAME_MS['15m'];
 const H4 = TIMEFRAME_MS['4h'];
@@ -421,4 +424,33 @@ describe('writeFeatureTable', () => {
       }),
     );
   });
+});
+
+describe.skipIf(!hasSharedData)(`features on the real BTC and ETH history${SKIP_REASON}`, () => {
+  for (const pair of ['BTCUSDT', 'ETHUSDT']) {
+    it(`${pair}: every value is finite from firstValidRow on, across 2017-2023 (gaps, flat bars)`, async () => {
+      const data = new Map<Timeframe, Candles>();
+      for (const tf of ['15m', '4h', '1d'] as Timeframe[]) {
+        const { candles } = await readCandlesCsv(sharedFile(`binance-${pair}-${tf}.csv.gz`), {
+          symbol: pair,
+          timeframe: tf,
+        });
+        // The 15m files hold 81 off-grid rows in Feb 2018: repair drops exactly those.
+        data.set(tf, repairCandles(candles).candles);
+      }
+      const f = buildFeatures(data);
+      const d = f.decisionRows;
+      expect(d.rows).toBeGreaterThan(220_000);
+      // Warm-up: the longest 1d look-back (64 days of returns, SMA 50) plus the 16-day window.
+      const days = (d.time[f.firstValidRow] - d.time[0]) / 86_400_000;
+      expect(days).toBeGreaterThan(64 + 15);
+      expect(days).toBeLessThan(120);
+      let bad = -1;
+      for (let k = f.firstValidRow * d.cols; k < d.values.length && bad < 0; k++)
+        if (!Number.isFinite(d.values[k])) bad = k;
+      expect(
+        bad === -1 ? 'all finite' : `${d.names[bad % d.cols]} at row ${Math.floor(bad / d.cols)}`,
+      ).toBe('all finite');
+    });
+  }
 });

@@ -87,6 +87,11 @@ export interface TradingEnvInfo {
   truncationReason: TruncationReason;
   /** Allowed discrete levels (1 = allowed), or null for continuous actions. */
   actionMask: Uint8Array | null;
+  /**
+   * When the episode ended at this step (terminated or truncated): its final observation (the
+   * returned one; in a VecEnv a copy that survives the auto-reset); null otherwise.
+   */
+  finalObservation: Float32Array | null;
 }
 
 /** Options of `CryptoTradingEnv` (the spec's `window_size` and `transaction_cost` included). */
@@ -558,6 +563,7 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
     info.trades = b.trades.length;
     info.terminationReason = term;
     info.truncationReason = trunc;
+    info.finalObservation = term !== '' || trunc !== '' ? this.obs : null;
   }
 }
 
@@ -612,6 +618,7 @@ function blankInfo(mask: Uint8Array | null): TradingEnvInfo {
     terminationReason: '',
     truncationReason: '',
     actionMask: mask,
+    finalObservation: null,
   };
 }
 

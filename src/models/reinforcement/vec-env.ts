@@ -17,7 +17,10 @@ export interface VecStepResult<I> {
   truncated: Uint8Array;
   /** 1 where env i's episode ended (terminated or truncated) and the env was reset. */
   dones: Uint8Array;
-  /** Env i's info of this step (for an ended episode: the info of its final step). */
+  /**
+   * Env i's info of this step (for an ended episode: the info of its final step, whose
+   * `finalObservation`, when the info has that field, is set to `finalObservations[i]`).
+   */
   infos: I[];
   /** View i holds env i's final observation; meaningful only where `dones[i]` is 1. */
   finalObservations: Float32Array[];
@@ -138,7 +141,10 @@ export class VecEnv<I extends object = Record<string, unknown>> {
       r.infos[i] = out[4];
       if (term || trunc) {
         r.dones[i] = 1;
-        r.finalObservations[i].set(obs);
+        const final = r.finalObservations[i];
+        final.set(obs);
+        const info = out[4] as { finalObservation?: unknown };
+        if ('finalObservation' in info) info.finalObservation = final;
         const [first] = env.reset();
         if (!this.attached[i]) this.batch.set(first, i * size);
       } else {

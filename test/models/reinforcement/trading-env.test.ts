@@ -51,6 +51,7 @@ describe('CryptoTradingEnv: Gymnasium contract', () => {
     expect(res[2]).toBe(false);
     expect(res[3]).toBe(false);
     expect(res[0]).toBe(obs); // the observation buffer is reused
+    expect(res[4].finalObservation).toBeNull();
   });
 
   it('observation t holds each timeframe window known at row t (as copyWindow cuts it) and the account', () => {
@@ -105,6 +106,7 @@ describe('CryptoTradingEnv: Gymnasium contract', () => {
       }
     }
     expect(info?.truncationReason).toBe('data-end');
+    expect(info?.finalObservation).toBeInstanceOf(Float32Array);
     expect(info?.row).toBe(features.aligned.base.openTime.length - 1);
     expect(steps).toBe(features.aligned.base.openTime.length - 1 - env.rangeStart);
     expect(() => env.step(1)).toThrow(CtmError);

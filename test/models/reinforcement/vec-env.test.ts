@@ -38,6 +38,7 @@ describe('VecEnv', () => {
           resets++;
           expect(r.dones[i]).toBe(1);
           expect(Array.from(r.finalObservations[i])).toEqual(Array.from(obs));
+          expect(r.infos[i].finalObservation).toBe(r.finalObservations[i]);
           const [first] = solo[i].reset();
           expect(Array.from(r.observations.subarray(i * size, (i + 1) * size))).toEqual(
             Array.from(first),

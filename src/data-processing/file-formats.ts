@@ -12,8 +12,9 @@
 // JSON) is a DataValidationError naming the line where reading stopped.
 
 import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import type { Readable } from 'node:stream';
 import {
   type DuckDBDataChunk,
   DuckDBDoubleVector,
@@ -21,6 +22,7 @@ import {
   type DuckDBConnection,
 } from '@duckdb/node-api';
 import { DataValidationError, UsageError } from '../errors.js';
+import { createProgress } from '../utils/progress.js';
 import { CANDLE_FIELDS, makeCandles, type Candles, type Timeframe } from './candles.js';
 
 /** How the time column of a file was read. */
@@ -398,8 +400,26 @@ function openTextStream(path: string, source: string): Readable {
       reason: 'not gzip data (no gzip header) although the name ends in .gz',
     });
   }
-  const raw = createReadStream(path);
-  return gz ? raw.pipe(createGunzip()) : raw;
+  // Progress by bytes of the file read (the only size known before a gzip stream is inflated).
+  const megabytes = statSync(path).size / 1e6;
+  const bar = createProgress(`read ${basename(path)}`, Math.max(1, Math.ceil(megabytes)), {
+    unit: 'MB',
+  });
+  let bytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      bytes += chunk.length;
+      bar.update(Math.floor(bytes / 1e6));
+      done(null, chunk);
+    },
+  });
+  counter.on('close', () => bar.stop());
+  // pipeline() forwards a failure of any stage (read error, corrupt gzip) to the stream returned,
+  // where the reader's loop sees it; the callback only has to exist.
+  const noop = (): void => undefined;
+  return gz
+    ? pipeline(createReadStream(path), counter, createGunzip(), noop)
+    : pipeline(createReadStream(path), counter, noop);
 }
 
 /**

@@ -1,3 +1,5 @@
+// importCandleFile (bad corpus, repair, the real BTC 15m file) and loadHistoricalData (nested map,
+// ranges, exact derivation of missing timeframes, checked against the exchange's own 4h and 1d).
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

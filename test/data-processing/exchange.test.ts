@@ -1,3 +1,5 @@
+// ccxt downloads against a loopback imitation of Binance: faults and retries, rate limit,
+// incremental resumption, the forming candle, repair of off-grid candles.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

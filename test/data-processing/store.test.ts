@@ -1,3 +1,5 @@
+// The DuckDB candle store: exact round trips, idempotent keyed upserts, all-or-nothing writes (also
+// under SIGKILL), coverage, export.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { spawn } from 'node:child_process';

@@ -810,6 +810,35 @@ export class Broker {
   }
 
   /**
+   * The open round trip marked at the last close (`exitPrice` = the mark, `exitTimeMs` = the last
+   * bar's close time, `exitKind` = 'close', pnl including the unrealised part and the costs so
+   * far), or null when flat. Allocates the returned object.
+   */
+  openTrade(): Trade | null {
+    if (this.qty === 0 || this.tSide === 0) return null;
+    const unrealized = this.qty * (this.mark - this.avgEntry);
+    const gross = this.tGross + unrealized;
+    return {
+      side: this.tSide,
+      entryTimeMs: this.tEntryTime,
+      exitTimeMs: this.lastOpenTime + this.barMs,
+      entryBar: this.tEntryBar,
+      exitBar: this.barIndex,
+      entryPrice: this.tEntryNotional / this.tEntryQty,
+      exitPrice: this.mark,
+      size: this.tSize,
+      grossPnl: gross,
+      fees: this.tFees,
+      slippage: this.tSlip,
+      funding: this.tFunding,
+      borrow: this.tBorrow,
+      pnl: gross - this.tFees - this.tFunding - this.tBorrow,
+      barsHeld: this.tBars,
+      exitKind: 'close',
+    };
+  }
+
+  /**
    * Sets (or clears with NaN) the stop-loss price of the open position; it is replaced by the
    * config's default when the position is next opened or enlarged.
    * @throws {RangeError} when flat.
@@ -1030,7 +1059,7 @@ export class Broker {
     const qOld = this.qty;
     const absDq = dq > 0 ? dq : -dq;
     if (qOld === 0) {
-      this.openTrade(qNew, price, fee, slipCost, timeMs, bar);
+      this.beginTrade(qNew, price, fee, slipCost, timeMs, bar);
       this.avgEntry = price;
     } else if (qOld > 0 === dq > 0) {
       const absOld = qOld > 0 ? qOld : -qOld;
@@ -1052,9 +1081,9 @@ export class Broker {
       this.tFees += fee * share;
       this.tSlip += slipCost * share;
       if (qNew === 0 || qNew > 0 !== qOld > 0) {
-        this.closeTrade(kind, timeMs, bar, intrabar);
+        this.endTrade(kind, timeMs, bar, intrabar);
         if (qNew !== 0) {
-          this.openTrade(qNew, price, fee * (1 - share), slipCost * (1 - share), timeMs, bar);
+          this.beginTrade(qNew, price, fee * (1 - share), slipCost * (1 - share), timeMs, bar);
           this.avgEntry = price;
         }
       }
@@ -1090,7 +1119,7 @@ export class Broker {
     }
   }
 
-  private openTrade(
+  private beginTrade(
     qNew: number,
     price: number,
     fee: number,
@@ -1116,7 +1145,7 @@ export class Broker {
     this.held = 0;
   }
 
-  private closeTrade(kind: number, timeMs: number, bar: number, intrabar: boolean): void {
+  private endTrade(kind: number, timeMs: number, bar: number, intrabar: boolean): void {
     const t = this.trades;
     const i = t.append();
     t.side[i] = this.tSide;

@@ -591,6 +591,24 @@ describe('broker: interface', () => {
     expect(b.snapshot()).toEqual({ position: 0, unrealizedPnl: 0, barsInPosition: 0, drawdown: 0 });
   });
 
+  it('reports the open round trip marked at the close, adding up with the closed ones to the equity change', () => {
+    const b = new Broker(
+      cfg({ takerFeeRate: 0.001, funding: { enabled: true, constantRate: 0.001 } }),
+      {
+        timeframe: '15m',
+      },
+    );
+    expect(b.openTrade()).toBeNull();
+    step(b, 0, { o: 100 }, 1);
+    step(b, 1, { o: 100 }, -1);
+    step(b, 2, { o: 90, c: 95 }, -1);
+    const open = b.openTrade()!;
+    expect(open.side).toBe(-1);
+    expect(open.exitPrice).toBe(95);
+    expect(open.barsHeld).toBe(2);
+    expect(open.pnl + b.trades.pnl[0]).toBeCloseTo(b.equity - 10_000, 9);
+  });
+
   it('closePosition exits at the given price with taker fee', () => {
     const b = new Broker(cfg({ takerFeeRate: 0.001 }), { timeframe: '15m' });
     step(b, 0, { o: 100 }, 1);

@@ -194,7 +194,22 @@ export interface PolicyContext {
 /** Builds a policy from a training run (registered per run kind by the model and agent modules). */
 export type RunPolicyLoader = (run: Run, context: PolicyContext) => Policy | Promise<Policy>;
 
-const runLoaders = new Map<string, RunPolicyLoader>();
+/**
+ * Run kinds whose policies this package knows how to load (modules imported only when needed, so a
+ * baseline backtest never starts TensorFlow.js).
+ */
+const BUILTIN_RUN_LOADERS: Readonly<Record<string, RunPolicyLoader>> = {
+  'train-model': async (run, context) => {
+    const { initTensorflow } = await import('../models/time-series/kernels.js');
+    const { MultiTimeframeModel } = await import('../models/time-series/model.js');
+    const { SequenceModelPolicy } = await import('../models/time-series/policy.js');
+    await initTensorflow(context.config.model.backend);
+    const model = MultiTimeframeModel.load(run.path('model'));
+    return new SequenceModelPolicy(model, context.config.model.policy);
+  },
+};
+
+const runLoaders = new Map<string, RunPolicyLoader>(Object.entries(BUILTIN_RUN_LOADERS));
 
 /**
  * Registers how runs of `kind` (e.g. `train-ppo`) become a Policy for `ctm backtest --policy RUN`.
@@ -302,6 +317,18 @@ export interface ResolvedPolicy {
 }
 
 /**
+ * The run a `--policy` reference names (a directory holding run.json, or a run id under
+ * `paths.runs`), or null when it names no run.
+ */
+export function policyRun(ref: string, config: Config, cwd = process.cwd()): Run | null {
+  if ((BASELINES as readonly string[]).includes(ref) || /\.(m|c)?js$/.test(ref)) return null;
+  const runsDir = resolve(cwd, config.paths.runs);
+  if (existsSync(resolve(cwd, ref, 'run.json'))) return openRun(resolve(cwd, ref), runsDir);
+  if (existsSync(resolve(runsDir, ref, 'run.json'))) return openRun(ref, runsDir);
+  return null;
+}
+
+/**
  * Resolves a `--policy` reference: a baseline name, a run directory (or run id under
  * `paths.runs`), or a module path (anything ending in .js, .mjs or .cjs, or starting with ./ ../ /).
  * @throws {UsageError} for an unknown reference or a bad module; {CheckpointError} for a run whose
@@ -310,15 +337,10 @@ export interface ResolvedPolicy {
 export async function resolvePolicy(ref: string, context: PolicyContext): Promise<ResolvedPolicy> {
   if ((BASELINES as readonly string[]).includes(ref))
     return { policy: baselinePolicy(ref as BaselineName, context), kind: 'baseline', name: ref };
-  const cwd = context.cwd ?? process.cwd();
   if (/\.(m|c)?js$/.test(ref))
     return { policy: await loadPolicyModule(ref, context), kind: 'module', name: ref };
-  const runsDir = resolve(cwd, context.config.paths.runs);
-  if (existsSync(resolve(cwd, ref, 'run.json')) || existsSync(resolve(runsDir, ref, 'run.json'))) {
-    const run = openRun(
-      existsSync(resolve(cwd, ref, 'run.json')) ? resolve(cwd, ref) : ref,
-      runsDir,
-    );
+  const run = policyRun(ref, context.config, context.cwd);
+  if (run !== null) {
     const loader = runLoaders.get(run.info.kind);
     if (loader === undefined)
       throw new CheckpointError(

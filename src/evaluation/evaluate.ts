@@ -38,7 +38,7 @@ import {
   type ReportPayload,
 } from '../utils/visualization.js';
 import { backtestReportInput, backtestStrategy, type BacktestResult } from './backtest.js';
-import { resolvePolicy } from './baselines.js';
+import { policyRun, resolvePolicy } from './baselines.js';
 import type { PerformanceMetrics } from './metrics.js';
 import {
   assertOutsideHoldout,
@@ -263,7 +263,14 @@ function writeTables(run: Run, results: readonly BacktestResult[]): void {
  */
 export async function runBacktest(options: RunBacktestOptions): Promise<RunBacktestOutcome> {
   const { config } = options;
-  const data = await loadEvaluationData(options);
+  // A trained policy reads the features and windows it was trained on: build them from its run's
+  // config (everything else, costs included, comes from this command's config).
+  const trained = policyRun(options.policy, config);
+  const dataConfig =
+    trained === null
+      ? config
+      : { ...config, features: trained.info.config.features, windows: trained.info.config.windows };
+  const data = await loadEvaluationData({ ...options, config: dataConfig });
   const resolved = await resolvePolicy(options.policy, { features: data.features, config });
   const run = createRun({ kind: 'backtest', config, commandLine: options.commandLine });
   const cols = [...data.candles.values()].flatMap((c) => [c.openTime, c.close]);

@@ -25,7 +25,10 @@ import { evaluationRange, runBacktest } from '../../src/evaluation/evaluate.js';
 import { calculatePerformanceMetrics } from '../../src/evaluation/metrics.js';
 import type { ObservationSpec, Policy } from '../../src/evaluation/policy.js';
 import { CryptoTradingEnv } from '../../src/models/reinforcement/trading-env.js';
+import { initTensorflow } from '../../src/models/time-series/kernels.js';
+import { MultiTimeframeModel, modelConfigFromSection } from '../../src/models/time-series/model.js';
 import { defaultConfig, parseDateMs } from '../../src/utils/config.js';
+import { createRun } from '../../src/utils/runs.js';
 import { hasSharedData, SHARED_DATA_DIR, SKIP_REASON } from '../helpers/shared-data.js';
 import { closeOverSma, handFeatures, smaFeatures, walkCandles } from './fixtures.js';
 
@@ -292,6 +295,40 @@ describe('policy references', () => {
     );
     await expect(resolvePolicy(join(dir, 'none.js'), context)).rejects.toThrow(UsageError);
     await expect(resolvePolicy('sma-crosss', context)).rejects.toThrow(/unknown policy sma-crosss/);
+  });
+});
+
+describe('a sequence-model run as the policy', () => {
+  it('loads the model of a train-model run directory and backtests it as a Policy', async () => {
+    const config = defaultConfig();
+    config.paths.runs = mkdtempSync(join(tmpdir(), 'ctm-model-runs-'));
+    config.model.backend = 'wasm';
+    config.model.policy = { threshold: 0, sizing: 'discrete' };
+    await initTensorflow('wasm');
+    const spec = {
+      timeframes: ['15m' as const],
+      windows: { '15m': 8 },
+      features: { '15m': ['close_sma_10', 'close_sma_20'] },
+    };
+    const model = MultiTimeframeModel.create(
+      modelConfigFromSection({ ...config.model, hiddenDims: 8, denseUnits: 8 }, spec),
+      1,
+    );
+    const run = createRun({ kind: 'train-model', config, commandLine: ['train', 'model'] });
+    model.save(run.path('model'));
+    const f = smaFeatures(walkCandles(300));
+    const resolved = await resolvePolicy(run.dir, { features: f, config });
+    expect(resolved).toMatchObject({ kind: 'run', name: run.id });
+    expect(resolved.policy.observation.windows).toEqual({ '15m': 8 });
+    const r = backtestStrategy({ policy: resolved.policy, data: f, benchmark: false });
+    // SMA(20) warm-up (row 19) plus a full 8-bar window: the first decision is at row 26.
+    expect(r.startRow).toBe(26);
+    // Threshold 0 and discrete sizing: every decision is long or short.
+    expect(new Set(r.target)).toEqual(new Set([-1, 1]));
+    const other = createRun({ kind: 'synth', config, commandLine: ['synth'] });
+    await expect(resolvePolicy(other.dir, { features: f, config })).rejects.toThrow(
+      /runs of kind synth hold no policy/,
+    );
   });
 });
 

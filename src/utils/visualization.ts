@@ -90,6 +90,11 @@ export interface ConfusionMatrix {
   readonly matrix: readonly (readonly number[])[];
 }
 
+/** A confusion matrix found in a run's metrics, named by where it was found (`test`, ...). */
+export interface NamedConfusionMatrix extends ConfusionMatrix {
+  readonly name: string;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The serialisable payload (report-data.json) the page is drawn from
 
@@ -147,7 +152,8 @@ export interface ReportPayload {
   benchmarkMetrics: PerformanceMetrics | null;
   /** Training history rows (`step` plus numeric metrics). */
   history: Array<Record<string, number | string | null>>;
-  confusion: ConfusionMatrix | null;
+  /** Confusion matrices of a sequence-model run (validation, test, ...). */
+  confusion: NamedConfusionMatrix[];
   /** Other runs' metrics.json, flattened to `a.b.c` keys (shown when `metrics` is null). */
   summary: Record<string, number | string>;
 }
@@ -167,7 +173,7 @@ export function emptyReportPayload(title: string): ReportPayload {
     metrics: null,
     benchmarkMetrics: null,
     history: [],
-    confusion: null,
+    confusion: [],
     summary: {},
   };
 }
@@ -327,7 +333,7 @@ export function buildBacktestPayload(
     metrics: input.metrics,
     benchmarkMetrics: input.benchmarkMetrics ?? null,
     history: [],
-    confusion: null,
+    confusion: [],
     summary: {},
   };
 }
@@ -353,25 +359,43 @@ function dailyReturns(c: Candles, equity: ArrayLike<number>, tf: Timeframe): num
   return out;
 }
 
-/**
- * Finds a confusion matrix anywhere in a run's metrics (`confusionMatrix: { labels, matrix }`).
- */
-export function findConfusionMatrix(value: unknown, depth = 0): ConfusionMatrix | null {
-  if (depth > 4 || typeof value !== 'object' || value === null) return null;
-  const obj = value as Record<string, unknown>;
-  const cm = obj.confusionMatrix;
-  if (
-    typeof cm === 'object' &&
-    cm !== null &&
-    Array.isArray((cm as ConfusionMatrix).labels) &&
-    Array.isArray((cm as ConfusionMatrix).matrix)
-  )
-    return cm as ConfusionMatrix;
-  for (const v of Object.values(obj)) {
-    const found = findConfusionMatrix(v, depth + 1);
-    if (found !== null) return found;
+/** Direction classes of the sequence model, the labels of a flat 3 x 3 `confusion` array. */
+const DIRECTION_LABELS = ['down', 'flat', 'up'];
+
+function asConfusion(v: unknown): ConfusionMatrix | null {
+  if (typeof v !== 'object' || v === null) return null;
+  if (Array.isArray(v)) {
+    // A flat row-major k x k array of counts (the trainer's `confusion`).
+    const k = Math.round(Math.sqrt(v.length));
+    if (k < 2 || k * k !== v.length || !v.every((x) => typeof x === 'number')) return null;
+    const flat = v as number[];
+    return {
+      labels: k === 3 ? DIRECTION_LABELS : Array.from({ length: k }, (_, i) => `class ${i}`),
+      matrix: Array.from({ length: k }, (_, r) => flat.slice(r * k, r * k + k)),
+    };
   }
-  return null;
+  const cm = v as Partial<ConfusionMatrix>;
+  return Array.isArray(cm.labels) && Array.isArray(cm.matrix) ? (cm as ConfusionMatrix) : null;
+}
+
+/**
+ * Finds every confusion matrix in a run's metrics: `confusionMatrix: { labels, matrix }` or a flat
+ * square `confusion: number[]` (row = true class), each named by the path of the object holding it
+ * (e.g. `validation`, `test`).
+ */
+export function findConfusionMatrices(
+  value: unknown,
+  path = '',
+  depth = 0,
+): NamedConfusionMatrix[] {
+  if (depth > 5 || typeof value !== 'object' || value === null || Array.isArray(value)) return [];
+  const out: NamedConfusionMatrix[] = [];
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const cm = k === 'confusionMatrix' || k === 'confusion' ? asConfusion(v) : null;
+    if (cm !== null) out.push({ ...cm, name: path === '' ? 'run' : path });
+    else out.push(...findConfusionMatrices(v, path === '' ? k : `${path}.${k}`, depth + 1));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -395,6 +419,11 @@ function esc(s: string): string {
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
     .replace(/"/g, '&quot;');
+}
+
+/** A name as a file/id fragment: `validation.test` → `validation-test`. */
+function slug(name: string): string {
+  return name.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'run';
 }
 
 function niceStep(range: number, target: number): number {
@@ -830,15 +859,15 @@ export function tradeScatterSvg(
 }
 
 /** Confusion matrix (rows true, columns predicted; one `rect.cm-cell` per cell) as SVG. */
-export function confusionMatrixSvg(cm: ConfusionMatrix, width: number): string {
+export function confusionMatrixSvg(cm: NamedConfusionMatrix, width: number): string {
   const k = cm.labels.length;
   const cell = Math.min(90, Math.floor((width - 160) / Math.max(1, k)));
   const height = 90 + k * cell + 40;
   const f = { ...frame(width, height), left: 130 };
   let out = svgOpen(
     f,
-    'confusion-matrix',
-    'Confusion matrix (rows: true class, columns: predicted)',
+    `confusion-matrix-${slug(cm.name)}`,
+    `Confusion matrix, ${cm.name} (rows: true class, columns: predicted)`,
   );
   let max = 0;
   for (const row of cm.matrix) for (const v of row) max = Math.max(max, v);
@@ -1193,8 +1222,8 @@ export function payloadSvgs(
   training.forEach((svg, k) => {
     out[`training-${k}`] = svg;
   });
-  if (payload.confusion !== null)
-    out['confusion-matrix'] = confusionMatrixSvg(payload.confusion, w);
+  for (const cm of payload.confusion)
+    out[`confusion-matrix-${slug(cm.name)}`] = confusionMatrixSvg(cm, w);
   return out;
 }
 
@@ -1381,8 +1410,11 @@ export function renderReportHtml(
     parts.push(
       `<h2>Training curves</h2><div class="svgs" id="training-curves">${figs(training)}</div>`,
     );
-  if (svgs['confusion-matrix'] !== undefined)
-    parts.push(`<h2>Confusion matrix</h2><div class="svgs">${svgs['confusion-matrix']}</div>`);
+  const confusion = Object.keys(svgs).filter((k) => k.startsWith('confusion-matrix-'));
+  if (confusion.length > 0)
+    parts.push(
+      `<h2>Confusion matrices</h2><div class="svgs" id="confusion-matrices">${figs(confusion)}</div>`,
+    );
   const pageData = { ...payload, markerLabelLimit: options.markerLabelLimit };
   const needsCharts = p !== null || payload.equity !== null;
   return (
@@ -1465,7 +1497,8 @@ export function reportRun(
   const metricsFile = run.path('metrics.json');
   if (existsSync(metricsFile)) {
     const metrics = readJson(metricsFile);
-    payload.confusion = findConfusionMatrix(metrics) ?? payload.confusion;
+    const found = findConfusionMatrices(metrics);
+    if (found.length > 0) payload.confusion = found;
     if (payload.metrics === null) payload.summary = flattenMetrics(metrics);
   }
   return writeReport(run.dir, payload, options);

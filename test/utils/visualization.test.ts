@@ -18,6 +18,7 @@ import { createRun } from '../../src/utils/runs.js';
 import {
   buildBacktestPayload,
   DEFAULT_REPORT_OPTIONS,
+  findConfusionMatrices,
   payloadSvgs,
   reportRun,
   trainingPanels,
@@ -138,6 +139,29 @@ describe('report payload', () => {
 });
 
 describe('training curves and confusion matrix', () => {
+  it('finds the trainer’s flat confusion counts (row = true class) and labelled matrices', () => {
+    const found = findConfusionMatrices({
+      bestEpoch: 3,
+      validation: { confusion: [40, 12, 8, 10, 60, 12, 6, 14, 50] },
+      test: {
+        confusionMatrix: {
+          labels: ['a', 'b'],
+          matrix: [
+            [1, 2],
+            [3, 4],
+          ],
+        },
+      },
+    });
+    expect(found.map((c) => c.name)).toEqual(['validation', 'test']);
+    expect(found[0].labels).toEqual(['down', 'flat', 'up']);
+    expect(found[0].matrix[1]).toEqual([10, 60, 12]);
+    expect(found[1].matrix).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
+  });
+
   it('groups history keys into the known panels, validation next to training', () => {
     const panels = trainingPanels([
       {
@@ -180,7 +204,8 @@ describe('report in a real browser (headless Chromium)', () => {
   mkdirSync(backtestDir);
   const written = writeReport(backtestDir, payload, OPTIONS);
 
-  // A training run: history.jsonl and a metrics.json with a confusion matrix.
+  // A training run: history.jsonl and a metrics.json with two confusion matrices, one as the
+  // trainer writes it (flat 3 x 3 counts, row = true class) and one as { labels, matrix }.
   const config = defaultConfig();
   config.paths.runs = join(root, 'runs');
   const train = createRun({ kind: 'train-model', config, commandLine: ['train', 'model'] });
@@ -193,6 +218,7 @@ describe('report in a real browser (headless Chromium)', () => {
       approxKl: 0.01 * s,
     });
   train.writeMetrics({
+    validation: { accuracy: 0.55, confusion: [40, 12, 8, 10, 60, 12, 6, 14, 50] },
     test: {
       accuracy: 0.61,
       confusionMatrix: {
@@ -257,7 +283,8 @@ describe('report in a real browser (headless Chromium)', () => {
     ])
       expect(written.pngs).toContain(`${name}.png`);
     expect(pngSize(join(backtestDir, 'equity.png'))).toEqual([600, 300]);
-    expect(trainWritten.pngs).toContain('confusion-matrix.png');
+    expect(trainWritten.pngs).toContain('confusion-matrix-validation.png');
+    expect(trainWritten.pngs).toContain('confusion-matrix-test.png');
     expect(trainWritten.pngs.filter((p) => p.startsWith('training-'))).toHaveLength(4);
   });
 
@@ -328,12 +355,13 @@ describe('report in a real browser (headless Chromium)', () => {
     expect(existsSync(join(shots, 'backtest.png'))).toBe(true);
   });
 
-  it('draws a training run: one chart per curve group and the confusion matrix', async () => {
+  it('draws a training run: one chart per curve group and its confusion matrices', async () => {
     const { page, errors } = await open(train.path('report.html'));
     const drawn = await page.evaluate(() => ({
       panels: document.querySelectorAll('#training-curves svg').length,
       lines: document.querySelectorAll('#training-curves path.series').length,
-      cells: document.querySelectorAll('#confusion-matrix rect.cm-cell').length,
+      cells: document.querySelectorAll('#confusion-matrices rect.cm-cell').length,
+      validationTitle: document.querySelector('#confusion-matrix-validation text')?.textContent,
       summary: document.querySelector(
         '#summary-table tr[data-metric="test.accuracy"] td:nth-child(2)',
       )?.textContent,
@@ -342,7 +370,8 @@ describe('report in a real browser (headless Chromium)', () => {
     expect(errors).toEqual([]);
     expect(drawn.panels).toBe(4); // loss (+ valLoss), accuracy, entropy, KL
     expect(drawn.lines).toBe(5);
-    expect(drawn.cells).toBe(9);
+    expect(drawn.cells).toBe(18);
+    expect(drawn.validationTitle).toMatch(/Confusion matrix, validation/);
     expect(drawn.summary).toBe('0.610000');
   });
 

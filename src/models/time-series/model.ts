@@ -173,6 +173,42 @@ export function makeInputSpec(
   return { timeframes: [...timeframes], windows: { ...windows }, features };
 }
 
+/** Per-timeframe centre and inverse scale of a normaliser for the columns of a spec. */
+export interface SpecNormalization {
+  center: Float32Array;
+  invScale: Float32Array;
+}
+
+/**
+ * The statistics of `normalizer` for every column of `spec` (looked up by name), in spec order;
+ * a zero scale gives inverse scale 0 (the column becomes 0).
+ * @throws {CheckpointError} when the normaliser lacks a timeframe or column of the spec.
+ */
+export function normalizerStats(
+  normalizer: FittedNormalizer,
+  spec: ModelInputSpec,
+): SpecNormalization[] {
+  return spec.timeframes.map((t) => {
+    const st = normalizer.json.timeframes[t];
+    if (st === undefined)
+      throw new CheckpointError(normalizer.source, `normaliser was not fitted on ${t}`);
+    const names = spec.features[t] ?? [];
+    const center = new Float32Array(names.length);
+    const invScale = new Float32Array(names.length);
+    names.forEach((name, j) => {
+      const k = st.names.indexOf(name);
+      if (k < 0)
+        throw new CheckpointError(
+          normalizer.source,
+          `normaliser has no statistics for ${t}.${name}`,
+        );
+      center[j] = st.center[k];
+      invScale[j] = st.scale[k] > 0 ? 1 / st.scale[k] : 0;
+    });
+    return { center, invScale };
+  });
+}
+
 /**
  * Describes how two specs differ, or returns null when they are equal (same timeframes, windows,
  * feature names and order).
@@ -272,7 +308,7 @@ export class MultiTimeframeModel {
   private readonly headDir: { w: tf.Variable; b: tf.Variable };
   private readonly headRet: { w: tf.Variable; b: tf.Variable };
   private readonly headPat: { w: tf.Variable; b: tf.Variable } | null;
-  private normStats: { center: Float32Array; invScale: Float32Array }[] | null = null;
+  private normStats: SpecNormalization[] | null = null;
   private normTensors: { mean: tf.Tensor; invStd: tf.Tensor }[] | null = null;
   private disposed = false;
 
@@ -406,29 +442,7 @@ export class MultiTimeframeModel {
    * @throws {CheckpointError} when it lacks a timeframe or feature of the spec.
    */
   setNormalizer(normalizer: FittedNormalizer | null): void {
-    let stats: { center: Float32Array; invScale: Float32Array }[] | null = null;
-    if (normalizer !== null) {
-      const spec = this.config.spec;
-      stats = spec.timeframes.map((t) => {
-        const st = normalizer.json.timeframes[t];
-        if (st === undefined)
-          throw new CheckpointError(normalizer.source, `normaliser was not fitted on ${t}`);
-        const names = spec.features[t]!;
-        const center = new Float32Array(names.length);
-        const invScale = new Float32Array(names.length);
-        names.forEach((name, j) => {
-          const k = st.names.indexOf(name);
-          if (k < 0)
-            throw new CheckpointError(
-              normalizer.source,
-              `normaliser has no statistics for ${t}.${name}`,
-            );
-          center[j] = st.center[k];
-          invScale[j] = st.scale[k] > 0 ? 1 / st.scale[k] : 0;
-        });
-        return { center, invScale };
-      });
-    }
+    const stats = normalizer === null ? null : normalizerStats(normalizer, this.config.spec);
     this.normalizer = normalizer;
     this.normStats = stats;
     if (this.normTensors !== null) tf.dispose(this.normTensors.flatMap((n) => [n.mean, n.invStd]));

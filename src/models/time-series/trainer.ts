@@ -158,6 +158,25 @@ export class WindowDataset implements SequenceDataset {
     if (patternClasses !== undefined) this.patternClasses = patternClasses;
   }
 
+  /**
+   * The same samples and windows with other labels (e.g. permuted for a shuffled-label control).
+   * @throws {RangeError} when the labels have another length.
+   */
+  withLabels(labels: {
+    direction: Int32Array;
+    forwardReturn: Float32Array;
+    pattern?: Int32Array;
+  }): WindowDataset {
+    return new WindowDataset(
+      this.features,
+      this.spec,
+      this.rows,
+      labels,
+      this.normalizer,
+      this.patternClasses,
+    );
+  }
+
   directionLabels(): Int32Array {
     return this.direction;
   }
@@ -204,6 +223,40 @@ export class WindowDataset implements SequenceDataset {
       };
     }
   }
+}
+
+/**
+ * A view of a dataset restricted to some of its timeframes (for single-timeframe ablations): same
+ * samples, order and labels; batches carry only the chosen windows.
+ * @throws {RangeError} when a timeframe is not in the dataset.
+ */
+export function timeframeSubset(
+  data: SequenceDataset,
+  timeframes: readonly Timeframe[],
+): SequenceDataset {
+  const pick = timeframes.map((t) => {
+    const j = data.spec.timeframes.indexOf(t);
+    if (j < 0) throw new RangeError(`dataset has no timeframe ${t}`);
+    return j;
+  });
+  const spec: ModelInputSpec = {
+    timeframes: [...timeframes],
+    windows: Object.fromEntries(timeframes.map((t) => [t, data.spec.windows[t]])),
+    features: Object.fromEntries(timeframes.map((t) => [t, data.spec.features[t]])),
+  };
+  return {
+    spec,
+    size: data.size,
+    ...(data.patternClasses === undefined ? {} : { patternClasses: data.patternClasses }),
+    normalizer: data.normalizer ?? null,
+    directionLabels: () => data.directionLabels(),
+    forwardReturns: () => data.forwardReturns(),
+    numBatches: (batchSize, dropLast) => data.numBatches(batchSize, dropLast),
+    async *batches(options) {
+      for await (const b of data.batches(options))
+        yield { ...b, windows: pick.map((j) => b.windows[j]) };
+    },
+  };
 }
 
 /** Options of `createWindowDatasets`. */

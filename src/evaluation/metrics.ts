@@ -385,14 +385,6 @@ export function minTrackRecordLength(
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/** Linear-interpolated quantile (numpy's default) of an ascending-sorted array. */
-function sortedQuantile(sorted: Float64Array, p: number): number {
-  const h = (sorted.length - 1) * p;
-  const lo = Math.floor(h);
-  const hi = Math.min(lo + 1, sorted.length - 1);
-  return sorted[lo] + (h - lo) * (sorted[hi] - sorted[lo]);
-}
-
 /**
  * Rearranges `a[lo..hi]` so that a[k] holds the k-th smallest and everything before it is <= it
  * (Hoare's selection, median of three). O(n) on average; allocates nothing.
@@ -492,23 +484,6 @@ export function periodReturns(
   }
   if (key !== '') out.push({ period: key, return: growth - 1 });
   return out;
-}
-
-/**
- * Underwater curve of per-bar returns: `out[k]` = drawdown (fraction >= 0) after return k, from an
- * equity index starting at 1. Allocates `out` when not given.
- */
-export function underwater(returns: ArrayLike<number>, out?: Float64Array): Float64Array {
-  const n = returns.length;
-  const dd = out ?? new Float64Array(n);
-  let e = 1;
-  let peak = 1;
-  for (let k = 0; k < n; k++) {
-    e *= 1 + returns[k];
-    if (e > peak) peak = e;
-    dd[k] = peak > 0 ? 1 - e / peak : 1;
-  }
-  return dd;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1055,10 +1030,4 @@ function costMetrics(
     longExposure: nulls.take('costs.longExposure', longBars / n, exposureReason),
     shortExposure: nulls.take('costs.shortExposure', shortBars / n, exposureReason),
   };
-}
-
-/** Sorted copy helper for callers wanting several quantiles of the same series. */
-export function quantiles(values: ArrayLike<number>, ps: readonly number[]): number[] {
-  const sorted = Float64Array.from(values as ArrayLike<number>).sort();
-  return ps.map((p) => (sorted.length === 0 ? NaN : sortedQuantile(sorted, p)));
 }

@@ -1379,7 +1379,7 @@ export function renderReportHtml(
         (p.group > 1
           ? `, drawn ${p.group} per candle (OHLC aggregated exactly; markers keep their exact fill time and price, shown on the candle that contains them)`
           : '') +
-        `. ${higher === '' ? '' : `The ${higher} panes show each higher candle at the bar where it closed, i.e. as it was known at that decision time (never the forming candle); the legend names the last closed candle at the crosshair.`} ` +
+        `. ${higher === '' ? '' : `The ${higher} panes show each higher candle at the bar where it closed, i.e. from the first decision time at which it was known; the legend names the last closed candle at the crosshair.`} ` +
         `Markers: ▲ long entry, ▼ short entry, ● exit (${p.markers.t.length.toLocaleString('en-US')} fills of ${payload.trades.length.toLocaleString('en-US')} closed trades).</p>` +
         `<div class="chart" id="price-chart"><div class="legend" id="price-legend"></div></div>`,
     );

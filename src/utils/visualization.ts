@@ -1038,7 +1038,7 @@ const METRIC_TABLE: ReadonlyArray<{ section: string; rows: readonly MetricRow[] 
       { label: 'Fee drag (total)', path: 'costs.feeDrag', format: 'pct' },
       { label: 'Fee drag (CAGR)', path: 'costs.feeDragAnnual', format: 'pct' },
       { label: 'Exposure', path: 'costs.exposure', format: 'pct' },
-      { label: 'Long / short bars', path: 'costs.longExposure', format: 'pct' },
+      { label: 'Long bars', path: 'costs.longExposure', format: 'pct' },
       { label: 'Short bars', path: 'costs.shortExposure', format: 'pct' },
     ],
   },
@@ -1354,6 +1354,7 @@ const APP_JS = String.raw`
       });
     });
   }
+  charts.forEach(function (c) { c.timeScale().fitContent(); });
   report.ready = true;
 })();
 `;

@@ -704,6 +704,13 @@ function closeTimes(c: Candles): Float64Array {
   return t;
 }
 
+/**
+ * Rows per block of the batch pass: every family runs over one block before the next block, so
+ * the block's rows of the row-major matrix stay in cache instead of being streamed from memory
+ * once per family. The families' streaming states carry over from block to block.
+ */
+const BLOCK_ROWS = 1024;
+
 /** Runs every family over all candles; `values` has `cols` columns (>= the plan's). */
 function runBatch(
   plan: Plan,
@@ -711,11 +718,17 @@ function runBatch(
   values: Float32Array,
   cols: number,
   aux: Float64Array,
+  afterBlock?: (from: number, to: number) => void,
 ): void {
   const n = c.openTime.length;
-  plan.families.forEach((f, k) => {
-    f.run(f.create(), c, 0, n, { values, cols, col0: plan.col0[k], aux });
-  });
+  const fams = plan.families;
+  const states = fams.map((f) => f.create());
+  const sinks = fams.map((_, k) => ({ values, cols, col0: plan.col0[k], aux }));
+  for (let from = 0; from < n; from += BLOCK_ROWS) {
+    const to = Math.min(n, from + BLOCK_ROWS);
+    for (let k = 0; k < fams.length; k++) fams[k].run(states[k], c, from, to, sinks[k]);
+    afterBlock?.(from, to);
+  }
 }
 
 /**
@@ -861,7 +874,8 @@ interface CrossContext {
 
 interface CrossGroup {
   readonly names: string[];
-  write(ctx: CrossContext, col0: number): void;
+  /** Writes the group's columns for base rows [from, to) (called block by block, in order). */
+  write(ctx: CrossContext, col0: number, from: number, to: number): void;
 }
 
 const TWO_PI = 2 * Math.PI;
@@ -877,9 +891,8 @@ function crossGroups(
   if (x.trend && higher.length > 0)
     groups.push({
       names: [...[baseTf, ...higher].map((tf) => `x.trend_${tf}`), 'x.trend_agree'],
-      write({ baseAux, higher: hs, values, cols }, col0) {
-        const n = baseAux.length / AUX;
-        for (let i = 0; i < n; i++) {
+      write({ baseAux, higher: hs, values, cols }, col0, from, to) {
+        for (let i = from; i < to; i++) {
           const o = i * cols + col0;
           let sum = Math.sign(baseAux[i * AUX + AUX_TREND]);
           values[o] = sum;
@@ -893,17 +906,21 @@ function crossGroups(
         }
       },
     });
-  if (x.rangePosition && higher.length > 0)
+  if (x.rangePosition && higher.length > 0) {
+    // Per higher timeframe: the bucket in progress and its high and low so far (kept across blocks).
+    const bucketOf = new Float64Array(higher.length).fill(NaN);
+    const highOf = new Float64Array(higher.length);
+    const lowOf = new Float64Array(higher.length);
     groups.push({
       names: higher.map((tf) => `x.pos_${tf}`),
-      write({ base, higher: hs, values, cols }, col0) {
+      write({ base, higher: hs, values, cols }, col0, from, to) {
         const { openTime, high, low, close } = base;
         for (let h = 0; h < hs.length; h++) {
           const tfMs = hs[h].tfMs;
-          let bucket = NaN;
-          let hi = 0;
-          let lo = 0;
-          for (let i = 0; i < openTime.length; i++) {
+          let bucket = bucketOf[h];
+          let hi = highOf[h];
+          let lo = lowOf[h];
+          for (let i = from; i < to; i++) {
             const b = openTime[i] - (openTime[i] % tfMs);
             if (b !== bucket) {
               bucket = b;
@@ -916,18 +933,22 @@ function crossGroups(
             const width = hi - lo;
             values[i * cols + col0 + h] = width !== 0 ? (close[i] - lo) / width : 0.5;
           }
+          bucketOf[h] = bucket;
+          highOf[h] = hi;
+          lowOf[h] = lo;
         }
       },
     });
+  }
   if (x.supportResistance && spec.supportResistance.enabled)
     groups.push({
       names: higher.flatMap((tf) => [`x.res_${tf}`, `x.sup_${tf}`]),
-      write({ baseAux, higher: hs, values, cols }, col0) {
+      write({ baseAux, higher: hs, values, cols }, col0, from, to) {
         const cap = spec.supportResistance.maxDistanceAtr;
         const clamp = (d: number): number => (d > cap ? cap : d < -cap ? -cap : d);
         for (let h = 0; h < hs.length; h++) {
           const { index, aux } = hs[h];
-          for (let i = 0; i < index.length; i++) {
+          for (let i = from; i < to; i++) {
             const o = i * cols + col0 + 2 * h;
             const r = index[i];
             const a = r < 0 ? NaN : aux[r * AUX + AUX_ATR];
@@ -950,10 +971,10 @@ function crossGroups(
   if (x.rsi)
     groups.push({
       names: higher.map((tf) => `x.rsi_${tf}`),
-      write({ higher: hs, values, cols }, col0) {
+      write({ higher: hs, values, cols }, col0, from, to) {
         for (let h = 0; h < hs.length; h++) {
           const { index, aux } = hs[h];
-          for (let i = 0; i < index.length; i++) {
+          for (let i = from; i < to; i++) {
             const r = index[i];
             values[i * cols + col0 + h] = r < 0 ? NaN : (aux[r * AUX + AUX_RSI] - 50) / 50;
           }
@@ -963,12 +984,12 @@ function crossGroups(
   if (x.volatilityRatio)
     groups.push({
       names: higher.map((tf) => `x.vol_ratio_${tf}`),
-      write({ baseAux, baseMs, higher: hs, values, cols }, col0) {
+      write({ baseAux, baseMs, higher: hs, values, cols }, col0, from, to) {
         for (let h = 0; h < hs.length; h++) {
           const { index, aux, tfMs } = hs[h];
           // Per-bar volatility grows with the square root of the bar length.
           const scale = Math.sqrt(tfMs / baseMs);
-          for (let i = 0; i < index.length; i++) {
+          for (let i = from; i < to; i++) {
             const r = index[i];
             const vb = baseAux[i * AUX + AUX_VOL] * scale;
             const vh = r < 0 ? NaN : aux[r * AUX + AUX_VOL];
@@ -981,9 +1002,9 @@ function crossGroups(
   if (x.timeOfDay)
     groups.push({
       names: ['x.tod_sin', 'x.tod_cos'],
-      write({ base, baseMs, values, cols }, col0) {
+      write({ base, baseMs, values, cols }, col0, from, to) {
         const t = base.openTime;
-        for (let i = 0; i < t.length; i++) {
+        for (let i = from; i < to; i++) {
           const a = (TWO_PI * ((t[i] + baseMs) % DAY_MS)) / DAY_MS;
           values[i * cols + col0] = Math.sin(a);
           values[i * cols + col0 + 1] = Math.cos(a);
@@ -993,9 +1014,9 @@ function crossGroups(
   if (x.dayOfWeek)
     groups.push({
       names: ['x.dow_sin', 'x.dow_cos'],
-      write({ base, baseMs, values, cols }, col0) {
+      write({ base, baseMs, values, cols }, col0, from, to) {
         const t = base.openTime;
-        for (let i = 0; i < t.length; i++) {
+        for (let i = from; i < to; i++) {
           // Day 0 (1970-01-01) was a Thursday: Monday = 0 ... Sunday = 6.
           const dow = (Math.floor((t[i] + baseMs) / DAY_MS) + 3) % 7;
           const a = (TWO_PI * dow) / 7;
@@ -1007,11 +1028,11 @@ function crossGroups(
   if (x.staleness)
     groups.push({
       names: higher.map((tf) => `x.stale_${tf}`),
-      write({ baseMs, higher: hs, values, cols }, col0) {
+      write({ baseMs, higher: hs, values, cols }, col0, from, to) {
         for (let h = 0; h < hs.length; h++) {
           const { staleness, tfMs } = hs[h];
           const perBar = baseMs / tfMs;
-          for (let i = 0; i < staleness.length; i++)
+          for (let i = from; i < to; i++)
             values[i * cols + col0 + h] = staleness[i] < 0 ? NaN : staleness[i] * perBar;
         }
       },
@@ -1150,13 +1171,14 @@ export function createMultiTimeframeFeatures(
   const cols = names.length;
   const values = new Float32Array(n * cols);
   const baseAux = nanArray(n * AUX);
-  runBatch(plan, base, values, cols, baseAux);
   const ctx: CrossContext = { base, baseMs, baseAux, higher: views, values, cols };
-  let col0 = plan.names.length;
-  for (const g of groups) {
-    g.write(ctx, col0);
-    col0 += g.names.length;
-  }
+  const groupCol0: number[] = [];
+  for (let g = 0, c0 = plan.names.length; g < groups.length; c0 += groups[g].names.length, g++)
+    groupCol0.push(c0);
+  // The cross features of each block right after its per-timeframe features (the block is in cache).
+  runBatch(plan, base, values, cols, baseAux, (from, to) => {
+    for (let g = 0; g < groups.length; g++) groups[g].write(ctx, groupCol0[g], from, to);
+  });
   perTimeframe.set(baseTf, matrix(baseTf, names, baseTimes, values));
   rowIndex.set(baseTf, identity(n));
 

@@ -61,7 +61,11 @@ export interface MetricsOptions {
    * deflated Sharpe ratio uses their variance.
    */
   readonly trialSharpes?: readonly number[];
-  /** Variance of the trials' annualised Sharpe ratios (used when `trialSharpes` is absent). */
+  /**
+   * Variance of the trials' annualised Sharpe ratios (used when `trialSharpes` is absent). Without
+   * either, `trials > 1` assumes the trials' estimates scatter by estimation error only (per-bar
+   * variance 1 / (T − 1), the deflated Sharpe ratio's null of no skill).
+   */
   readonly trialSharpeVariance?: number;
   /** Close time (UTC ms) of each bar of `returns`; enables the monthly and yearly tables. */
   readonly timeMs?: ArrayLike<number>;

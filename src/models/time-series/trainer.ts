@@ -1066,7 +1066,6 @@ export async function trainTimeSeriesModel(
           checkpoint: undefined,
           resume: undefined,
           progress: undefined,
-          epochs: undefined,
         },
       }),
     )

@@ -68,10 +68,14 @@ export interface ModelTrainingResult {
   test: EvaluationResult | null;
 }
 
-interface RunExtra {
+/** Where a training run's data and initial weights come from (recorded in run.json `extra`). */
+export interface TrainingRunSource {
   source: TrainingSource;
+  /** Symbol of a real-data run. */
   symbol: string;
+  /** Folder of candle files, or null for the store. */
   dataDir: string | null;
+  /** Run whose model initialises the weights, or null. */
   initFrom: string | null;
 }
 
@@ -104,7 +108,7 @@ async function readDataDir(
 /** Candles of the run's source, validated (repaired when `data.repair`), holdout excluded. */
 async function loadCandles(
   config: Config,
-  extra: RunExtra,
+  extra: TrainingRunSource,
 ): Promise<{
   candles: Map<Timeframe, Candles>;
   ranges: { train: DateRange; validation: DateRange; test: DateRange };
@@ -213,7 +217,7 @@ function fingerprintOf(symbol: string, candles: Map<Timeframe, Candles>): DataFi
 /** Builds the labelled datasets of a run from its config and source. */
 export async function buildTrainingDatasets(
   config: Config,
-  extra: RunExtra,
+  extra: TrainingRunSource,
 ): Promise<{ datasets: WindowDatasets; data: DataFingerprint }> {
   const { candles, ranges } = await loadCandles(config, extra);
   const windows: Partial<Record<Timeframe, number>> = {};
@@ -252,11 +256,11 @@ export async function runModelTraining(
 ): Promise<ModelTrainingResult> {
   let run: Run;
   let config: Config;
-  let extra: RunExtra;
+  let extra: TrainingRunSource;
   if (options.resume !== undefined) {
     run = openRun(options.resume, options.config.paths.runs);
     config = run.info.config;
-    const e = run.info.extra as Partial<RunExtra> | undefined;
+    const e = run.info.extra as Partial<TrainingRunSource> | undefined;
     if (e?.source === undefined || e.symbol === undefined)
       throw new CheckpointError(run.dir, 'run.json does not describe a train-model run');
     extra = {

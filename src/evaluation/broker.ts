@@ -7,7 +7,7 @@
 // equity = cash + quantity x mark. The hot path (`step`) allocates nothing: the ledgers are columnar
 // typed arrays that grow by doubling.
 
-import { timeframeMs, type Timeframe } from '../data-processing/candles.js';
+import { timeframeMs, type Candles, type Timeframe } from '../data-processing/candles.js';
 import { ConfigError } from '../errors.js';
 import { configSchema, defaultConfig, type Config } from '../utils/config.js';
 import type { AccountSnapshot } from './policy.js';
@@ -514,6 +514,21 @@ export class Broker {
   private readonly maxDailyLoss: number;
   private readonly record: boolean;
 
+  // The bar being processed (set by step/stepAt/prime/primeAt; read by the hot path).
+  private barTime = NaN;
+  private barOpen = NaN;
+  private barHigh = NaN;
+  private barLow = NaN;
+  private barClose = NaN;
+  private barVolume = NaN;
+  // Candles bound by useCandles.
+  private cTime: Float64Array | null = null;
+  private cOpen: Float64Array | null = null;
+  private cHigh: Float64Array | null = null;
+  private cLow: Float64Array | null = null;
+  private cClose: Float64Array | null = null;
+  private cVolume: Float64Array | null = null;
+
   // Account state.
   private initial = 0;
   private cashValue = 0;
@@ -861,16 +876,47 @@ export class Broker {
    */
   prime(
     openTimeMs: number,
-    _open: number,
+    open: number,
     high: number,
     low: number,
     close: number,
     volume: number,
   ): void {
-    if (this.qty !== 0) throw new RangeError('prime: a position is open; use step');
-    this.lastOpenTime = openTimeMs;
-    this.mark = close;
-    this.observe(high, low, close, volume);
+    this.barTime = openTimeMs;
+    this.barOpen = open;
+    this.barHigh = high;
+    this.barLow = low;
+    this.barClose = close;
+    this.barVolume = volume;
+    this.primeBar();
+  }
+
+  /**
+   * Binds a candle series so that `stepAt(i, target)` / `primeAt(i)` can read bar i straight from
+   * its columns (the allocation-free path the env uses; `step` with scalars is equivalent).
+   */
+  useCandles(candles: Candles): void {
+    this.cTime = candles.openTime;
+    this.cOpen = candles.open;
+    this.cHigh = candles.high;
+    this.cLow = candles.low;
+    this.cClose = candles.close;
+    this.cVolume = candles.volume;
+  }
+
+  /** `prime` with bar `i` of the bound candles. @throws {RangeError} as `prime`, or when unbound. */
+  primeAt(i: number): void {
+    this.loadBar(i);
+    this.primeBar();
+  }
+
+  /**
+   * `step` with bar `i` of the candles bound by `useCandles`.
+   * @throws {RangeError} as `step`, or when no candles are bound or `i` is out of range.
+   */
+  stepAt(i: number, targetPosition: number): void {
+    this.loadBar(i);
+    this.advance(targetPosition);
   }
 
   /**
@@ -888,6 +934,38 @@ export class Broker {
     volume: number,
     targetPosition: number,
   ): void {
+    this.barTime = openTimeMs;
+    this.barOpen = open;
+    this.barHigh = high;
+    this.barLow = low;
+    this.barClose = close;
+    this.barVolume = volume;
+    this.advance(targetPosition);
+  }
+
+  private loadBar(i: number): void {
+    const t = this.cTime;
+    if (t === null) throw new RangeError('stepAt/primeAt: no candles bound (call useCandles)');
+    if (!(i >= 0 && i < t.length)) throw new RangeError(`bar ${i} outside [0, ${t.length})`);
+    this.barTime = t[i];
+    this.barOpen = (this.cOpen as Float64Array)[i];
+    this.barHigh = (this.cHigh as Float64Array)[i];
+    this.barLow = (this.cLow as Float64Array)[i];
+    this.barClose = (this.cClose as Float64Array)[i];
+    this.barVolume = (this.cVolume as Float64Array)[i];
+  }
+
+  private primeBar(): void {
+    if (this.qty !== 0) throw new RangeError('prime: a position is open; use step');
+    this.lastOpenTime = this.barTime;
+    this.mark = this.barClose;
+    this.observe();
+  }
+
+  /** One bar from the bar fields (see `step`). */
+  private advance(targetPosition: number): void {
+    const openTimeMs = this.barTime;
+    const open = this.barOpen;
     if (!(openTimeMs > this.lastOpenTime) && this.lastOpenTime === this.lastOpenTime)
       throw new RangeError(`step: bar ${openTimeMs} is not after ${this.lastOpenTime}`);
     if (targetPosition !== targetPosition) throw new RangeError('step: target position is NaN');
@@ -909,7 +987,7 @@ export class Broker {
     }
 
     if (target !== this.lastTarget) {
-      this.rebalance(target, openTimeMs, open, bar);
+      this.rebalance(target, bar);
       this.lastTarget = target;
     }
 
@@ -919,16 +997,17 @@ export class Broker {
           Math.ceil(openTimeMs / this.fundingIntervalMs) * this.fundingIntervalMs;
       const end = openTimeMs + this.barMs;
       while (this.nextFundingMs < end) {
-        if (this.qty !== 0) this.chargeFunding(this.nextFundingMs, open, bar);
+        if (this.qty !== 0) this.chargeFunding(bar);
         this.nextFundingMs += this.fundingIntervalMs;
       }
     } else if (this.borrowRate > 0) {
-      this.accrueBorrow(openTimeMs, open, bar);
+      this.accrueBorrow(bar);
     }
 
-    if (this.qty !== 0) this.intrabar(openTimeMs, open, high, low, bar);
+    if (this.qty !== 0) this.intrabar(bar);
 
     // Mark at the close.
+    const close = this.barClose;
     this.mark = close;
     const equity = this.cashValue + this.qty * close;
     this.equityValue = equity;
@@ -939,7 +1018,7 @@ export class Broker {
     } else this.held = 0;
     if (this.maxDailyLoss > 0 && equity <= this.dayStartEquity * (1 - this.maxDailyLoss))
       this.halted = true;
-    this.observe(high, low, close, volume);
+    this.observe();
     this.updateSnapshot();
   }
 
@@ -967,7 +1046,9 @@ export class Broker {
     this.updateSnapshot();
   }
 
-  private rebalance(target: number, timeMs: number, open: number, bar: number): void {
+  private rebalance(target: number, bar: number): void {
+    const open = this.barOpen;
+    const timeMs = this.barTime;
     const eq = this.cashValue + this.qty * open;
     let qTarget = eq > 0 ? (target * this.leverage * eq) / open : 0;
     if (this.lot > 0) {
@@ -1167,7 +1248,9 @@ export class Broker {
     this.tSide = 0;
   }
 
-  private chargeFunding(stampMs: number, mark: number, bar: number): void {
+  private chargeFunding(bar: number): void {
+    const stampMs = this.nextFundingMs;
+    const mark = this.barOpen;
     let rate = this.constantRate;
     const times = this.fundingTime;
     if (times !== null && this.fundingRate !== null) {
@@ -1183,7 +1266,9 @@ export class Broker {
     if (this.record) this.charges.push(bar, stampMs, 0, amount, rate, this.qty, mark);
   }
 
-  private accrueBorrow(openTimeMs: number, open: number, bar: number): void {
+  private accrueBorrow(bar: number): void {
+    const openTimeMs = this.barTime;
+    const open = this.barOpen;
     const end = openTimeMs + this.barMs;
     const start = this.borrowClockMs === this.borrowClockMs ? this.borrowClockMs : openTimeMs;
     this.borrowClockMs = end;
@@ -1204,7 +1289,11 @@ export class Broker {
   }
 
   /** Liquidation, stop-loss and take-profit inside the bar: adverse extreme first. */
-  private intrabar(timeMs: number, open: number, high: number, low: number, bar: number): void {
+  private intrabar(bar: number): void {
+    const timeMs = this.barTime;
+    const open = this.barOpen;
+    const high = this.barHigh;
+    const low = this.barLow;
     const q = this.qty;
     if (q > 0) {
       const liq = this.liqPrice;
@@ -1269,7 +1358,11 @@ export class Broker {
   }
 
   /** Updates the slippage estimators with a closed bar. */
-  private observe(high: number, low: number, close: number, volume: number): void {
+  private observe(): void {
+    const high = this.barHigh;
+    const low = this.barLow;
+    const close = this.barClose;
+    const volume = this.barVolume;
     const range = high - low;
     this.lastRangeRel = close > 0 ? range / close : 0;
     this.lastVolume = volume;

@@ -10,6 +10,7 @@ import {
   type BrokerConfig,
 } from '../../src/evaluation/broker.js';
 import { ConfigError } from '../../src/errors.js';
+import { makeCandles } from '../../src/data-processing/candles.js';
 
 const M15 = 900_000;
 const H8 = 8 * 3_600_000;
@@ -607,6 +608,62 @@ describe('broker: interface', () => {
     expect(open.exitPrice).toBe(95);
     expect(open.barsHeld).toBe(2);
     expect(open.pnl + b.trades.pnl[0]).toBeCloseTo(b.equity - 10_000, 9);
+  });
+
+  it('stepAt / primeAt on bound candles equal step / prime with the same bars', () => {
+    const n = 60;
+    const cols = {
+      openTime: Float64Array.from({ length: n }, (_, k) => T0 + k * M15),
+      open: Float64Array.from({ length: n }, (_, k) => 100 + 5 * Math.sin(k / 3)),
+      high: new Float64Array(n),
+      low: new Float64Array(n),
+      close: new Float64Array(n),
+      volume: Float64Array.from({ length: n }, (_, k) => 50 + k),
+    };
+    for (let k = 0; k < n; k++) {
+      cols.close[k] = cols.open[(k + 1) % n];
+      cols.high[k] = Math.max(cols.open[k], cols.close[k]) * 1.004;
+      cols.low[k] = Math.min(cols.open[k], cols.close[k]) * 0.996;
+    }
+    const candles = makeCandles('T/USDT', '15m', cols);
+    const c = cfg({
+      takerFeeRate: 0.001,
+      leverage: 2,
+      slippage: { model: 'atr', fixedBps: 1 },
+      funding: { enabled: true, constantRate: 0.0005 },
+      stops: { stopLossFraction: 0.01, takeProfitFraction: 0.02 },
+    });
+    const a = new Broker(c, { timeframe: '15m' });
+    const b = new Broker(c, { timeframe: '15m' });
+    b.useCandles(candles);
+    a.prime(
+      cols.openTime[0],
+      cols.open[0],
+      cols.high[0],
+      cols.low[0],
+      cols.close[0],
+      cols.volume[0],
+    );
+    b.primeAt(0);
+    for (let k = 1; k < n; k++) {
+      const target = [1, -1, 0.5, 0][k % 4];
+      a.step(
+        cols.openTime[k],
+        cols.open[k],
+        cols.high[k],
+        cols.low[k],
+        cols.close[k],
+        cols.volume[k],
+        target,
+      );
+      b.stepAt(k, target);
+      expect(b.equity).toBe(a.equity);
+    }
+    expect(b.fills.toArray()).toEqual(a.fills.toArray());
+    expect(b.trades.toArray()).toEqual(a.trades.toArray());
+    expect(a.fills.length).toBeGreaterThan(20);
+    expect(() => new Broker(c, { timeframe: '15m' }).stepAt(1, 0)).toThrow(RangeError);
+    expect(() => b.stepAt(n, 0)).toThrow(RangeError);
   });
 
   it('closePosition exits at the given price with taker fee', () => {

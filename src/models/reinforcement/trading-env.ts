@@ -189,11 +189,7 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
   private obs: Float32Array;
   private readonly candles: Candles;
   private readonly openTimes: Float64Array;
-  private readonly opens: Float64Array;
-  private readonly highs: Float64Array;
-  private readonly lows: Float64Array;
   private readonly closes: Float64Array;
-  private readonly volumes: Float64Array;
   private readonly barMs: number;
   private readonly discrete: boolean;
   private readonly nLevels: number;
@@ -254,14 +250,11 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
       market: options.market,
       fundingRates: options.fundingRates,
     });
+    this.broker.useCandles(this.candles);
     this.barMs = timeframeMs(data.base);
     const c = this.candles;
     this.openTimes = c.openTime;
-    this.opens = c.open;
-    this.highs = c.high;
-    this.lows = c.low;
     this.closes = c.close;
-    this.volumes = c.volume;
 
     // Observation.
     const spec = options.observation ?? this.defaultSpec(data, cfg, options);
@@ -408,15 +401,7 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
     const b = this.broker;
     b.reset();
     const warm = Math.max(this.rangeStart, start - b.config.slippage.atrPeriod);
-    for (let r = warm; r <= start; r++)
-      b.prime(
-        this.openTimes[r],
-        this.opens[r],
-        this.highs[r],
-        this.lows[r],
-        this.closes[r],
-        this.volumes[r],
-      );
+    for (let r = warm; r <= start; r++) b.primeAt(r);
     this.reward.reset();
     this.row = start;
     this.endRow = Math.min(this.rangeEnd - 1, this.validUntil[start - this.rangeStart] - 1);
@@ -460,15 +445,7 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
     const i = this.row + 1;
     const b = this.broker;
     const notionalBefore = b.tradedNotional;
-    b.step(
-      this.openTimes[i],
-      this.opens[i],
-      this.highs[i],
-      this.lows[i],
-      this.closes[i],
-      this.volumes[i],
-      target,
-    );
+    b.stepAt(i, target);
     this.row = i;
     this.stepCount++;
 

@@ -42,7 +42,7 @@ const ms = await timeBest(
     bollingerBands(close, { period: 20, stdDevUp: 2, stdDevDown: 2 }, bbOut);
     atr(high, low, close, 14, atrOut);
   },
-  15,
+  40,
   3,
 );
 report('indicators.rsi_macd_bb_atr_1m', ms, 'ms', false, {

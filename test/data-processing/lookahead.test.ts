@@ -12,6 +12,7 @@ import {
   checkFeatureLookAhead,
   featureMatrices,
 } from '../../src/data-processing/feature-engineering.js';
+import { loadCandleDirectory } from '../../src/cli/features.js';
 import { hasSharedData, sharedFile, SKIP_REASON } from '../helpers/shared-data.js';
 import {
   checkLookAhead,
@@ -219,6 +220,35 @@ describe.skipIf(!hasSharedData)(
         expect(Object.keys(formingReport.matrices)).toContain('forming.4h');
       });
     }
+
+    it('reads --data-dir files by name, validates them and asks for --repair on off-grid rows', async () => {
+      const dir = sharedFile('');
+      const options = {
+        exchange: 'binance',
+        symbol: 'BTC/USDT',
+        timeframes: ['15m'] as Timeframe[],
+      };
+      await expect(loadCandleDirectory(dir, { ...options, repair: false })).rejects.toMatchObject({
+        field: 'open_time',
+        hint: expect.stringMatching(/--repair/),
+      });
+      const repaired = await loadCandleDirectory(dir, { ...options, repair: true });
+      const { candles } = await readCandlesCsv(sharedFile('binance-BTCUSDT-15m.csv.gz'), {
+        symbol: 'BTC/USDT',
+        timeframe: '15m',
+      });
+      expect(repaired.get('15m')!.openTime.length).toBe(candles.openTime.length - 81);
+      const recent = await loadCandleDirectory(dir, {
+        ...options,
+        repair: false,
+        fromMs: Date.UTC(2023, 0, 1),
+        toMs: Date.UTC(2023, 1, 1),
+      });
+      expect(recent.get('15m')!.openTime.length).toBe(31 * 96);
+      await expect(
+        loadCandleDirectory(dir, { ...options, symbol: 'XRP/USDT', repair: false }),
+      ).rejects.toThrow(/binance-XRPUSDT-15m\.csv\.gz/);
+    });
 
     it('catches a planted leak inside the real feature pipeline, naming the feature and its first row', async () => {
       const data = await load('BTCUSDT', Date.UTC(2023, 0, 1), Date.UTC(2023, 3, 1));

@@ -10,6 +10,7 @@ import { registerBacktestCommand } from './cli/backtest.js';
 import { registerReportCommand } from './cli/report.js';
 import { registerFeaturesCommand, registerLookAheadCommand } from './cli/features.js';
 import { registerTrainCommands } from './cli/train.js';
+import { registerSynthCommands } from './cli/synth.js';
 
 const program = new Command();
 program
@@ -35,5 +36,6 @@ registerReportCommand(program);
 registerFeaturesCommand(program);
 registerLookAheadCommand(program);
 registerTrainCommands(program);
+registerSynthCommands(program);
 
 await program.parseAsync(process.argv);

@@ -3,8 +3,8 @@
 // UTC intraday and weekday seasonality, jumps that excite volatility and volume, regime changes
 // (ranging, trending up/down, high volatility) and volume coupled to volatility; turned into
 // candles whose highs and lows come from the Brownian bridge inside each fine step, then
-// aggregated exactly (with the one `resample`) to 15m, 4h and 1d.
-// It never reads real candles (calibration.ts turns those into parameters) and never uses an
+// aggregated exactly (with the one `resample`) to 15m, 4h and 1d, and written in the layout of
+// the real data folder. It never reads real candles (calibration.ts turns those into parameters) and never uses an
 // unseeded random number: every stream is forked from one seed.
 //
 // How the patterns code conditions the base on waypoints (issue 8):
@@ -17,6 +17,9 @@
 // step's variance sigma[i]^2 (the conditional mean of a bridge with time-varying volatility), so
 // between waypoints the path keeps its own heavy-tailed shocks and volatility clustering.
 
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { DataValidationError } from '../errors.js';
 import {
   makeCandles,
@@ -27,6 +30,7 @@ import {
 } from '../data-processing/candles.js';
 import { resample } from '../data-processing/resample.js';
 import { Rng } from '../utils/random.js';
+import { writeFileAtomicSync } from '../utils/fs.js';
 
 /** Fine step at which the base process is simulated. */
 export type FineTimeframe = '1m' | '5m';
@@ -170,6 +174,12 @@ export interface BaseProcessParams {
     rangeScale: number;
     /** Probability that a fine step has no wick on a given side (its extreme is at open or close). */
     noWickProb: number;
+    /** Probability that a wick of a fine step carries an extra spike (drawn with the path). */
+    spikeProb: number;
+    /** Mean size of a spike in units of the fine-step volatility (exponentially distributed). */
+    spikeSigmas: number;
+    /** Log volume added per fine-step sigma of spike (spikes trade). */
+    spikeVolumeBeta: number;
     /** Price tick in quote currency (0 = no rounding). */
     tickSize: number;
   };
@@ -235,6 +245,13 @@ export interface BasePath {
   logReturn: Float64Array;
   sigma: Float64Array;
   volume: Float64Array;
+  /**
+   * Extra intrabar excursion (log units, >= 0) of each step's high and low beyond the bridge:
+   * occasional spikes, drawn with the path so that volume can react to them. Optional for
+   * `buildCandlesFromPath` (none when absent).
+   */
+  spikeUp?: Float64Array;
+  spikeDown?: Float64Array;
   /** Regime code per step (index into `REGIME_NAMES`). */
   regime: Uint8Array;
   regimes: RegimeSegment[];
@@ -335,8 +352,10 @@ export function checkBaseProcessParams(p: BaseProcessParams): void {
   const m = p.microstructure;
   if (!(m.zeroGapProb >= 0 && m.oneTickGapProb >= 0 && m.zeroGapProb + m.oneTickGapProb <= 1))
     fail('microstructure.zeroGapProb', 'zeroGapProb and oneTickGapProb must be >= 0 with sum <= 1');
-  if (!(m.noWickProb >= 0 && m.noWickProb < 1))
-    fail('microstructure.noWickProb', 'must be in [0, 1)');
+  if (!(m.noWickProb >= 0 && m.spikeProb >= 0 && m.noWickProb + m.spikeProb < 1))
+    fail('microstructure.noWickProb', 'noWickProb and spikeProb must be >= 0 with sum < 1');
+  if (!(m.spikeSigmas >= 0)) fail('microstructure.spikeSigmas', 'must be >= 0');
+  if (!(m.spikeVolumeBeta >= 0)) fail('microstructure.spikeVolumeBeta', 'must be >= 0');
   if (!(m.gapSigmas >= 0)) fail('microstructure.gapSigmas', 'must be >= 0');
   finitePos(m.rangeScale, 'microstructure.rangeScale');
   if (!(m.tickSize >= 0)) fail('microstructure.tickSize', 'must be >= 0');
@@ -498,6 +517,7 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
   const jumpRng = root.fork('jumps');
   const volumeRng = root.fork('volume');
   const activityRng = root.fork('activity');
+  const spikeRng = root.fork('spikes');
 
   const regime = new Uint8Array(steps);
   const regimes = drawRegimes(
@@ -573,6 +593,9 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
   const logReturn = new Float64Array(steps);
   const sigma = new Float64Array(steps);
   const volume = new Float64Array(steps);
+  const spikeUp = new Float64Array(steps);
+  const spikeDown = new Float64Array(steps);
+  const ms = p.microstructure;
   const jumps: JumpEvent[] = [];
 
   const initialLogPrice = Math.log(initialPrice);
@@ -641,6 +664,17 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
       y += vlm.x[k];
     }
     const absZ = Math.abs(z) - meanAbsT;
+    let spiked = 0;
+    if (spikeRng.next() < ms.spikeProb) {
+      const e = ms.spikeSigmas * spikeRng.exponential();
+      spikeUp[i] = e * s;
+      spiked += e;
+    }
+    if (spikeRng.next() < ms.spikeProb) {
+      const e = ms.spikeSigmas * spikeRng.exponential();
+      spikeDown[i] = e * s;
+      spiked += e;
+    }
     const logVolume =
       logVol0 +
       seasonVolume[tIdx] +
@@ -648,6 +682,7 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
       v.volBetaFast * hFast +
       v.activityBeta * activity +
       v.shockBeta * absZ +
+      ms.spikeVolumeBeta * spiked +
       exciteVolume +
       y +
       v.priceElasticity * (x - logRef) +
@@ -661,6 +696,8 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
     logReturn,
     sigma,
     volume,
+    spikeUp,
+    spikeDown,
     regime,
     regimes,
     jumps,
@@ -749,13 +786,25 @@ export function conditionOnWaypoints(
 export function buildCandlesFromPath(
   path: Pick<
     BasePath,
-    'fineTimeframe' | 'startTimeMs' | 'initialLogPrice' | 'logReturn' | 'sigma' | 'volume'
+    | 'fineTimeframe'
+    | 'startTimeMs'
+    | 'initialLogPrice'
+    | 'logReturn'
+    | 'sigma'
+    | 'volume'
+    | 'spikeUp'
+    | 'spikeDown'
   >,
   params: Pick<BaseProcessParams, 'symbol' | 'microstructure'>,
   rng: Rng,
 ): Candles {
   const n = path.logReturn.length;
-  if (path.sigma.length !== n || path.volume.length !== n)
+  if (
+    path.sigma.length !== n ||
+    path.volume.length !== n ||
+    (path.spikeUp !== undefined && path.spikeUp.length !== n) ||
+    (path.spikeDown !== undefined && path.spikeDown.length !== n)
+  )
     fail(
       'path',
       `logReturn, sigma and volume lengths differ (${n}, ${path.sigma.length}, ${path.volume.length})`,
@@ -772,6 +821,7 @@ export function buildCandlesFromPath(
   const invTick = tick > 0 ? 1 / tick : 0;
   const rs2 = m.rangeScale * m.rangeScale;
   const oneTickEnd = m.zeroGapProb + m.oneTickGapProb;
+  const { spikeUp, spikeDown } = path;
   let prevLogClose = path.initialLogPrice;
   let prevClose = roundTick(Math.exp(prevLogClose), tick, invTick);
   for (let i = 0; i < n; i++) {
@@ -795,8 +845,17 @@ export function buildCandlesFromPath(
     const v2 = 2 * rs2 * s * s;
     let up = dx > 0 ? dx : 0;
     let dn = dx < 0 ? dx : 0;
-    if (rng.next() >= m.noWickProb) up = 0.5 * (dx + Math.sqrt(dx * dx + v2 * rng.exponential()));
-    if (rng.next() >= m.noWickProb) dn = 0.5 * (dx - Math.sqrt(dx * dx + v2 * rng.exponential()));
+    const wickUp = rng.next();
+    const wickDown = rng.next();
+    if (wickUp >= m.noWickProb) {
+      up = 0.5 * (dx + Math.sqrt(dx * dx + v2 * rng.exponential()));
+      // Occasional spike: a short-lived excursion beyond the bridge (stop runs, thin books).
+      if (spikeUp !== undefined) up += spikeUp[i];
+    }
+    if (wickDown >= m.noWickProb) {
+      dn = 0.5 * (dx - Math.sqrt(dx * dx + v2 * rng.exponential()));
+      if (spikeDown !== undefined) dn -= spikeDown[i];
+    }
     const c = roundTick(Math.exp(lc), tick, invTick);
     const h = roundTick(Math.exp(lo + up), tick, invTick);
     const l = roundTick(Math.exp(lo + dn), tick, invTick);
@@ -865,3 +924,68 @@ export function generateBaseMarket(
 
 /** The timeframes `generateBaseMarket` returns besides the fine one. */
 export const SYNTHETIC_TIMEFRAMES: readonly Timeframe[] = Object.freeze(['15m', '4h', '1d']);
+
+/** `open_time,open,high,low,close,volume` CSV of candles (UTC ms; numbers in shortest round-trip form). */
+export function candlesToCsv(c: Candles): string {
+  const parts: string[] = ['open_time,open,high,low,close,volume\n'];
+  for (let i = 0; i < c.openTime.length; i++)
+    parts.push(
+      `${c.openTime[i]},${c.open[i]},${c.high[i]},${c.low[i]},${c.close[i]},${c.volume[i]}\n`,
+    );
+  return parts.join('');
+}
+
+/** The labels file written beside synthetic candles. */
+export interface SyntheticLabels {
+  symbol: string;
+  seed: number;
+  fineTimeframe: FineTimeframe;
+  startTimeMs: number;
+  endTimeMs: number;
+  regimes: (RegimeSegment & { start: string; end: string })[];
+  jumps: (JumpEvent & { time: string })[];
+  /** The parameters the market was generated with. */
+  params: BaseProcessParams;
+}
+
+/** File-name stem of a symbol: `BTC/USDT` -> `BTCUSDT`. */
+export function symbolStem(symbol: string): string {
+  return symbol.replace(/[^A-Za-z0-9]/g, '').toUpperCase();
+}
+
+/**
+ * Writes a synthetic market in the layout of the real data folder: `synthetic-<SYM>-15m.csv.gz`,
+ * `-4h.csv.gz`, `-1d.csv.gz` (gzip, deterministic bytes) and `synthetic-<SYM>-labels.json`, each
+ * written atomically. Returns the paths written.
+ */
+export function writeSyntheticMarket(
+  dir: string,
+  market: SyntheticMarket,
+  params: BaseProcessParams,
+  seed: number,
+): string[] {
+  mkdirSync(dir, { recursive: true });
+  const stem = `synthetic-${symbolStem(params.symbol)}`;
+  const written: string[] = [];
+  for (const c of [market.m15, market.h4, market.d1]) {
+    const file = join(dir, `${stem}-${c.timeframe}.csv.gz`);
+    writeFileAtomicSync(file, gzipSync(candlesToCsv(c), { level: 6 }));
+    written.push(file);
+  }
+  const iso = (ms: number): string => new Date(ms).toISOString();
+  const path = market.path;
+  const labels: SyntheticLabels = {
+    symbol: params.symbol,
+    seed,
+    fineTimeframe: path.fineTimeframe,
+    startTimeMs: path.startTimeMs,
+    endTimeMs: path.startTimeMs + path.logReturn.length * TIMEFRAME_MS[path.fineTimeframe],
+    regimes: path.regimes.map((r) => ({ ...r, start: iso(r.startTimeMs), end: iso(r.endTimeMs) })),
+    jumps: path.jumps.map((j) => ({ ...j, time: iso(j.timeMs) })),
+    params,
+  };
+  const labelFile = join(dir, `${stem}-labels.json`);
+  writeFileAtomicSync(labelFile, JSON.stringify(labels, null, 1) + '\n');
+  written.push(labelFile);
+  return written;
+}

@@ -767,6 +767,9 @@ function initialParams(
       gapSigmas: 0.02,
       rangeScale: 1,
       noWickProb: 0.03,
+      spikeProb: 0.02,
+      spikeSigmas: 1,
+      spikeVolumeBeta: 0.15,
       tickSize,
     },
   };
@@ -944,6 +947,7 @@ export function calibrationLoss(real: CalibrationTargets, sim: CalibrationTarget
     meanAbs(real.logAbsCov, sim.logAbsCov, 0.02),
     abs(real.leverage, sim.leverage, 0.01),
     rel(real.rangeBody, sim.rangeBody, 0.05),
+    rel(real.rangeBody4h, sim.rangeBody4h, 0.05),
     rel(real.zeroWick, sim.zeroWick, 0.1),
     abs(real.logVolumeMean, sim.logVolumeMean, 0.1),
     rel(real.logVolumeVar, sim.logVolumeVar, 0.1),
@@ -991,6 +995,11 @@ function updateParams(
     p.microstructure.rangeScale * Math.pow(ratio(real.rangeBody, sim.rangeBody), 1.5),
     0.3,
     3,
+  );
+  p.microstructure.spikeSigmas = clamp(
+    p.microstructure.spikeSigmas * Math.pow(ratio(real.rangeBody4h, sim.rangeBody4h), 3),
+    0.05,
+    20,
   );
   p.microstructure.noWickProb = clamp(
     p.microstructure.noWickProb * ratio(real.zeroWick, sim.zeroWick, 0.3, 3),

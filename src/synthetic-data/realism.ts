@@ -1,14 +1,24 @@
-// Realism measurement of synthetic markets: the statistics of candle series (stylized facts) and
-// the comparison table of real vs synthetic. Also the statistical primitives the calibration uses,
-// so both sides measure the same thing the same way. It never generates data and never changes
-// the candles it is given.
+// Realism measurement of synthetic markets: the stylized facts of candle series and the table of
+// real vs synthetic, the discriminative score (our own histogram gradient-boosted trees over
+// window statistics, time-blocked cross-validation, cluster-bootstrap intervals), the reference
+// processes a capable discriminator must tell from real markets, and the report. Also the
+// statistical primitives the calibration uses, so both sides measure the same thing the same way.
+// It never changes the candles it is given and never feeds a measurement back into generation.
 
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import {
   allocateCandles,
+  repairCandles,
+  sliceByTime,
   sliceCandles,
   TIMEFRAME_MS,
+  validateCandles,
   type Candles,
+  type Timeframe,
 } from '../data-processing/candles.js';
+import { readCandlesCsv } from '../data-processing/file-formats.js';
+import { logger } from '../utils/logger.js';
 import { resample } from '../data-processing/resample.js';
 import {
   aggregateFineCandles,
@@ -1409,4 +1419,927 @@ export function shuffledMarket(m15: Candles, seed: number): MarketSeries {
   const whole = Math.floor((n - 1) / 96) * 96;
   const c = sliceCandles(out, 0, whole);
   return { m15: c, h4: resample(c, '4h').candles, d1: resample(c, '1d').candles };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stylized facts and the realism table.
+
+/** Seasonal profiles of a series: mean |r| and mean log volume per UTC hour and weekday. */
+export interface SeasonalProfiles {
+  /** Mean |r| per UTC hour of the bar's open, divided by the overall mean (24 values; NaN for 1d). */
+  hourVol: number[];
+  /** Mean |r| per UTC weekday (Sunday first) divided by the overall mean. */
+  weekdayVol: number[];
+  /** Mean log volume per UTC hour minus the overall mean (24 values). */
+  hourVolume: number[];
+  /** Mean log volume per UTC weekday minus the overall mean. */
+  weekdayVolume: number[];
+}
+
+/** The stylized facts of one series on one timeframe. */
+export interface StylizedFacts {
+  timeframe: string;
+  /** Scalar facts by name (see `FACT_NAMES`). NaN when not defined for the timeframe. */
+  values: Record<string, number>;
+  /** ACF of returns at lags 1..10. */
+  acfReturns: number[];
+  /** ACF of |returns| at lags 1..100. */
+  acfAbs: number[];
+  /** Histogram of standardized returns on [-8, 8] in 64 bins (densities). */
+  histogram: number[];
+  profiles: SeasonalProfiles;
+}
+
+const ABS_LAGS = [1, 2, 5, 10, 20, 50, 100];
+
+/** Names of the scalar facts, in table order. */
+export const FACT_NAMES: readonly string[] = Object.freeze([
+  'mean',
+  'std',
+  'skew',
+  'exKurt',
+  'hill',
+  ...Array.from({ length: 10 }, (_, k) => `acf.r.${k + 1}`),
+  ...ABS_LAGS.map((k) => `acf.abs.${k}`),
+  'acf.abs.decay',
+  'volVolumeCorr',
+  'acf.volume.1',
+  'acf.volume.10',
+  'acf.volume.100',
+  'rangeBody.q25',
+  'rangeBody.q50',
+  'rangeBody.q75',
+  'wick.upper.q50',
+  'wick.lower.q50',
+  'wick.total.q90',
+  'season.hourVol.corr',
+  'season.weekdayVol.corr',
+  'season.hourVolume.corr',
+  'season.weekdayVolume.corr',
+  'leverage.1',
+  'leverage.5',
+  'leverage.10',
+  'gap.zero',
+]);
+
+const HIST_LO = -8;
+const HIST_HI = 8;
+const HIST_BINS = 64;
+
+/** Seasonal profiles of candles (hour profiles are NaN for timeframes of a day or longer). */
+export function seasonalProfiles(c: Candles): SeasonalProfiles {
+  const g = toGrid(c);
+  const hv = new Float64Array(24);
+  const hn = new Float64Array(24);
+  const hl = new Float64Array(24);
+  const hln = new Float64Array(24);
+  const wv = new Float64Array(7);
+  const wn = new Float64Array(7);
+  const wl = new Float64Array(7);
+  const wln = new Float64Array(7);
+  let sAbs = 0;
+  let nAbs = 0;
+  let sLv = 0;
+  let nLv = 0;
+  for (let i = 0; i < g.close.length; i++) {
+    const t = g.startTimeMs + i * g.stepMs;
+    const h = Math.floor((t % D1_MS) / 3_600_000);
+    const w = (Math.floor(t / D1_MS) + 4) % 7;
+    const a = Math.abs(g.logReturn[i]);
+    if (Number.isFinite(a)) {
+      hv[h] += a;
+      hn[h]++;
+      wv[w] += a;
+      wn[w]++;
+      sAbs += a;
+      nAbs++;
+    }
+    const v = g.volume[i];
+    if (v > 0) {
+      const lv = Math.log(v);
+      hl[h] += lv;
+      hln[h]++;
+      wl[w] += lv;
+      wln[w]++;
+      sLv += lv;
+      nLv++;
+    }
+  }
+  const daily = g.stepMs >= D1_MS;
+  const mAbs = sAbs / nAbs;
+  const mLv = sLv / nLv;
+  return {
+    hourVol: Array.from(hv, (s, k) => (daily || hn[k] === 0 ? NaN : s / hn[k] / mAbs)),
+    weekdayVol: Array.from(wv, (s, k) => (wn[k] === 0 ? NaN : s / wn[k] / mAbs)),
+    hourVolume: Array.from(hl, (s, k) => (daily || hln[k] === 0 ? NaN : s / hln[k] - mLv)),
+    weekdayVolume: Array.from(wl, (s, k) => (wln[k] === 0 ? NaN : s / wln[k] - mLv)),
+  };
+}
+
+/** Pearson correlation over the indices where both profiles are finite. */
+function profileCorr(a: number[], b: number[] | undefined): number {
+  if (b === undefined) return NaN;
+  return correlation(a, b);
+}
+
+/** Hill tail fraction per timeframe (about 1% of 15m bars, 2.5% of 4h, 5% of 1d). */
+function hillFraction(stepMs: number): number {
+  return stepMs <= M15_MS ? 0.01 : stepMs <= H4_MS ? 0.025 : 0.05;
+}
+
+/**
+ * Measures the stylized facts of candles on their own timeframe. Seasonal facts are correlations
+ * of this series' profiles with `reference` (NaN without one).
+ */
+export function stylizedFacts(c: Candles, reference?: SeasonalProfiles): StylizedFacts {
+  const g = toGrid(c);
+  const r = g.logReturn;
+  const n = r.length;
+  const mom = moments(r);
+  const abs = new Float64Array(n);
+  for (let i = 0; i < n; i++) abs[i] = Math.abs(r[i]);
+  const acfReturns = Array.from({ length: 10 }, (_, k) => autocorrelation(r, k + 1));
+  const acfAbs = Array.from({ length: 100 }, (_, k) => autocorrelation(abs, k + 1));
+  // Decay exponent: slope of log ACF on log lag over lags 1..100 where the ACF is positive.
+  let sx = 0;
+  let sy = 0;
+  let sxx = 0;
+  let sxy = 0;
+  let m = 0;
+  acfAbs.forEach((v, k) => {
+    if (v > 0) {
+      const x = Math.log(k + 1);
+      const y = Math.log(v);
+      sx += x;
+      sy += y;
+      sxx += x * x;
+      sxy += x * y;
+      m++;
+    }
+  });
+  const decay = m >= 3 ? -(m * sxy - sx * sy) / (m * sxx - sx * sx) : NaN;
+  const lv = new Float64Array(n);
+  for (let i = 0; i < n; i++) lv[i] = g.volume[i] > 0 ? Math.log(g.volume[i]) : NaN;
+  const rb: number[] = [];
+  const up: number[] = [];
+  const lo: number[] = [];
+  const tot: number[] = [];
+  let gapZero = 0;
+  let gaps = 0;
+  for (let i = 0; i < n; i++) {
+    const o = g.open[i];
+    if (!Number.isFinite(o)) continue;
+    const cl = g.close[i];
+    const range = g.high[i] - g.low[i];
+    const body = Math.abs(cl - o);
+    if (body > 0) rb.push(range / body);
+    if (range > 0) {
+      const u = (g.high[i] - Math.max(o, cl)) / range;
+      const d = (Math.min(o, cl) - g.low[i]) / range;
+      up.push(u);
+      lo.push(d);
+      tot.push(u + d);
+    }
+    if (i > 0 && Number.isFinite(g.close[i - 1])) {
+      gaps++;
+      if (o === g.close[i - 1]) gapZero++;
+    }
+  }
+  const rbs = sortedFinite(rb);
+  const profiles = seasonalProfiles(c);
+  const histogram = new Array<number>(HIST_BINS).fill(0);
+  const width = (HIST_HI - HIST_LO) / HIST_BINS;
+  let counted = 0;
+  for (let i = 0; i < n; i++) {
+    const z = (r[i] - mom.mean) / mom.std;
+    if (!Number.isFinite(z)) continue;
+    counted++;
+    if (z >= HIST_LO && z < HIST_HI) histogram[Math.floor((z - HIST_LO) / width)]++;
+  }
+  for (let k = 0; k < HIST_BINS; k++) histogram[k] /= counted * width;
+  const values: Record<string, number> = {
+    mean: mom.mean,
+    std: mom.std,
+    skew: mom.skew,
+    exKurt: mom.exKurt,
+    hill: hillTailIndex(r, hillFraction(g.stepMs)),
+    'acf.abs.decay': decay,
+    volVolumeCorr: correlation(abs, lv),
+    'acf.volume.1': autocorrelation(lv, 1),
+    'acf.volume.10': autocorrelation(lv, 10),
+    'acf.volume.100': autocorrelation(lv, 100),
+    'rangeBody.q25': quantileSorted(rbs, 0.25),
+    'rangeBody.q50': quantileSorted(rbs, 0.5),
+    'rangeBody.q75': quantileSorted(rbs, 0.75),
+    'wick.upper.q50': median(up),
+    'wick.lower.q50': median(lo),
+    'wick.total.q90': quantileSorted(sortedFinite(tot), 0.9),
+    'season.hourVol.corr': profileCorr(profiles.hourVol, reference?.hourVol),
+    'season.weekdayVol.corr': profileCorr(profiles.weekdayVol, reference?.weekdayVol),
+    'season.hourVolume.corr': profileCorr(profiles.hourVolume, reference?.hourVolume),
+    'season.weekdayVolume.corr': profileCorr(profiles.weekdayVolume, reference?.weekdayVolume),
+    'leverage.1': crossCorrelation(r, abs, 1),
+    'leverage.5': crossCorrelation(r, abs, 5),
+    'leverage.10': crossCorrelation(r, abs, 10),
+    'gap.zero': gaps > 0 ? gapZero / gaps : NaN,
+  };
+  acfReturns.forEach((v, k) => (values[`acf.r.${k + 1}`] = v));
+  for (const k of ABS_LAGS) values[`acf.abs.${k}`] = acfAbs[k - 1];
+  return { timeframe: c.timeframe, values, acfReturns, acfAbs, histogram, profiles };
+}
+
+/** Averages profiles elementwise (the reference of the seasonal facts). */
+export function meanProfiles(list: SeasonalProfiles[]): SeasonalProfiles {
+  const avg = (key: keyof SeasonalProfiles): number[] => {
+    const len = list[0][key].length;
+    return Array.from({ length: len }, (_, k) => finiteMean(list.map((p) => p[key][k])));
+  };
+  return {
+    hourVol: avg('hourVol'),
+    weekdayVol: avg('weekdayVol'),
+    hourVolume: avg('hourVolume'),
+    weekdayVolume: avg('weekdayVolume'),
+  };
+}
+
+/** Candles of a series split into calendar years (UTC) with at least `minDays` days of bars. */
+export function splitByYear(c: Candles, minDays = 300): { year: number; candles: Candles }[] {
+  const out: { year: number; candles: Candles }[] = [];
+  if (c.openTime.length === 0) return out;
+  const first = new Date(c.openTime[0]).getUTCFullYear();
+  const last = new Date(c.openTime[c.openTime.length - 1]).getUTCFullYear();
+  const barsPerDay = D1_MS / TIMEFRAME_MS[c.timeframe];
+  for (let y = first; y <= last; y++) {
+    const part = sliceByTime(c, Date.UTC(y, 0, 1), Date.UTC(y + 1, 0, 1));
+    if (part.openTime.length >= minDays * barsPerDay) out.push({ year: y, candles: part });
+  }
+  return out;
+}
+
+/** Candles split into consecutive chunks of `days` days (a trailing partial chunk is dropped). */
+export function splitByDays(c: Candles, days = 365): Candles[] {
+  const out: Candles[] = [];
+  if (c.openTime.length === 0) return out;
+  const span = days * D1_MS;
+  for (let t = c.openTime[0]; ; t += span) {
+    const part = sliceByTime(c, t, t + span);
+    if (
+      part.openTime.length === 0 ||
+      part.openTime[part.openTime.length - 1] + TIMEFRAME_MS[c.timeframe] < t + span
+    )
+      break;
+    out.push(part);
+  }
+  return out;
+}
+
+/** One row of the realism table: a fact on a timeframe, real range vs synthetic. */
+export interface RealismRow {
+  timeframe: string;
+  fact: string;
+  /** Real yearly values: min, median, max (over symbols x years). */
+  realMin: number;
+  realMedian: number;
+  realMax: number;
+  /** Median of the synthetic yearly values, and their min and max. */
+  synthetic: number;
+  syntheticMin: number;
+  syntheticMax: number;
+  /** Whether `synthetic` lies inside [realMin, realMax]. */
+  inRange: boolean;
+  /** Distance outside the range (0 inside), and that distance relative to the range width. */
+  outsideBy: number;
+  outsideRelative: number;
+}
+
+/** A realism table over timeframes. */
+export interface RealismTable {
+  rows: RealismRow[];
+  /** Fraction of facts (with a defined real range and synthetic value) inside the real range. */
+  fractionInRange: number;
+  /** The facts outside, sorted by relative distance. */
+  outside: RealismRow[];
+  /** Real series used, e.g. `BTC/USDT 2019`. */
+  realYears: string[];
+  syntheticYears: number;
+}
+
+/** Facts of several yearly series of one timeframe. */
+export interface YearlyFacts {
+  label: string;
+  facts: StylizedFacts;
+}
+
+/**
+ * Builds the table row for every fact of every timeframe: the real range spanned by the yearly
+ * values, the median of the synthetic yearly values, and whether (and by how much) it falls
+ * outside. `real` and `synthetic` map a timeframe to its yearly facts.
+ */
+export function realismTable(
+  real: Map<string, YearlyFacts[]>,
+  synthetic: Map<string, YearlyFacts[]>,
+): RealismTable {
+  const rows: RealismRow[] = [];
+  for (const [tf, realYears] of real) {
+    const synYears = synthetic.get(tf) ?? [];
+    for (const fact of FACT_NAMES) {
+      const rv = sortedFinite(realYears.map((y) => y.facts.values[fact]));
+      const sv = sortedFinite(synYears.map((y) => y.facts.values[fact]));
+      if (rv.length === 0 || sv.length === 0) continue;
+      const lo = rv[0];
+      const hi = rv[rv.length - 1];
+      const s = quantileSorted(sv, 0.5);
+      const outsideBy = s < lo ? lo - s : s > hi ? s - hi : 0;
+      const width = hi - lo;
+      rows.push({
+        timeframe: tf,
+        fact,
+        realMin: lo,
+        realMedian: quantileSorted(rv, 0.5),
+        realMax: hi,
+        synthetic: s,
+        syntheticMin: sv[0],
+        syntheticMax: sv[sv.length - 1],
+        inRange: outsideBy === 0,
+        outsideBy,
+        outsideRelative: width > 0 ? outsideBy / width : outsideBy > 0 ? Infinity : 0,
+      });
+    }
+  }
+  const outside = rows
+    .filter((r) => !r.inRange)
+    .sort((a, b) => b.outsideRelative - a.outsideRelative);
+  const firstTf = [...real.keys()][0];
+  return {
+    rows,
+    fractionInRange: rows.length > 0 ? (rows.length - outside.length) / rows.length : NaN,
+    outside,
+    realYears: (real.get(firstTf) ?? []).map((y) => y.label),
+    syntheticYears: (synthetic.get(firstTf) ?? []).length,
+  };
+}
+
+function fmt(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(2) : v.toPrecision(3);
+}
+
+/** The realism table as markdown (one table per timeframe, then the facts outside the range). */
+export function realismTableMarkdown(t: RealismTable): string {
+  const lines: string[] = [];
+  lines.push(
+    `${t.rows.length - t.outside.length} of ${t.rows.length} stylized facts (${(100 * t.fractionInRange).toFixed(1)}%) of the synthetic data lie inside the range spanned by the real yearly values (${t.realYears.join(', ')}); synthetic value = median over ${t.syntheticYears} synthetic years.`,
+    '',
+  );
+  const tfs = [...new Set(t.rows.map((r) => r.timeframe))];
+  for (const tf of tfs) {
+    lines.push(`#### ${tf}`, '');
+    lines.push(
+      '| fact | real min | real median | real max | synthetic | synthetic years | in range |',
+    );
+    lines.push('|---|---:|---:|---:|---:|---|:-:|');
+    for (const r of t.rows.filter((x) => x.timeframe === tf))
+      lines.push(
+        `| ${r.fact} | ${fmt(r.realMin)} | ${fmt(r.realMedian)} | ${fmt(r.realMax)} | ${fmt(r.synthetic)} | ${fmt(r.syntheticMin)} … ${fmt(r.syntheticMax)} | ${r.inRange ? 'yes' : '**no**'} |`,
+      );
+    lines.push('');
+  }
+  if (t.outside.length > 0) {
+    lines.push('Outside the real range:', '');
+    for (const r of t.outside)
+      lines.push(
+        `- ${r.timeframe} ${r.fact}: synthetic ${fmt(r.synthetic)} vs real [${fmt(r.realMin)}, ${fmt(r.realMax)}], outside by ${fmt(r.outsideBy)} (${(100 * r.outsideRelative).toFixed(0)}% of the range width)`,
+      );
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report: markdown + self-contained HTML with inline SVG plots.
+
+/** A named discriminative score for the report. */
+export interface NamedScore {
+  /** What was told apart, e.g. `synthetic (btc) vs BTC 2023`. */
+  name: string;
+  result: DiscriminativeResult;
+}
+
+/** Everything the realism report shows. */
+export interface RealismReport {
+  title: string;
+  table: RealismTable;
+  scores: NamedScore[];
+  /** Per timeframe: yearly facts of the real and synthetic series (for the plots). */
+  real: Map<string, YearlyFacts[]>;
+  synthetic: Map<string, YearlyFacts[]>;
+}
+
+function fmtEstimate(e: Estimate): string {
+  return `${e.value.toFixed(3)} [${e.lo.toFixed(3)}, ${e.hi.toFixed(3)}]`;
+}
+
+/** The discriminative scores as a markdown table. */
+export function scoresMarkdown(scores: NamedScore[]): string {
+  const lines = [
+    '| comparison | accuracy [95% CI] | AUC [95% CI] | windows per class | strongest statistics |',
+    '|---|---:|---:|---:|---|',
+  ];
+  for (const s of scores)
+    lines.push(
+      `| ${s.name} | ${fmtEstimate(s.result.accuracy)} | ${fmtEstimate(s.result.auc)} | ${s.result.windowsPerClass} | ${s.result.topFeatures
+        .slice(0, 3)
+        .map((f) => f.name)
+        .join(', ')} |`,
+    );
+  return lines.join('\n');
+}
+
+function escHtml(s: string): string {
+  return s.replace(
+    /[&<>"]/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c,
+  );
+}
+
+/** A minimal multi-series line chart as inline SVG (numeric x). */
+export function lineSvg(
+  title: string,
+  xLabel: string,
+  series: { name: string; x: number[]; y: number[]; color: string; dash?: boolean }[],
+  width = 520,
+  height = 300,
+): string {
+  const left = 56;
+  const right = width - 12;
+  const top = 28;
+  const bottom = height - 36;
+  let xLo = Infinity;
+  let xHi = -Infinity;
+  let yLo = Infinity;
+  let yHi = -Infinity;
+  for (const s of series)
+    s.x.forEach((x, i) => {
+      const y = s.y[i];
+      if (!Number.isFinite(x) || !Number.isFinite(y)) return;
+      xLo = Math.min(xLo, x);
+      xHi = Math.max(xHi, x);
+      yLo = Math.min(yLo, y);
+      yHi = Math.max(yHi, y);
+    });
+  if (!Number.isFinite(xLo)) {
+    xLo = 0;
+    xHi = 1;
+    yLo = 0;
+    yHi = 1;
+  }
+  if (yHi === yLo) yHi = yLo + 1;
+  const sx = (x: number): number => left + ((x - xLo) / (xHi - xLo || 1)) * (right - left);
+  const sy = (y: number): number => bottom - ((y - yLo) / (yHi - yLo)) * (bottom - top);
+  let out = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`;
+  out += `<text x="${width / 2}" y="16" text-anchor="middle" font-size="13">${escHtml(title)}</text>`;
+  out += `<line x1="${left}" y1="${bottom}" x2="${right}" y2="${bottom}" stroke="#888"/><line x1="${left}" y1="${top}" x2="${left}" y2="${bottom}" stroke="#888"/>`;
+  for (let k = 0; k <= 4; k++) {
+    const yv = yLo + ((yHi - yLo) * k) / 4;
+    const xv = xLo + ((xHi - xLo) * k) / 4;
+    out += `<text x="${left - 4}" y="${sy(yv) + 4}" text-anchor="end" fill="#555">${escHtml(fmt(yv))}</text>`;
+    out += `<text x="${sx(xv)}" y="${bottom + 14}" text-anchor="middle" fill="#555">${escHtml(fmt(xv))}</text>`;
+    out += `<line x1="${left}" y1="${sy(yv)}" x2="${right}" y2="${sy(yv)}" stroke="#eee"/>`;
+  }
+  out += `<text x="${(left + right) / 2}" y="${height - 6}" text-anchor="middle" fill="#555">${escHtml(xLabel)}</text>`;
+  series.forEach((s, k) => {
+    let d = '';
+    let pen = false;
+    s.x.forEach((x, i) => {
+      const y = s.y[i];
+      if (!Number.isFinite(x) || !Number.isFinite(y)) {
+        pen = false;
+        return;
+      }
+      d += `${pen ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`;
+      pen = true;
+    });
+    out += `<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.6"${s.dash === true ? ' stroke-dasharray="5 3"' : ''}><title>${escHtml(s.name)}</title></path>`;
+    out += `<rect x="${right - 150}" y="${top + 4 + k * 15}" width="10" height="3" fill="${s.color}"/><text x="${right - 136}" y="${top + 9 + k * 15}">${escHtml(s.name)}</text>`;
+  });
+  return out + '</svg>';
+}
+
+function medianCurve(list: YearlyFacts[], pick: (f: StylizedFacts) => number[]): number[] {
+  if (list.length === 0) return [];
+  const len = pick(list[0].facts).length;
+  return Array.from({ length: len }, (_, k) => median(list.map((y) => pick(y.facts)[k])));
+}
+
+/** Plots per timeframe: overlaid return histograms (log density) and ACFs, as inline SVG. */
+export function realismPlots(report: RealismReport): { timeframe: string; svgs: string[] }[] {
+  const out: { timeframe: string; svgs: string[] }[] = [];
+  const width = (HIST_HI - HIST_LO) / HIST_BINS;
+  const centres = Array.from({ length: HIST_BINS }, (_, k) => HIST_LO + (k + 0.5) * width);
+  const normal = centres.map((z) => Math.log10(Math.exp(-0.5 * z * z) / Math.sqrt(2 * Math.PI)));
+  for (const [tf, realYears] of report.real) {
+    const synYears = report.synthetic.get(tf) ?? [];
+    const log10 = (v: number[]): number[] => v.map((d) => (d > 0 ? Math.log10(d) : NaN));
+    const rh = log10(medianCurve(realYears, (f) => f.histogram));
+    const sh = log10(medianCurve(synYears, (f) => f.histogram));
+    const lags100 = Array.from({ length: 100 }, (_, k) => k + 1);
+    const lags10 = lags100.slice(0, 10);
+    out.push({
+      timeframe: tf,
+      svgs: [
+        lineSvg(`${tf}: density of standardized log returns (log10)`, 'return / std', [
+          { name: 'real (median year)', x: centres, y: rh, color: '#1f77b4' },
+          { name: 'synthetic (median year)', x: centres, y: sh, color: '#d62728' },
+          { name: 'normal', x: centres, y: normal, color: '#999', dash: true },
+        ]),
+        lineSvg(`${tf}: ACF of |returns|`, 'lag (bars)', [
+          {
+            name: 'real (median year)',
+            x: lags100,
+            y: medianCurve(realYears, (f) => f.acfAbs),
+            color: '#1f77b4',
+          },
+          {
+            name: 'synthetic (median year)',
+            x: lags100,
+            y: medianCurve(synYears, (f) => f.acfAbs),
+            color: '#d62728',
+          },
+        ]),
+        lineSvg(`${tf}: ACF of returns`, 'lag (bars)', [
+          {
+            name: 'real (median year)',
+            x: lags10,
+            y: medianCurve(realYears, (f) => f.acfReturns),
+            color: '#1f77b4',
+          },
+          {
+            name: 'synthetic (median year)',
+            x: lags10,
+            y: medianCurve(synYears, (f) => f.acfReturns),
+            color: '#d62728',
+          },
+        ]),
+      ],
+    });
+  }
+  return out;
+}
+
+/** The realism report as markdown (scores, then the table). */
+export function realismReportMarkdown(report: RealismReport): string {
+  return [
+    `## ${report.title}`,
+    '',
+    '### Discriminative score',
+    '',
+    scoresMarkdown(report.scores),
+    '',
+    '### Stylized facts',
+    '',
+    realismTableMarkdown(report.table),
+  ].join('\n');
+}
+
+/** The realism report as one self-contained HTML page (no scripts, no network). */
+export function realismReportHtml(report: RealismReport): string {
+  const row = (cells: string[], tag = 'td'): string =>
+    `<tr>${cells.map((c) => `<${tag}>${c}</${tag}>`).join('')}</tr>`;
+  let html = `<!doctype html><html><head><meta charset="utf-8"><title>${escHtml(report.title)}</title>`;
+  html +=
+    '<style>body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ddd;padding:3px 8px;font-size:12px;text-align:right}td:first-child,th:first-child{text-align:left}.no{background:#fde2e2}.plots{display:flex;flex-wrap:wrap;gap:8px}</style></head><body>';
+  html += `<h1>${escHtml(report.title)}</h1>`;
+  html += '<h2>Discriminative score</h2><table>';
+  html += row(
+    [
+      'comparison',
+      'accuracy [95% CI]',
+      'AUC [95% CI]',
+      'windows per class',
+      'strongest statistics',
+    ],
+    'th',
+  );
+  for (const s of report.scores)
+    html += row([
+      escHtml(s.name),
+      fmtEstimate(s.result.accuracy),
+      fmtEstimate(s.result.auc),
+      String(s.result.windowsPerClass),
+      escHtml(s.result.topFeatures.map((f) => f.name).join(', ')),
+    ]);
+  html += '</table>';
+  const t = report.table;
+  html += `<h2>Stylized facts</h2><p>${t.rows.length - t.outside.length} of ${t.rows.length} facts (${(100 * t.fractionInRange).toFixed(1)}%) inside the real range (${escHtml(t.realYears.join(', '))}).</p>`;
+  for (const p of realismPlots(report)) {
+    html += `<h3>${escHtml(p.timeframe)}</h3><div class="plots">${p.svgs.join('')}</div><table>`;
+    html += row(
+      ['fact', 'real min', 'real median', 'real max', 'synthetic', 'synthetic years', 'in range'],
+      'th',
+    );
+    for (const r of t.rows.filter((x) => x.timeframe === p.timeframe))
+      html += `<tr${r.inRange ? '' : ' class="no"'}>${[
+        escHtml(r.fact),
+        fmt(r.realMin),
+        fmt(r.realMedian),
+        fmt(r.realMax),
+        fmt(r.synthetic),
+        `${fmt(r.syntheticMin)} … ${fmt(r.syntheticMax)}`,
+        r.inRange ? 'yes' : `no (by ${fmt(r.outsideBy)})`,
+      ]
+        .map((c) => `<td>${c}</td>`)
+        .join('')}</tr>`;
+    html += '</table>';
+  }
+  return html + '</body></html>';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orchestration shared by `ctm synth realism` and experiments/realism.ts.
+
+/** A labelled market (real symbol or synthetic run). */
+export interface LabelledMarket {
+  label: string;
+  market: MarketSeries;
+}
+
+const TIMEFRAME_KEYS = [
+  ['15m', 'm15'],
+  ['4h', 'h4'],
+  ['1d', 'd1'],
+] as const;
+
+/**
+ * Stylized facts of real markets by calendar year and of synthetic markets by 365-day chunk, on
+ * 15m, 4h and 1d, with seasonal facts measured against the pooled real profiles; and the table.
+ * @param realYears only calendar years in this inclusive range are used (default 2018–2023).
+ */
+export function realismFacts(
+  real: LabelledMarket[],
+  synthetic: LabelledMarket[],
+  realYears: [number, number] = [2018, 2023],
+): {
+  real: Map<string, YearlyFacts[]>;
+  synthetic: Map<string, YearlyFacts[]>;
+  table: RealismTable;
+} {
+  const realMap = new Map<string, YearlyFacts[]>();
+  const synMap = new Map<string, YearlyFacts[]>();
+  for (const [tf, key] of TIMEFRAME_KEYS) {
+    const realParts: { label: string; candles: Candles }[] = [];
+    for (const r of real)
+      for (const y of splitByYear(r.market[key]))
+        if (y.year >= realYears[0] && y.year <= realYears[1])
+          realParts.push({ label: `${r.label} ${y.year}`, candles: y.candles });
+    const reference = meanProfiles(realParts.map((p) => seasonalProfiles(p.candles)));
+    realMap.set(
+      tf,
+      realParts.map((p) => ({ label: p.label, facts: stylizedFacts(p.candles, reference) })),
+    );
+    const synParts: YearlyFacts[] = [];
+    for (const s of synthetic)
+      splitByDays(s.market[key], 365).forEach((c, k) =>
+        synParts.push({ label: `${s.label} #${k + 1}`, facts: stylizedFacts(c, reference) }),
+      );
+    synMap.set(tf, synParts);
+  }
+  return { real: realMap, synthetic: synMap, table: realismTable(realMap, synMap) };
+}
+
+/** Windows of `market` whose bars lie in [fromMs, toMs) (all of it when omitted, after a warm-up for the 1d context). */
+export function marketWindows(
+  market: MarketSeries,
+  options: Partial<WindowOptions> = {},
+  fromMs?: number,
+  toMs?: number,
+): WindowSet {
+  const o = { ...DEFAULT_WINDOWS, ...options };
+  const first = market.m15.openTime[0];
+  const last = market.m15.openTime[market.m15.openTime.length - 1] + M15_MS;
+  return extractWindowFeatures(
+    market,
+    fromMs ?? first + (o.context1d + 1) * D1_MS,
+    toMs ?? last,
+    o,
+  );
+}
+
+/** Options of `runRealism`. */
+export interface RunRealismOptions {
+  /** Real years whose values span the ranges (inclusive). */
+  realYears: [number, number];
+  /** Real windows scored against, and the control year. */
+  scoreYear: number;
+  controlYear: number;
+  windows: Partial<WindowOptions>;
+  discriminative: Partial<DiscriminativeOptions>;
+  /** Also score the reference processes (Gaussian walk, GARCH-t, shuffled real) and the levels variant. */
+  strengthChecks: boolean;
+  /** Also score every other real year against the score year (context for the control). */
+  yearControls: boolean;
+  /** Microstructure of the reference processes' candles. */
+  microstructure: BaseProcessParams['microstructure'];
+  seed: number;
+  /** Called with a short description before each expensive step. */
+  onStep?: (what: string) => void;
+}
+
+/**
+ * Runs the whole realism measurement: the stylized-facts table of `synthetic` against the yearly
+ * ranges of `real`, and the discriminative scores against the score year of `scoring` (the first
+ * real market by default): the real-vs-real control first, then each synthetic market, then
+ * (optionally) the reference processes and the other real years.
+ */
+export function runRealism(
+  real: LabelledMarket[],
+  synthetic: LabelledMarket[],
+  scoring: LabelledMarket,
+  options: RunRealismOptions,
+  title = 'Realism of synthetic markets',
+): RealismReport {
+  const step = options.onStep ?? ((): void => undefined);
+  step('stylized facts');
+  const facts = realismFacts(real, synthetic, options.realYears);
+  const Y = (y: number): number => Date.UTC(y, 0, 1);
+  const w = options.windows;
+  const d = { ...options.discriminative, seed: options.seed };
+  step('windows');
+  const scoreWindows = marketWindows(
+    scoring.market,
+    w,
+    Y(options.scoreYear),
+    Y(options.scoreYear + 1),
+  );
+  const scores: NamedScore[] = [];
+  const score = (name: string, other: WindowSet): void => {
+    step(name);
+    scores.push({ name, result: discriminativeScore(scoreWindows, other, d) });
+  };
+  score(
+    `control: ${scoring.label} ${options.controlYear} vs ${options.scoreYear}`,
+    marketWindows(scoring.market, w, Y(options.controlYear), Y(options.controlYear + 1)),
+  );
+  const synWindows = synthetic.map((s) => marketWindows(s.market, w));
+  const pooled = poolWindows(synWindows);
+  score(
+    `synthetic (${synthetic.map((s) => s.label).join(', ')}) vs ${scoring.label} ${options.scoreYear}`,
+    pooled,
+  );
+  if (options.strengthChecks) {
+    const year = sliceByTime(scoring.market.m15, Y(options.scoreYear), Y(options.scoreYear + 1));
+    const g = toGrid(year);
+    const lv = Array.from(g.volume, (v) => (v > 0 ? Math.log(v) : NaN));
+    const lvm = moments(lv);
+    const ref: ReferenceProcessOptions = {
+      seed: options.seed + 17,
+      days: 365 + 40,
+      startTimeMs: Y(options.scoreYear + 1),
+      sigma15m: moments(g.logReturn).std,
+      logVolumeMean: lvm.mean,
+      logVolumeStd: lvm.std,
+      initialPrice: year.close[0],
+      microstructure: options.microstructure,
+      symbol: scoring.market.m15.symbol,
+    };
+    score(
+      `Gaussian random walk vs ${scoring.label} ${options.scoreYear}`,
+      marketWindows(gaussianWalkMarket(ref), w),
+    );
+    score(
+      `GARCH(1,1)-t walk vs ${scoring.label} ${options.scoreYear}`,
+      marketWindows(garchMarket(ref), w),
+    );
+    const shuffleFrom =
+      Y(options.scoreYear) - (w.context1d ?? DEFAULT_WINDOWS.context1d) * 2 * D1_MS;
+    score(
+      `${scoring.label} ${options.scoreYear} shuffled in time vs ${scoring.label} ${options.scoreYear}`,
+      marketWindows(
+        shuffledMarket(
+          sliceByTime(scoring.market.m15, shuffleFrom, Y(options.scoreYear + 1)),
+          options.seed + 29,
+        ),
+        w,
+      ),
+    );
+    const levels = { ...w, levels: true };
+    const scoreLevels = marketWindows(
+      scoring.market,
+      levels,
+      Y(options.scoreYear),
+      Y(options.scoreYear + 1),
+    );
+    step('levels');
+    scores.push({
+      name: `with volatility levels: control ${options.controlYear} vs ${options.scoreYear}`,
+      result: discriminativeScore(
+        scoreLevels,
+        marketWindows(scoring.market, levels, Y(options.controlYear), Y(options.controlYear + 1)),
+        d,
+      ),
+    });
+    scores.push({
+      name: `with volatility levels: synthetic vs ${options.scoreYear}`,
+      result: discriminativeScore(
+        scoreLevels,
+        poolWindows(synthetic.map((s) => marketWindows(s.market, levels))),
+        d,
+      ),
+    });
+  }
+  if (options.yearControls) {
+    for (let y = options.realYears[0]; y <= options.realYears[1]; y++) {
+      if (y === options.scoreYear || y === options.controlYear) continue;
+      const other = marketWindows(scoring.market, w, Y(y), Y(y + 1));
+      if (other.rows >= 4 * (d.folds ?? DEFAULT_DISCRIMINATIVE.folds))
+        score(`${scoring.label} ${y} vs ${options.scoreYear}`, other);
+    }
+  }
+  return { title, table: facts.table, scores, real: facts.real, synthetic: facts.synthetic };
+}
+
+/**
+ * Concatenates window sets (same statistics) into one; end times of each later set are shifted
+ * past the previous one so that the time blocks of the cross-validation stay contiguous per set.
+ */
+export function poolWindows(sets: WindowSet[]): WindowSet {
+  const names = sets[0].names;
+  const rows = sets.reduce((s, w) => s + w.rows, 0);
+  const x = new Float64Array(rows * names.length);
+  const endTimes = new Float64Array(rows);
+  let at = 0;
+  let shift = 0;
+  let lastEnd = -Infinity;
+  for (const s of sets) {
+    if (s.rows === 0) continue;
+    x.set(s.x, at * names.length);
+    shift = Math.max(shift, lastEnd - s.endTimes[0] + 366 * D1_MS);
+    for (let i = 0; i < s.rows; i++)
+      endTimes[at + i] = s.endTimes[i] + (lastEnd === -Infinity ? 0 : shift);
+    lastEnd = endTimes[at + s.rows - 1];
+    at += s.rows;
+  }
+  return { x, rows, names, endTimes };
+}
+
+/** ccxt-style symbol from a file stem such as `BTCUSDT` (quote USDT, USDC, BUSD, USD, BTC, ETH). */
+function symbolFromStem(stem: string): string {
+  for (const q of ['USDT', 'USDC', 'BUSD', 'USD', 'BTC', 'ETH'])
+    if (stem.length > q.length && stem.endsWith(q)) return `${stem.slice(0, -q.length)}/${q}`;
+  return stem;
+}
+
+async function readRepaired(path: string, symbol: string, tf: Timeframe): Promise<Candles> {
+  const { candles } = await readCandlesCsv(path, { symbol, timeframe: tf });
+  const { candles: repaired, actions } = repairCandles(candles);
+  if (actions.length > 0)
+    logger.info({ file: path, dropped: actions.length }, 'dropped off-grid or duplicate rows');
+  validateCandles(repaired, { source: path });
+  return repaired;
+}
+
+/**
+ * Reads a market from its 15m candle file (`...-15m.csv` or `.csv.gz`): the 4h and 1d files
+ * beside it (same name with `-4h` / `-1d`) when present, else aggregated from the 15m. Exact
+ * duplicate and off-grid rows are dropped (logged).
+ * @throws {DataValidationError} for unreadable or invalid candles, naming the file.
+ */
+export async function readMarket(path15m: string): Promise<LabelledMarket> {
+  const name = basename(path15m);
+  const m = /^(?:.*-)?([A-Za-z0-9]+)-15m\.csv(\.gz)?$/.exec(name);
+  const stem = m === null ? name : m[1].toUpperCase();
+  const symbol = symbolFromStem(stem);
+  const m15 = await readRepaired(path15m, symbol, '15m');
+  const sibling = (tf: Timeframe): string => path15m.replace(/-15m\.csv(\.gz)?$/, `-${tf}.csv$1`);
+  const h4 = existsSync(sibling('4h'))
+    ? await readRepaired(sibling('4h'), symbol, '4h')
+    : resample(m15, '4h').candles;
+  const d1 = existsSync(sibling('1d'))
+    ? await readRepaired(sibling('1d'), symbol, '1d')
+    : resample(m15, '1d').candles;
+  return { label: symbol.split('/')[0], market: { m15, h4, d1 } };
+}
+
+/**
+ * Reads markets from a 15m file or from every `*-15m.csv(.gz)` file of a directory (whose name
+ * starts with `prefix` when given), sorted by file name.
+ * @throws {DataValidationError} when nothing matches.
+ */
+export async function readMarkets(fileOrDir: string, prefix = ''): Promise<LabelledMarket[]> {
+  if (!existsSync(fileOrDir))
+    throw new DataValidationError({ source: fileOrDir, reason: 'no such file or directory' });
+  const files = statSync(fileOrDir).isDirectory()
+    ? readdirSync(fileOrDir)
+        .filter((f) => f.startsWith(prefix) && /-15m\.csv(\.gz)?$/.test(f))
+        .sort()
+        .map((f) => join(fileOrDir, f))
+    : [fileOrDir];
+  if (files.length === 0)
+    throw new DataValidationError({
+      source: fileOrDir,
+      reason: `no ${prefix}*-15m.csv(.gz) candle file found`,
+    });
+  const out: LabelledMarket[] = [];
+  for (const f of files) out.push(await readMarket(f));
+  return out;
 }

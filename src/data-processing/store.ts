@@ -1,4 +1,4 @@
-// The candle store: one embedded DuckDB file (config `paths.store`) holding every series in one
+// The candle store: one embedded DuckDB file (config `paths.store`) holding every series, read as one
 // `candles` table keyed by (exchange, symbol, timeframe, open_time). Writes are validated upserts,
 // each inside one transaction, so a crash or a kill mid-write leaves the previous state intact and a
 // re-run never duplicates a row. Reads come back as columnar Candles, streamed chunk by chunk into
@@ -32,7 +32,7 @@ import {
 const log = logger.child({ module: 'store' });
 
 /** Version of the table layout written by this code; a store with another version is refused. */
-export const STORE_SCHEMA_VERSION = 1;
+export const STORE_SCHEMA_VERSION = 2;
 
 /** Identifies one series in the store. Symbols are ccxt unified (`BTC/USDT`). */
 export interface SeriesKey {
@@ -147,14 +147,23 @@ function sqlString(s: string): string {
   return `'${s.replaceAll("'", "''")}'`;
 }
 
+// Layout. `candles` is what users query: a view keyed by (exchange, symbol, timeframe, open_time).
+// Underneath, the series names live once in `series` and the rows in `candle_data` under an
+// integer series id: repeating three strings per row made bulk inserts three times slower
+// (measured: 1.65 s vs 0.5 s per million rows) for no gain in what can be asked.
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS store_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS series (
+     series_id INTEGER PRIMARY KEY, exchange VARCHAR NOT NULL, symbol VARCHAR NOT NULL,
+     timeframe VARCHAR NOT NULL, UNIQUE (exchange, symbol, timeframe))`,
   // open_time: UTC epoch ms of the candle open. Prices in quote currency, volume in base currency.
-  `CREATE TABLE IF NOT EXISTS candles (
-     exchange VARCHAR NOT NULL, symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL,
-     open_time BIGINT NOT NULL,
+  `CREATE TABLE IF NOT EXISTS candle_data (
+     series_id INTEGER NOT NULL, open_time BIGINT NOT NULL,
      open DOUBLE NOT NULL, high DOUBLE NOT NULL, low DOUBLE NOT NULL, close DOUBLE NOT NULL,
      volume DOUBLE NOT NULL)`,
+  `CREATE VIEW IF NOT EXISTS candles AS
+     SELECT s.exchange, s.symbol, s.timeframe, d.open_time, d.open, d.high, d.low, d.close, d.volume
+     FROM candle_data d JOIN series s USING (series_id)`,
   `CREATE TABLE IF NOT EXISTS ingest_log (
      at_ms BIGINT NOT NULL, exchange VARCHAR NOT NULL, symbol VARCHAR NOT NULL,
      timeframe VARCHAR NOT NULL, kind VARCHAR NOT NULL, source VARCHAR NOT NULL,
@@ -207,6 +216,8 @@ export class CandleStore {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
   private stageReady = false;
+  /** Series ids known to exist (committed). */
+  private readonly ids = new Map<string, number>();
 
   private constructor(
     path: string,
@@ -253,30 +264,50 @@ export class CandleStore {
   }
 
   private async initSchema(): Promise<void> {
-    if (!this.readOnly) for (const sql of SCHEMA) await this.con.run(sql);
     const tables = await this.con.runAndReadAll(
-      `SELECT table_name FROM information_schema.tables WHERE table_name = 'store_meta'`,
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'`,
     );
-    if (tables.currentRowCount === 0) {
+    const names = tables.getRows().map((r) => String(r[0]));
+    if (names.length > 0 && !names.includes('store_meta')) {
       throw new CtmError(`${this.path} is not a ctm store (no store_meta table)`, {
         hint: 'point --set paths.store=... at a store written by ctm',
       });
     }
-    const r = await this.con.runAndReadAll(
-      `SELECT value FROM store_meta WHERE key = 'schema_version'`,
-    );
-    const rows = r.getRows();
-    if (rows.length === 0) {
-      if (this.readOnly) throw new CtmError(`${this.path} has no schema version`);
+    if (names.length === 0) {
+      if (this.readOnly) throw new CtmError(`${this.path} is an empty database, not a ctm store`);
+      await this.con.run('BEGIN TRANSACTION');
+      for (const sql of SCHEMA) await this.con.run(sql);
       await this.con.run(
         `INSERT INTO store_meta VALUES ('schema_version', '${STORE_SCHEMA_VERSION}')`,
       );
-    } else if (Number(rows[0][0]) !== STORE_SCHEMA_VERSION) {
+      await this.con.run('COMMIT');
+      return;
+    }
+    const r = await this.con.runAndReadAll(
+      `SELECT value FROM store_meta WHERE key = 'schema_version'`,
+    );
+    const version = r.getRows()[0]?.[0];
+    if (Number(version) !== STORE_SCHEMA_VERSION) {
       throw new CtmError(
-        `${this.path} has store schema version ${String(rows[0][0])}; this ctm reads version ${STORE_SCHEMA_VERSION}`,
+        `${this.path} has store schema version ${String(version)}; this ctm reads version ${STORE_SCHEMA_VERSION}`,
         { hint: 'use the ctm version that wrote it, or export and re-import the data' },
       );
     }
+  }
+
+  /** The integer id of a series, or null when it was never written. */
+  private async seriesId(key: SeriesKey): Promise<number | null> {
+    const cached = this.ids.get(seriesName(key));
+    if (cached !== undefined) return cached;
+    const r = await this.con.runAndReadAll(
+      `SELECT series_id FROM series WHERE ${KEY_WHERE}`,
+      keyParams(key),
+    );
+    const row = r.getRows()[0];
+    if (row === undefined) return null;
+    const id = toNumber(row[0]);
+    this.ids.set(seriesName(key), id);
+    return id;
   }
 
   /** Runs `fn` after every earlier call on this store has finished (one connection, no overlap). */
@@ -339,24 +370,34 @@ export class CandleStore {
     const n = candles.openTime.length;
     await this.stage(candles);
     const params = keyParams(key);
+    const knownId = await this.seriesId(key);
+    let newId: number | null = null;
     await this.con.run('BEGIN TRANSACTION');
     try {
       let added = 0;
       let changed = 0;
       let unchanged = 0;
       if (n > 0) {
+        let id = knownId;
+        if (id === null) {
+          const next = await this.con.runAndReadAll(
+            `SELECT coalesce(max(series_id), 0) + 1 FROM series`,
+          );
+          id = newId = toNumber(next.getRows()[0][0]);
+          await this.con.run(
+            `INSERT INTO series VALUES (${id}, $exchange, $symbol, $timeframe)`,
+            params,
+          );
+        }
         const first = candles.openTime[0];
         const last = candles.openTime[n - 1];
+        const differs = `c.open <> s.open OR c.high <> s.high OR c.low <> s.low
+                         OR c.close <> s.close OR c.volume <> s.volume`;
         const cmp = await this.con.runAndReadAll(
-          `SELECT count(*) AS matched,
-                  count(*) FILTER (WHERE c.open <> s.open OR c.high <> s.high OR c.low <> s.low
-                                     OR c.close <> s.close OR c.volume <> s.volume) AS changed,
-                  min(c.open_time) FILTER (WHERE c.open <> s.open OR c.high <> s.high OR c.low <> s.low
-                                     OR c.close <> s.close OR c.volume <> s.volume) AS first_changed
-           FROM candles c JOIN stage s ON c.open_time = CAST(s.open_time AS BIGINT)
-           WHERE c.${KEY_WHERE.replaceAll(' AND ', ' AND c.')}
-             AND c.open_time BETWEEN ${first} AND ${last}`,
-          params,
+          `SELECT count(*), count(*) FILTER (WHERE ${differs}),
+                  min(c.open_time) FILTER (WHERE ${differs})
+           FROM candle_data c JOIN stage s ON c.open_time = CAST(s.open_time AS BIGINT)
+           WHERE c.series_id = ${id} AND c.open_time BETWEEN ${first} AND ${last}`,
         );
         const [matchedV, changedV, firstChangedV] = cmp.getRows()[0];
         const matched = toNumber(matchedV);
@@ -374,16 +415,26 @@ export class CandleStore {
             'stored candles replaced by different values',
           );
         }
-        if (added > 0 || changed > 0) {
+        if (matched > 0 && changed > 0) {
           await this.con.run(
-            `DELETE FROM candles WHERE ${KEY_WHERE} AND open_time BETWEEN ${first} AND ${last}
+            `DELETE FROM candle_data WHERE series_id = ${id} AND open_time BETWEEN ${first} AND ${last}
                AND open_time IN (SELECT CAST(open_time AS BIGINT) FROM stage)`,
-            params,
           );
+        }
+        if (changed > 0 || (added > 0 && matched === 0)) {
+          // Everything staged goes in (identical rows were deleted above only when some changed).
           await this.con.run(
-            `INSERT INTO candles SELECT $exchange, $symbol, $timeframe, CAST(open_time AS BIGINT),
-               open, high, low, close, volume FROM stage`,
-            params,
+            `INSERT INTO candle_data SELECT ${id}, CAST(open_time AS BIGINT), open, high, low,
+               close, volume FROM stage`,
+          );
+        } else if (added > 0) {
+          // Only the new open times go in; the identical ones stay as they are.
+          await this.con.run(
+            `INSERT INTO candle_data SELECT ${id}, CAST(s.open_time AS BIGINT), s.open, s.high,
+               s.low, s.close, s.volume FROM stage s
+             ANTI JOIN (SELECT open_time FROM candle_data WHERE series_id = ${id}
+                          AND open_time BETWEEN ${first} AND ${last}) c
+               ON c.open_time = CAST(s.open_time AS BIGINT)`,
           );
         }
         await this.con.run(
@@ -402,6 +453,7 @@ export class CandleStore {
         }
       }
       await this.con.run('COMMIT');
+      if (newId !== null) this.ids.set(seriesName(key), newId);
       return { rows: n, added, changed, unchanged, gaps };
     } catch (err) {
       await this.con.run('ROLLBACK');
@@ -451,25 +503,30 @@ export class CandleStore {
     }
   }
 
+  /** The `candle_data` filter of a series and range (literals only), or null for an unknown series. */
+  private async dataWhere(key: SeriesKey, range: TimeRange): Promise<string | null> {
+    const id = await this.seriesId(key);
+    return id === null ? null : `series_id = ${id}${rangeSql(range)}`;
+  }
+
+  private async count(where: string): Promise<number> {
+    const r = await this.con.runAndReadAll(`SELECT count(*) FROM candle_data WHERE ${where}`);
+    return toNumber(r.getRows()[0][0]);
+  }
+
   /**
    * Reads a series (optionally only open times in `[fromMs, toMs)`) as Candles, sorted by open time.
    * An absent series reads as zero candles.
    */
   read(key: SeriesKey, range: TimeRange = {}): Promise<Candles> {
     return this.serial(async () => {
-      const where = `${KEY_WHERE}${rangeSql(range)}`;
-      const params = keyParams(key);
-      const count = await this.con.runAndReadAll(
-        `SELECT count(*) FROM candles WHERE ${where}`,
-        params,
-      );
-      const n = toNumber(count.getRows()[0][0]);
+      const where = await this.dataWhere(key, range);
+      const n = where === null ? 0 : await this.count(where);
       const out = allocateCandles(key.symbol, key.timeframe, n);
-      if (n === 0) return out;
+      if (where === null || n === 0) return out;
       const result = await this.con.stream(
-        `SELECT CAST(open_time AS DOUBLE), open, high, low, close, volume FROM candles
+        `SELECT CAST(open_time AS DOUBLE), open, high, low, close, volume FROM candle_data
          WHERE ${where} ORDER BY open_time`,
-        params,
       );
       const got = await readDoubleColumns(
         result,
@@ -486,18 +543,12 @@ export class CandleStore {
   /** Stored open times of a series (ascending), e.g. to find its gaps cheaply. */
   openTimes(key: SeriesKey, range: TimeRange = {}): Promise<Float64Array> {
     return this.serial(async () => {
-      const where = `${KEY_WHERE}${rangeSql(range)}`;
-      const params = keyParams(key);
-      const count = await this.con.runAndReadAll(
-        `SELECT count(*) FROM candles WHERE ${where}`,
-        params,
-      );
-      const n = toNumber(count.getRows()[0][0]);
+      const where = await this.dataWhere(key, range);
+      const n = where === null ? 0 : await this.count(where);
       const out = new Float64Array(n);
-      if (n === 0) return out;
+      if (where === null || n === 0) return out;
       const result = await this.con.stream(
-        `SELECT CAST(open_time AS DOUBLE) FROM candles WHERE ${where} ORDER BY open_time`,
-        params,
+        `SELECT CAST(open_time AS DOUBLE) FROM candle_data WHERE ${where} ORDER BY open_time`,
       );
       await readDoubleColumns(result, [out], seriesName(key));
       return out;
@@ -509,8 +560,10 @@ export class CandleStore {
     return this.serial(async () => {
       const { sql, params } = filterSql(filter);
       const r = await this.con.runAndReadAll(
-        `SELECT exchange, symbol, timeframe, count(*), min(open_time), max(open_time)
-         FROM candles ${sql} GROUP BY ALL ORDER BY exchange, symbol, timeframe`,
+        `SELECT exchange, symbol, timeframe, n, first, last
+         FROM (SELECT series_id, count(*) AS n, min(open_time) AS first, max(open_time) AS last
+               FROM candle_data GROUP BY series_id)
+         JOIN series USING (series_id) ${sql}`,
         params,
       );
       const out: SeriesSummary[] = [];
@@ -638,14 +691,9 @@ export class CandleStore {
   ): Promise<{ rows: number; format: ExportFormat; path: string }> {
     return this.serial(async () => {
       const format = exportFormatOf(outPath);
-      const where = `${KEY_WHERE}${rangeSql(range)}`;
-      const params = keyParams(key);
-      const count = await this.con.runAndReadAll(
-        `SELECT count(*) FROM candles WHERE ${where}`,
-        params,
-      );
-      const rows = toNumber(count.getRows()[0][0]);
-      if (rows === 0) {
+      const where = await this.dataWhere(key, range);
+      const rows = where === null ? 0 : await this.count(where);
+      if (where === null || rows === 0) {
         throw new DataValidationError({
           source: `store:${seriesName(key)}`,
           reason: 'no candles stored for this series and range',
@@ -658,12 +706,10 @@ export class CandleStore {
         format === 'parquet'
           ? 'FORMAT parquet, COMPRESSION zstd'
           : `FORMAT csv, HEADER true${format === 'csv.gz' ? ', COMPRESSION gzip' : ''}`;
-      // COPY takes no bound parameters: the key is inlined as escaped literals.
-      const literalWhere = `exchange = ${sqlString(key.exchange)} AND symbol = ${sqlString(key.symbol)} AND timeframe = ${sqlString(key.timeframe)}${rangeSql(range)}`;
       try {
         await this.con.run(
-          `COPY (SELECT open_time, open, high, low, close, volume FROM candles
-                 WHERE ${literalWhere} ORDER BY open_time)
+          `COPY (SELECT open_time, open, high, low, close, volume FROM candle_data
+                 WHERE ${where} ORDER BY open_time)
            TO ${sqlString(tmp)} (${options})`,
         );
         renameSync(tmp, abs);

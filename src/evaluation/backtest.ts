@@ -10,7 +10,7 @@ import {
   type Timeframe,
 } from '../data-processing/candles.js';
 import type { MultiTimeframeFeatures } from '../data-processing/feature-engineering.js';
-import { createProgress } from '../utils/progress.js';
+import { createProgress, type Progress } from '../utils/progress.js';
 import type {
   ReportBacktestInput,
   ReportHigherTimeframe,
@@ -74,8 +74,8 @@ export interface BacktestOptions {
   readonly trials?: number;
   /** Annual risk-free rate for Sharpe/Sortino. Default 0. */
   readonly riskFreeRate?: number;
-  /** Show a progress bar from this many bars on (TTY only). Default 200,000. */
-  readonly progressMinBars?: number;
+  /** Show a progress bar once a backtest has run this long, in seconds (TTY only). Default 2. */
+  readonly progressAfterSeconds?: number;
 }
 
 /** Per-bar cost series of a backtest (one entry per return, quote currency). */
@@ -211,7 +211,7 @@ function runBroker(
   startRow: number,
   endRow: number,
   closeAtEnd: boolean,
-  progressMinBars: number,
+  progressAfterSeconds: number,
 ): Run {
   const c = data.aligned.base;
   const broker = new Broker(cfg, { ...options, timeframe: c.timeframe });
@@ -234,8 +234,9 @@ function runBroker(
   for (let r = Math.max(0, startRow - cfg.slippage.atrPeriod); r <= startRow; r++)
     broker.prime(openTime[r], open[r], high[r], low[r], close[r], volume[r]);
   equity[0] = broker.equity;
-  const progress =
-    rows >= progressMinBars ? createProgress('backtest', rows, { unit: 'bars' }) : null;
+  // The bar appears only once the backtest turns out to be long (slow policies, long ranges).
+  const started = performance.now();
+  let progress: Progress | null = null;
   let fPrev = 0;
   let sPrev = 0;
   let uPrev = 0;
@@ -262,7 +263,11 @@ function runBroker(
     sPrev = s;
     uPrev = u;
     nPrev = t;
-    if (progress !== null && (k & 4095) === 0) progress.update(k);
+    if ((k & 1023) === 0) {
+      if (progress === null && performance.now() - started > progressAfterSeconds * 1000)
+        progress = createProgress('backtest', rows, { unit: 'bars' });
+      progress?.update(k);
+    }
   }
   // The decision at the last row is recorded but never executed (no next bar).
   builder.build(endRow, broker.account, obs, 0);
@@ -340,7 +345,7 @@ export function backtestStrategy(options: BacktestOptions): BacktestResult {
     options.openHoldout,
   );
   const closeAtEnd = options.closeAtEnd ?? true;
-  const progressMinBars = options.progressMinBars ?? 200_000;
+  const progressAfterSeconds = options.progressAfterSeconds ?? 2;
   const bo = options.brokerOptions ?? {};
   const run = runBroker(
     options.policy,
@@ -351,7 +356,7 @@ export function backtestStrategy(options: BacktestOptions): BacktestResult {
     startRow,
     endRow,
     closeAtEnd,
-    progressMinBars,
+    progressAfterSeconds,
   );
   const rows = endRow - startRow + 1;
   const time = base.openTime.slice(startRow, endRow + 1);

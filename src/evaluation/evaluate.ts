@@ -310,7 +310,7 @@ export async function runBacktest(options: RunBacktestOptions): Promise<RunBackt
     benchmark: bt.benchmark,
     trials: bt.trials,
     riskFreeRate: bt.riskFreeRate,
-    progressMinBars: bt.progressMinBars,
+    progressAfterSeconds: bt.progressAfterSeconds,
   };
   const facts: Record<string, string | number> = {
     policy: resolved.name,

@@ -278,7 +278,7 @@ export const configSchema = z.strictObject({
     benchmark: z.boolean(),
     trials: positiveInt,
     riskFreeRate: z.number().min(-1).max(1),
-    progressMinBars: positiveInt,
+    progressAfterSeconds: z.number().nonnegative(),
     smaCross: z.strictObject({ fastFeature: z.string().min(1), slowFeature: z.string().min(1) }),
     random: z.strictObject({
       levels: z.array(z.number().min(-1).max(1)).min(1),

@@ -1494,6 +1494,7 @@ export function reportRun(
         facts: { kind: run.info.kind, created: run.info.created },
       };
   payload.created = new Date().toISOString();
+  if (!Array.isArray(payload.confusion)) payload.confusion = [];
   payload.history = readHistory(run);
   const metricsFile = run.path('metrics.json');
   if (existsSync(metricsFile)) {

@@ -5,7 +5,9 @@ import { mkdtempSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { makeCandles } from '../../src/data-processing/candles.js';
+import { makeCandles, sliceByTime } from '../../src/data-processing/candles.js';
+import { readCandleFile } from '../../src/data-processing/file-formats.js';
+import { CandleStore } from '../../src/data-processing/store.js';
 import { LookAheadError, UsageError } from '../../src/errors.js';
 import {
   backtestStrategy,
@@ -363,7 +365,7 @@ describe('the holdout stays closed', () => {
 });
 
 describe.skipIf(!hasSharedData)(`ctm backtest on the real BTC candles${SKIP_REASON}`, () => {
-  it('writes a run with metrics, trades, equity and the report for sma-cross over one month', async () => {
+  it('writes a run with metrics, trades, equity and the report for sma-cross over one month (files == store)', async () => {
     const config = defaultConfig();
     config.paths.runs = mkdtempSync(join(tmpdir(), 'ctm-runs-'));
     const outcome = await runBacktest({
@@ -394,5 +396,32 @@ describe.skipIf(!hasSharedData)(`ctm backtest on the real BTC candles${SKIP_REAS
     const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
     expect(run.extra.policy).toBe('sma-cross');
     expect(run.data.timeframes).toEqual(['15m', '4h', '1d']);
+
+    // The same backtest from the store (the default source) gives the same equity, bit for bit.
+    const storeConfig = structuredClone(config);
+    storeConfig.paths.store = join(config.paths.runs, 'ctm.duckdb');
+    const store = await CandleStore.open(storeConfig.paths.store);
+    for (const tf of ['15m', '4h', '1d'] as const) {
+      const { candles } = await readCandleFile(
+        join(SHARED_DATA_DIR, `binance-BTCUSDT-${tf}.csv.gz`),
+        {
+          symbol: 'BTC/USDT',
+          timeframe: tf,
+        },
+      );
+      await store.upsert(
+        { exchange: 'binance', symbol: 'BTC/USDT', timeframe: tf },
+        sliceByTime(candles, parseDateMs('2022-06-01'), parseDateMs('2023-05-01')),
+      );
+    }
+    store.close();
+    const fromStore = await runBacktest({
+      config: storeConfig,
+      policy: 'sma-cross',
+      symbol: 'BTC/USDT',
+      from: parseDateMs('2023-03-01'),
+      to: parseDateMs('2023-04-01'),
+    });
+    expect(Array.from(fromStore.single!.equity)).toEqual(Array.from(single.equity));
   });
 });

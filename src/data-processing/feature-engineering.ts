@@ -200,11 +200,6 @@ function ratio(num: number, den: number): number {
   return den !== 0 ? num / den : num === num && den === den ? 0 : NaN;
 }
 
-/** Formats a number for a feature name (`2`, `2.5`). */
-function fmt(x: number): string {
-  return String(x);
-}
-
 function coreFamily(spec: FeatureSpec): Family {
   return family(
     [],
@@ -312,7 +307,7 @@ function macdFamily(list: FeatureSpec['macd']): Family {
 }
 
 function bollingerFamily(list: FeatureSpec['bollinger']): Family {
-  const tag = (b: FeatureSpec['bollinger'][number]) => `${b.period}_${fmt(b.stdDev)}`;
+  const tag = (b: FeatureSpec['bollinger'][number]) => `${b.period}_${b.stdDev}`;
   return family(
     list.flatMap((b) => [`bb_pctb_${tag(b)}`, `bb_width_${tag(b)}`]),
     () =>
@@ -535,7 +530,7 @@ function donchianFamily(periods: readonly number[]): Family {
 
 function keltnerFamily(list: FeatureSpec['keltner']): Family {
   return family(
-    list.map((x) => `keltner_${x.period}_${x.atrPeriod}_${fmt(x.multiplier)}`),
+    list.map((x) => `keltner_${x.period}_${x.atrPeriod}_${x.multiplier}`),
     () =>
       list.map(
         (x) =>

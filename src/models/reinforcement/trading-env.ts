@@ -8,6 +8,7 @@
 import type { Candles, Timeframe } from '../../data-processing/candles.js';
 import { lowerBound, timeframeMs } from '../../data-processing/candles.js';
 import type { MultiTimeframeFeatures } from '../../data-processing/feature-engineering.js';
+import type { LookAheadMatrix } from '../../data-processing/lookahead.js';
 import { CtmError } from '../../errors.js';
 import {
   Broker,
@@ -745,4 +746,61 @@ export class DictObservationEnv implements Env<DictObservation, TradingAction, T
   render(): string {
     return this.env.render();
   }
+}
+
+/** Options of `episodeObservations`. */
+export interface EpisodeObservationsOptions {
+  /** First decision row of the episode. */
+  startRow: number;
+  /** Action of each step (index or target, as the env's action type wants); cycled if short. */
+  actions: ArrayLike<number>;
+  /** Options of the env (costs, windows, ...). */
+  env?: TradingEnvOptions;
+}
+
+/**
+ * The observations of one episode (from `startRow`, with fixed `actions`, until it ends) as a
+ * matrix with one row per decision time: what the look-ahead analysis (`checkLookAhead`, `ctm
+ * lookahead-check`) compares when candles after a cut are truncated or poisoned. Row r is the
+ * observation at base row startRow + r; `time` is that row's close.
+ * @throws {RangeError} as `CryptoTradingEnv` and its `reset` do.
+ * @example checkLookAhead(candles, (c) => new Map([['env', episodeObservations(buildFeatures(c), { startRow, actions })]]))
+ */
+export function episodeObservations(
+  features: MultiTimeframeFeatures,
+  options: EpisodeObservationsOptions,
+): LookAheadMatrix {
+  const env = new CryptoTradingEnv(features, options.env);
+  const size = env.observationSize;
+  const base = features.aligned.base;
+  const barMs = timeframeMs(features.base);
+  const maxRows = Math.max(1, base.openTime.length - options.startRow);
+  let values = new Float32Array(Math.min(maxRows, 1024) * size);
+  const times: number[] = [];
+  const push = (obs: Float32Array, row: number): void => {
+    const r = times.length;
+    if ((r + 1) * size > values.length) {
+      const grown = new Float32Array(Math.min(maxRows, 2 * (r + 1)) * size);
+      grown.set(values);
+      values = grown;
+    }
+    values.set(obs, r * size);
+    times.push(base.openTime[row] + barMs);
+  };
+  const [obs0, info0] = env.reset({ options: { startRow: options.startRow } });
+  push(obs0, info0.row);
+  const acts = options.actions;
+  for (let k = 0; ; k++) {
+    const a = acts.length === 0 ? env.neutralAction : acts[k % acts.length];
+    const [obs, , term, trunc, info] = env.step(a);
+    push(obs, info.row);
+    if (term || trunc) break;
+  }
+  return {
+    names: env.columnNames,
+    time: Float64Array.from(times),
+    values: values.subarray(0, times.length * size),
+    rows: times.length,
+    cols: size,
+  };
 }

@@ -15,7 +15,7 @@ import {
   randomCandles,
   type LookAheadMatrix,
 } from '../../../src/data-processing/lookahead.js';
-import { CryptoTradingEnv } from '../../../src/models/reinforcement/trading-env.js';
+import { episodeObservations } from '../../../src/models/reinforcement/trading-env.js';
 import { Rng } from '../../../src/utils/random.js';
 
 const windows = { '15m': 8, '4h': 4, '1d': 2 };
@@ -37,55 +37,30 @@ function leakOneRow(f: MultiTimeframeFeatures): MultiTimeframeFeatures {
 }
 
 /** The observations of one episode from START with the fixed actions, one row per decision time. */
-function episodeObservations(
-  c: ReadonlyMap<Timeframe, Candles>,
-  leak: boolean,
-): Map<string, LookAheadMatrix> {
+function episode(c: ReadonlyMap<Timeframe, Candles>, leak: boolean): Map<string, LookAheadMatrix> {
   const built = buildFeatures(c, { windows });
   const features = leak ? leakOneRow(built) : built;
-  const env = new CryptoTradingEnv(features, {
-    windows,
-    transactionCost: 0.001,
-    broker: {
-      slippage: { model: 'atr', fixedBps: 1 },
-      funding: { enabled: true, constantRate: 0.0001 },
-      stops: { stopLossFraction: 0.01, takeProfitFraction: 0.02 },
+  const matrix = episodeObservations(features, {
+    startRow: START,
+    actions,
+    env: {
+      windows,
+      transactionCost: 0.001,
+      broker: {
+        slippage: { model: 'atr', fixedBps: 1 },
+        funding: { enabled: true, constantRate: 0.0001 },
+        stops: { stopLossFraction: 0.01, takeProfitFraction: 0.02 },
+      },
     },
   });
-  const base = features.aligned.base;
-  const size = env.observationSize;
-  const rows: Float32Array[] = [];
-  const times: number[] = [];
-  const [obs0] = env.reset({ options: { startRow: START } });
-  rows.push(Float32Array.from(obs0));
-  times.push(base.openTime[START] + 900_000);
-  for (let k = 0; ; k++) {
-    const [obs, , term, trunc, info] = env.step(actions[k]);
-    rows.push(Float32Array.from(obs));
-    times.push(base.openTime[info.row] + 900_000);
-    if (term || trunc) break;
-  }
-  const values = new Float32Array(rows.length * size);
-  rows.forEach((r, i) => values.set(r, i * size));
-  return new Map([
-    [
-      'env',
-      {
-        names: env.columnNames,
-        time: Float64Array.from(times),
-        values,
-        rows: rows.length,
-        cols: size,
-      },
-    ],
-  ]);
+  return new Map([['env', matrix]]);
 }
 
 describe('env observations: no look-ahead', () => {
   const cutRows = [START + 2, START + 150, START + 611];
 
   it('observation t is unchanged when every candle after t is removed or replaced with NaN or 1e9', () => {
-    const report = checkLookAhead(candles, (c) => episodeObservations(c, false), { cutRows });
+    const report = checkLookAhead(candles, (c) => episode(c, false), { cutRows });
     expect(report.leaks).toEqual([]);
     // Every cut compared every observation up to it (3 checks x rows x floats).
     const size = report.matrices.env;
@@ -94,7 +69,7 @@ describe('env observations: no look-ahead', () => {
   });
 
   it('catches a planted leak (observations cut one row ahead), naming the first leaking row', () => {
-    const report = checkLookAhead(candles, (c) => episodeObservations(c, true), { cutRows });
+    const report = checkLookAhead(candles, (c) => episode(c, true), { cutRows });
     expect(report.leaks.length).toBeGreaterThan(0);
     expect(report.leaks.every((l) => l.matrix === 'env')).toBe(true);
     const poisoned = report.leaks.filter((l) => l.check !== 'truncate' && l.feature !== '(rows)');

@@ -197,7 +197,7 @@ function growU8(a: Uint8Array, n: number): Uint8Array {
   return b;
 }
 
-/** Columnar ledger of fills. Columns are valid for indices `< length`. */
+/** Columnar ledger of fills: one typed-array column per field of `Fill` (kind as its index in `FILL_KINDS`), valid for indices `< length`. */
 export class FillLedger {
   length = 0;
   bar: Int32Array = new Int32Array(16);
@@ -281,7 +281,7 @@ export class FillLedger {
   }
 }
 
-/** Columnar ledger of funding and borrow charges. */
+/** Columnar ledger of funding and borrow charges: one column per field of `Charge`, valid for indices `< length`. */
 export class ChargeLedger {
   length = 0;
   bar: Int32Array = new Int32Array(16);
@@ -352,7 +352,7 @@ export class ChargeLedger {
   }
 }
 
-/** Columnar list of closed round-trip trades. */
+/** Columnar list of closed round-trip trades: one column per field of `Trade` (exitKind as its index in `FILL_KINDS`), valid for indices `< length`. */
 export class TradeLedger {
   length = 0;
   side: Int8Array = new Int8Array(16);

@@ -490,6 +490,48 @@ export function periodReturns(
   return out;
 }
 
+/** One drawdown episode of an equity curve (indices into the curve). */
+export interface DrawdownEpisode {
+  /** Last point at the running peak before the fall. */
+  readonly peak: number;
+  /** Deepest point. */
+  readonly valley: number;
+  /** First point back at or above the peak, or null when not recovered by the end. */
+  readonly recovery: number | null;
+  /** Depth at the valley, a fraction of the peak in (0, 1]. */
+  readonly depth: number;
+}
+
+/**
+ * The drawdown episodes of an equity curve, deepest first (`limit` of them). An episode starts when
+ * equity falls below its running peak and ends when it is back at or above it — the same episodes
+ * `calculatePerformanceMetrics` summarises (max depth, count, durations).
+ */
+export function drawdownEpisodes(equity: ArrayLike<number>, limit = Infinity): DrawdownEpisode[] {
+  const out: DrawdownEpisode[] = [];
+  let peak = 0;
+  let valley = -1;
+  let depth = 0;
+  for (let k = 1; k < equity.length; k++) {
+    const e = equity[k];
+    if (e >= equity[peak]) {
+      if (valley >= 0) out.push({ peak, valley, recovery: k, depth });
+      peak = k;
+      valley = -1;
+      depth = 0;
+      continue;
+    }
+    const dd = equity[peak] > 0 ? 1 - e / equity[peak] : 1;
+    if (dd > depth) {
+      depth = dd;
+      valley = k;
+    }
+  }
+  if (valley >= 0) out.push({ peak, valley, recovery: null, depth });
+  out.sort((a, b) => b.depth - a.depth);
+  return out.length > limit ? out.slice(0, limit) : out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The metrics
 

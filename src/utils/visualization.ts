@@ -8,7 +8,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Resvg } from '@resvg/resvg-js';
 import { timeframeMs, type Candles, type Timeframe } from '../data-processing/candles.js';
-import type { PerformanceMetrics, PeriodReturn } from '../evaluation/metrics.js';
+import {
+  drawdownEpisodes,
+  type PerformanceMetrics,
+  type PeriodReturn,
+} from '../evaluation/metrics.js';
 import { CheckpointError } from '../errors.js';
 import { writeFileAtomicSync } from './fs.js';
 import { logger } from './logger.js';
@@ -142,7 +146,11 @@ export interface ReportPayload {
     benchmark: number[] | null;
     /** Drawdown in percent (<= 0), deepest point of each drawn bar. */
     underwater: number[];
+    /** Annualised Sharpe ratio of the last 30 days of bar returns at each drawn bar's end (null while warming up). */
+    rollingSharpe: Array<number | null>;
   } | null;
+  /** The deepest drawdown episodes (at most 5), with UTC ms times of peak, valley and recovery. */
+  drawdowns: Array<{ peakMs: number; valleyMs: number; recoveryMs: number | null; depth: number }>;
   monthly: PeriodReturn[];
   yearly: PeriodReturn[];
   /** Compounded daily returns (fractions) for the distribution. */
@@ -166,6 +174,7 @@ export function emptyReportPayload(title: string): ReportPayload {
     facts: {},
     price: null,
     equity: null,
+    drawdowns: [],
     monthly: [],
     yearly: [],
     dailyReturns: [],
@@ -216,7 +225,20 @@ export function buildBacktestPayload(
   const group = Math.max(1, Math.ceil(n / Math.max(1, options.maxCandles)));
   const candles = emptyColumns();
   const position = { t: [] as number[], v: [] as number[] };
-  const eq = { t: [] as number[], strategy: [] as number[], underwater: [] as number[] };
+  const eq = {
+    t: [] as number[],
+    strategy: [] as number[],
+    underwater: [] as number[],
+    rollingSharpe: [] as Array<number | null>,
+  };
+  // Rolling Sharpe over the last 30 days of bar returns (running sums; O(rows)).
+  const barMs = timeframeMs(c.timeframe);
+  const window = Math.max(2, Math.round((30 * DAY_MS) / barMs));
+  const annualise = Math.sqrt((365 * DAY_MS) / barMs);
+  let sum = 0;
+  let sumSq = 0;
+  const ret = (i: number): number =>
+    i > 0 && input.equity[i - 1] > 0 ? input.equity[i] / input.equity[i - 1] - 1 : 0;
   const bench: number[] = [];
   const higher = input.higher.map((h) => ({
     timeframe: h.timeframe,
@@ -235,6 +257,14 @@ export function buildBacktestPayload(
     for (let i = a; i <= b; i++) {
       if (c.high[i] > hi) hi = c.high[i];
       if (c.low[i] < lo) lo = c.low[i];
+      const r = ret(i);
+      sum += r;
+      sumSq += r * r;
+      if (i >= window) {
+        const old = ret(i - window);
+        sum -= old;
+        sumSq -= old * old;
+      }
       const e = input.equity[i];
       if (e > peak) peak = e;
       const dd = peak > 0 ? e / peak - 1 : 0;
@@ -246,6 +276,11 @@ export function buildBacktestPayload(
     eq.t.push(t);
     eq.strategy.push(r10(input.equity[b]));
     eq.underwater.push(r10(worstDd * 100));
+    const mean = sum / window;
+    const variance = (sumSq - window * mean * mean) / (window - 1);
+    eq.rollingSharpe.push(
+      b >= window && variance > 1e-24 ? r10((mean / Math.sqrt(variance)) * annualise) : null,
+    );
     if (input.benchmarkEquity !== undefined) bench.push(r10(input.benchmarkEquity[b]));
     for (let k = 0; k < input.higher.length; k++) {
       const h = input.higher[k];
@@ -318,6 +353,12 @@ export function buildBacktestPayload(
           },
     equity:
       n === 0 ? null : { ...eq, benchmark: input.benchmarkEquity === undefined ? null : bench },
+    drawdowns: drawdownEpisodes(input.equity, 5).map((d) => ({
+      peakMs: c.openTime[d.peak] + barMs,
+      valleyMs: c.openTime[d.valley] + barMs,
+      recoveryMs: d.recovery === null ? null : c.openTime[d.recovery] + barMs,
+      depth: r10(d.depth),
+    })),
     monthly: input.metrics.monthly,
     yearly: input.metrics.yearly,
     dailyReturns: dailyReturns(c, input.equity, c.timeframe),
@@ -1104,6 +1145,18 @@ export function metricsTableHtml(m: PerformanceMetrics, bench: PerformanceMetric
   return out + '</tbody></table>';
 }
 
+/** The worst drawdowns (peak, valley, recovery, depth, length) as HTML. */
+function drawdownTableHtml(drawdowns: ReportPayload['drawdowns']): string {
+  const day = (ms: number): string => new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
+  let out =
+    '<table class="metrics" id="drawdown-table"><thead><tr><th>peak</th><th>valley</th><th>recovered</th><th>depth</th><th>days</th></tr></thead><tbody>';
+  for (const d of drawdowns) {
+    const end = d.recoveryMs ?? null;
+    out += `<tr><td>${day(d.peakMs)}</td><td>${day(d.valleyMs)}</td><td>${end === null ? 'not yet' : day(end)}</td><td>${fmtPct(-d.depth, 2)}</td><td>${end === null ? '—' : ((end - d.peakMs) / DAY_MS).toFixed(1)}</td></tr>`;
+  }
+  return out + '</tbody></table>';
+}
+
 /** A run's own metrics (flattened `a.b.c` keys) as a two-column HTML table. */
 function summaryTableHtml(summary: Record<string, number | string>): string {
   let out =
@@ -1235,7 +1288,7 @@ h1{font-size:20px;margin:0 0 6px}h2{font-size:16px;margin:24px 0 8px}
 .facts b{color:#222}
 main{padding:0 24px 40px}
 .chart{background:#fff;border:1px solid #ddd;position:relative}
-#price-chart{height:720px}#equity-chart{height:460px}
+#price-chart{height:720px}#equity-chart{height:560px}
 .legend{position:absolute;left:8px;top:6px;z-index:3;font-size:12px;background:rgba(255,255,255,.85);padding:4px 6px;border-radius:3px;pointer-events:none;white-space:pre;line-height:1.45}
 .note{font-size:12px;color:#666;margin:4px 0}
 .svgs{display:flex;flex-wrap:wrap;gap:12px}.svgs svg{max-width:100%;height:auto;background:#fff;border:1px solid #ddd}
@@ -1342,6 +1395,11 @@ const APP_JS = String.raw`
       bottomFillColor1: 'rgba(239,83,80,0.35)', bottomFillColor2: 'rgba(239,83,80,0.05)', title: 'drawdown %' }, 1);
     uw.setData(lineRows(e.t, e.underwater));
     report.series.underwater = uw;
+    var rs = eqChart.addSeries(LC.LineSeries, { color: '#6d4c41', lineWidth: 1, title: 'Sharpe 30d' }, 2);
+    var rsRows = [];
+    for (var r = 0; r < e.t.length; r++) rsRows.push(e.rollingSharpe[r] === null ? { time: e.t[r] } : { time: e.t[r], value: e.rollingSharpe[r] });
+    rs.setData(rsRows);
+    report.series.rollingSharpe = rs;
     eqChart.panes()[0].setStretchFactor(2.2);
   }
   if (charts.length === 2) {
@@ -1387,7 +1445,10 @@ export function renderReportHtml(
   }
   if (payload.equity !== null)
     parts.push(
-      `<h2>Equity and drawdown</h2><p class="note">Strategy equity${payload.equity.benchmark === null ? '' : ' against buy-and-hold through the same broker and costs'}; below, the underwater curve (percent below the running peak).</p><div class="chart" id="equity-chart"></div>`,
+      `<h2>Equity and drawdown</h2><p class="note">Strategy equity${payload.equity.benchmark === null ? '' : ' against buy-and-hold through the same broker and costs'}; below, the underwater curve (percent below the running peak) and the annualised Sharpe ratio of the last 30 days.</p><div class="chart" id="equity-chart"></div>` +
+        (payload.drawdowns.length > 0
+          ? `<h3>Worst drawdowns</h3>${drawdownTableHtml(payload.drawdowns)}`
+          : ''),
     );
   const figs = (names: string[]): string =>
     names

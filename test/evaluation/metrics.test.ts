@@ -6,6 +6,7 @@ import {
   barsPerYearOf,
   calculatePerformanceMetrics,
   deflatedSharpeRatio,
+  drawdownEpisodes,
   expectedMaxSharpe,
   minTrackRecordLength,
   normalCdf,
@@ -99,6 +100,23 @@ describe('return, risk and drawdown metrics on a hand-computed fixture', () => {
     close(m.drawdown.ulcerIndex, Math.sqrt((0.02 ** 2 + 0.01 ** 2) / 6));
     close(m.drawdown.timeUnderWater, 2 / 6);
     close(m.returns.calmar, (m.returns.cagr as number) / 0.02);
+  });
+
+  it('lists the same drawdown episodes, deepest first, with peak, valley and recovery', () => {
+    // equity: 1, 1.01, 0.9898, 1.019494, 1.019494, 1.00929906, 1.0294850412
+    const equity = [1];
+    for (const x of r) equity.push(equity[equity.length - 1] * (1 + x));
+    const episodes = drawdownEpisodes(equity);
+    expect(episodes.map((e) => [e.peak, e.valley, e.recovery])).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
+    close(episodes[0].depth, m.drawdown.maxDrawdown as number);
+    close(episodes[1].depth, 0.01);
+    expect(episodes).toHaveLength(m.drawdown.drawdownCount as number);
+    expect(drawdownEpisodes([1, 2, 1.5], 1)).toEqual([
+      { peak: 1, valley: 2, recovery: null, depth: 0.25 },
+    ]);
   });
 
   it('computes skew and excess kurtosis as pandas does (bias-adjusted)', () => {

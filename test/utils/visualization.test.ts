@@ -124,6 +124,22 @@ describe('report payload', () => {
     expect(h4.t.length).toBeGreaterThan(6 * 60);
   });
 
+  it('lists the worst drawdowns (the deepest is the max drawdown) and a rolling 30-day Sharpe', () => {
+    const m = result.metrics;
+    expect(payload.drawdowns).toHaveLength(Math.min(5, m.drawdown.drawdownCount as number));
+    expect(payload.drawdowns[0].depth).toBeCloseTo(m.drawdown.maxDrawdown as number, 9);
+    for (const d of payload.drawdowns) {
+      expect(d.valleyMs).toBeGreaterThan(d.peakMs);
+      if (d.recoveryMs !== null) expect(d.recoveryMs).toBeGreaterThan(d.valleyMs);
+    }
+    const rs = payload.equity!.rollingSharpe;
+    expect(rs).toHaveLength(price.candles.t.length);
+    // 30 days = 2880 bars: no value before a full window, values after.
+    const firstValue = rs.findIndex((x) => x !== null);
+    expect(firstValue * price.group).toBeGreaterThanOrEqual(2880 - price.group);
+    expect(rs[rs.length - 1]).not.toBeNull();
+  });
+
   it('draws one heatmap cell per month, one histogram count per day and one dot per closed trade', () => {
     const svgs = payloadSvgs(payload, OPTIONS);
     const count = (svg: string, re: RegExp): number => (svg.match(re) ?? []).length;
@@ -302,6 +318,7 @@ describe('report in a real browser (headless Chromium)', () => {
               equity: Series;
               benchmark: Series;
               underwater: Series;
+              rollingSharpe: Series;
             };
             markers: { markers(): unknown[] };
             charts: {
@@ -320,6 +337,8 @@ describe('report in a real browser (headless Chromium)', () => {
         equity: r.series.equity.data().length,
         benchmark: r.series.benchmark.data().length,
         underwater: r.series.underwater.data().length,
+        rollingSharpe: r.series.rollingSharpe.data().length,
+        drawdownRows: document.querySelectorAll('#drawdown-table tbody tr').length,
         pricePanes: r.charts.price.panes().length,
         equitySeries: r.charts.equity.panes()[0].getSeries().length,
         canvases: document.querySelectorAll('#price-chart canvas').length,
@@ -343,6 +362,11 @@ describe('report in a real browser (headless Chromium)', () => {
     expect([drawn.equity, drawn.benchmark, drawn.underwater]).toEqual(
       Array(3).fill(price.candles.t.length),
     );
+    // Whitespace while the 30-day window fills is not data: one point per computed value.
+    expect(drawn.rollingSharpe).toBe(
+      payload.equity!.rollingSharpe.filter((x) => x !== null).length,
+    );
+    expect(drawn.drawdownRows).toBe(payload.drawdowns.length);
     expect(drawn.pricePanes).toBe(4); // 15m, 4h as known, 1d as known, position
     expect(drawn.equitySeries).toBe(2); // strategy and buy-and-hold
     expect(drawn.canvases).toBeGreaterThan(0);

@@ -229,10 +229,11 @@ function runBroker(
   const traded = new Float64Array(rows - 1);
   policy.reset?.(1);
   if (isRowAware(policy)) policy.startAt(startRow);
-  const { openTime, open, high, low, close, volume } = c;
+  const { openTime, close } = c;
+  broker.useCandles(c);
   // Warm the slippage estimators on the closed bars before the start, exactly as the env does.
   for (let r = Math.max(0, startRow - cfg.slippage.atrPeriod); r <= startRow; r++)
-    broker.prime(openTime[r], open[r], high[r], low[r], close[r], volume[r]);
+    broker.primeAt(r);
   equity[0] = broker.equity;
   // The bar appears only once the backtest turns out to be long (slow policies, long ranges).
   const started = performance.now();
@@ -247,7 +248,7 @@ function runBroker(
     policy.act(obs, 1, act);
     target[k - 1] = act[0];
     const i = decision + 1;
-    broker.step(openTime[i], open[i], high[i], low[i], close[i], volume[i], act[0]);
+    broker.stepAt(i, act[0]);
     if (closeAtEnd && k === rows - 1) broker.closePosition(openTime[i] + broker.barMs, close[i]);
     equity[k] = broker.equity;
     position[k] = broker.exposure;

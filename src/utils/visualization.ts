@@ -948,7 +948,12 @@ const TRAINING_PANELS: ReadonlyArray<{ title: string; keys: readonly string[] }>
   { title: 'Entropy', keys: ['entropy'] },
   { title: 'KL', keys: ['approxKl', 'kl', 'klDivergence'] },
   { title: 'Value loss', keys: ['valueLoss', 'policyLoss'] },
+  { title: 'Learning rate', keys: ['learningRate', 'lr'] },
+  { title: 'Gradient norm', keys: ['gradNorm'] },
 ];
+
+/** History keys that are counters or clocks, not curves. */
+const NOT_CURVES = new Set(['step', 'wallMs', 'epoch', 'seconds']);
 
 /** Groups numeric history keys into panels (known groups first, then one panel per other key). */
 export function trainingPanels(
@@ -957,8 +962,7 @@ export function trainingPanels(
   const numeric = new Set<string>();
   for (const row of history)
     for (const [k, v] of Object.entries(row))
-      if (k !== 'step' && k !== 'wallMs' && typeof v === 'number' && Number.isFinite(v))
-        numeric.add(k);
+      if (!NOT_CURVES.has(k) && typeof v === 'number' && Number.isFinite(v)) numeric.add(k);
   const used = new Set<string>();
   const panels: Array<{ title: string; keys: string[] }> = [];
   for (const p of TRAINING_PANELS) {

@@ -178,7 +178,7 @@ describe('training curves and confusion matrix', () => {
     ]);
   });
 
-  it('groups history keys into the known panels, validation next to training', () => {
+  it('groups history keys into the known panels, validation next to training, counters left out', () => {
     const panels = trainingPanels([
       {
         step: 1,
@@ -192,14 +192,26 @@ describe('training curves and confusion matrix', () => {
         valueLoss: 2,
         custom: 3,
       },
+      // The sequence-model trainer's epoch line.
+      {
+        step: 10,
+        epoch: 0,
+        trainLoss: 1,
+        valAccuracy: 0.4,
+        learningRate: 0.001,
+        gradNorm: 0.5,
+        seconds: 3,
+      },
     ]);
     expect(panels).toEqual([
-      { title: 'Loss', keys: ['loss', 'valLoss'] },
-      { title: 'Accuracy', keys: ['accuracy'] },
+      { title: 'Loss', keys: ['loss', 'trainLoss', 'valLoss'] },
+      { title: 'Accuracy', keys: ['accuracy', 'valAccuracy'] },
       { title: 'Epsilon', keys: ['epsilon'] },
       { title: 'Entropy', keys: ['entropy'] },
       { title: 'KL', keys: ['approxKl'] },
       { title: 'Value loss', keys: ['valueLoss'] },
+      { title: 'Learning rate', keys: ['learningRate'] },
+      { title: 'Gradient norm', keys: ['gradNorm'] },
       { title: 'custom', keys: ['custom'] },
     ]);
   });

@@ -375,9 +375,90 @@ export function stepsPerDay(tf: FineTimeframe): number {
 /** Default start of generated paths: 2024-01-01T00:00:00Z. */
 export const DEFAULT_START_MS = Date.UTC(2024, 0, 1);
 
-/** Student-t variate scaled to unit variance. */
-function unitT(rng: Rng, dof: number, scale: number): number {
-  return rng.studentT(dof) * scale;
+// Fast variates on top of the seeded Rng (the hot loop draws several per step): the ziggurat
+// normal of Marsaglia & Tsang (2000, 128 layers) and Student-t as normal / sqrt(gamma / shape),
+// with Marsaglia–Tsang gamma. Deterministic given the Rng state.
+const ZIG_R = 3.442619855899;
+const ZIG_K = new Uint32Array(128);
+const ZIG_W = new Float64Array(128);
+const ZIG_F = new Float64Array(128);
+{
+  const m1 = 2147483648;
+  const vn = 9.91256303526217e-3;
+  let dn = ZIG_R;
+  let tn = dn;
+  const q = vn / Math.exp(-0.5 * dn * dn);
+  ZIG_K[0] = Math.floor((dn / q) * m1);
+  ZIG_K[1] = 0;
+  ZIG_W[0] = q / m1;
+  ZIG_W[127] = dn / m1;
+  ZIG_F[0] = 1;
+  ZIG_F[127] = Math.exp(-0.5 * dn * dn);
+  for (let i = 126; i >= 1; i--) {
+    dn = Math.sqrt(-2 * Math.log(vn / dn + Math.exp(-0.5 * dn * dn)));
+    ZIG_K[i + 1] = Math.floor((dn / tn) * m1);
+    tn = dn;
+    ZIG_F[i] = Math.exp(-0.5 * dn * dn);
+    ZIG_W[i] = dn / m1;
+  }
+}
+
+/** Standard normal variate (ziggurat). */
+export function fastNormal(rng: Rng): number {
+  for (;;) {
+    const hz = rng.nextU32() | 0;
+    const iz = hz & 127;
+    if (Math.abs(hz) < ZIG_K[iz]) return hz * ZIG_W[iz];
+    if (iz === 0) {
+      let x: number;
+      let y: number;
+      do {
+        x = -Math.log(1 - rng.next()) / ZIG_R;
+        y = -Math.log(1 - rng.next());
+      } while (y + y < x * x);
+      return hz > 0 ? ZIG_R + x : -ZIG_R - x;
+    }
+    const x = hz * ZIG_W[iz];
+    if (ZIG_F[iz] + rng.next() * (ZIG_F[iz - 1] - ZIG_F[iz]) < Math.exp(-0.5 * x * x)) return x;
+  }
+}
+
+/** Gamma(shape >= 1, 1) variate (Marsaglia–Tsang) with precomputed d = shape - 1/3, c = 1/sqrt(9d). */
+function fastGamma(rng: Rng, d: number, c: number): number {
+  for (;;) {
+    let x: number;
+    let v: number;
+    do {
+      x = fastNormal(rng);
+      v = 1 + c * x;
+    } while (v <= 0);
+    v = v * v * v;
+    const u = rng.next();
+    const x2 = x * x;
+    if (u < 1 - 0.0331 * x2 * x2) return d * v;
+    if (Math.log(u) < 0.5 * x2 + d * (1 - v + Math.log(v))) return d * v;
+  }
+}
+
+/** Sampler of Student-t variates with `dof` > 2 degrees of freedom, scaled to unit variance. */
+interface UnitT {
+  d: number;
+  c: number;
+  shape: number;
+  scale: number;
+}
+
+function unitTSampler(dof: number): UnitT {
+  const shape = dof / 2;
+  const boosted = shape < 1 ? shape + 1 : shape;
+  const d = boosted - 1 / 3;
+  return { d, c: 1 / Math.sqrt(9 * d), shape, scale: dof > 2 ? Math.sqrt((dof - 2) / dof) : 1 };
+}
+
+function unitT(rng: Rng, t: UnitT): number {
+  let g = fastGamma(rng, t.d, t.c);
+  if (t.shape < 1) g *= Math.pow(1 - rng.next(), 1 / t.shape);
+  return (fastNormal(rng) / Math.sqrt(g / t.shape)) * t.scale;
 }
 
 /** Draws the regime sequence; fills `regime` and returns its segments. */
@@ -534,7 +615,7 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
   const stepsPer15m = SLOT_MS / stepMs;
   const sigmaStep = (p.returns.sigma15m / Math.sqrt(stepsPer15m)) * volScale;
   const nu = p.returns.tDof;
-  const tScale = Math.sqrt((nu - 2) / nu);
+  const shockT = unitTSampler(nu);
   const meanAbsT = meanAbsUnitT(nu);
   const lev = p.volatility.leverage;
   const feedback = p.volatility.feedback;
@@ -584,7 +665,7 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
   const regimeAlpha = 1 - Math.exp(-stepMs / (p.regimes.smoothingHours * HOUR_MS));
   const jumpDecay = Math.exp(-stepMs / (p.jumps.decayHours * HOUR_MS));
   const j = p.jumps;
-  const jumpTScale = j.sizeDof > 2 ? Math.sqrt((j.sizeDof - 2) / j.sizeDof) : 1;
+  const jumpT = unitTSampler(j.sizeDof);
 
   const v = p.volume;
   const logRef = Math.log(p.referencePrice);
@@ -621,7 +702,8 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
     let hFast = news;
     let hSlow = 0;
     for (let k = 0; k < nVol; k++) {
-      if (i % vol.every[k] === 0) vol.x[k] = vol.phi[k] * vol.x[k] + vol.innov[k] * volRng.normal();
+      if (i % vol.every[k] === 0)
+        vol.x[k] = vol.phi[k] * vol.x[k] + vol.innov[k] * fastNormal(volRng);
       if (fast[k] === 1) hFast += vol.x[k];
       else hSlow += vol.x[k];
     }
@@ -634,7 +716,7 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
       sigmaStep *
       Math.exp(hFast + hSlow - volBias + regimeLevel + excite + activity - actBias) *
       seasonVol[tIdx];
-    const z = unitT(shockRng, nu, tScale);
+    const z = unitT(shockRng, shockT);
     // Efficient move plus the change of the transient (overreaction) component.
     const previousTransient = transient;
     transient = transientKeep * transient + transientShare * s * z;
@@ -642,7 +724,7 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
       regimeDrift[reg] - regimeRevert[reg] * (x - anchor) + s * z + transient - previousTransient;
     let jumped = 0;
     if (jumpRng.next() < regimeJump[reg]) {
-      const size = Math.abs(unitT(jumpRng, j.sizeDof, jumpTScale)) * j.sizeSigmas * s;
+      const size = Math.abs(unitT(jumpRng, jumpT)) * j.sizeSigmas * s;
       const signed = jumpRng.next() < j.downProb ? -size : size;
       r += signed;
       jumps.push({ step: i, timeMs: startTimeMs + i * stepMs, logSize: signed });
@@ -660,7 +742,7 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
     let y = 0;
     for (let k = 0; k < nVlm; k++) {
       if (i % vlm.every[k] === 0)
-        vlm.x[k] = vlm.phi[k] * vlm.x[k] + vlm.innov[k] * volumeRng.normal();
+        vlm.x[k] = vlm.phi[k] * vlm.x[k] + vlm.innov[k] * fastNormal(volumeRng);
       y += vlm.x[k];
     }
     const absZ = Math.abs(z) - meanAbsT;
@@ -686,7 +768,7 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
       exciteVolume +
       y +
       v.priceElasticity * (x - logRef) +
-      v.noiseStd * volumeRng.normal();
+      v.noiseStd * fastNormal(volumeRng);
     volume[i] = Math.exp(logVolume);
   }
   return {

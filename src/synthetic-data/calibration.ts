@@ -1064,9 +1064,11 @@ function updateParams(
   for (let k = 0; k < REGIME_NAMES.length; k++) rg.volMultiplier[k] /= Math.exp(logMean);
 }
 
-/** Rounds every number to 5 significant digits (readable JSON, no false precision). */
+/** Rounds every number but the reference price to 5 significant digits (readable JSON). */
 function roundParams(p: BaseProcessParams): BaseProcessParams {
   return JSON.parse(
-    JSON.stringify(p, (_k, v: unknown) => (typeof v === 'number' ? round(v, 5) : v)),
+    JSON.stringify(p, (k, v: unknown) =>
+      typeof v === 'number' && k !== 'referencePrice' ? round(v, 5) : v,
+    ),
   ) as BaseProcessParams;
 }

@@ -1,19 +1,47 @@
-import { describe, expect, it } from 'vitest';
+// The base process as its users rely on it: valid candles, exact 4h/1d aggregation, same seed
+// same bytes, waypoint conditioning, the stylized facts on a moderate sample, the files in the
+// real-data layout, and `ctm synth generate` end to end (the built CLI, as a user runs it).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   aggregateFineCandles,
   buildCandlesFromPath,
   conditionOnWaypoints,
+  fastNormal,
   generateBaseMarket,
   simulateBasePath,
+  writeSyntheticMarket,
+  REGIME_NAMES,
   type BaseProcessParams,
+  type SyntheticLabels,
 } from '../../src/synthetic-data/base-process.js';
 import { loadCalibration } from '../../src/synthetic-data/calibration.js';
+import {
+  autocorrelation,
+  correlation,
+  hillTailIndex,
+  moments,
+  stylizedFacts,
+  toGrid,
+} from '../../src/synthetic-data/realism.js';
 import { validateCandles, type Candles } from '../../src/data-processing/candles.js';
 import { resample } from '../../src/data-processing/resample.js';
+import { readCandlesCsv } from '../../src/data-processing/file-formats.js';
 import { DataValidationError } from '../../src/errors.js';
 import { Rng } from '../../src/utils/random.js';
+
+const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ctm-synth-base-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const btc: BaseProcessParams = loadCalibration('btc');
 
@@ -127,5 +155,149 @@ describe('conditionOnWaypoints and buildCandlesFromPath', () => {
     expect(() => buildCandlesFromPath({ ...path, logReturn: r }, btc, new Rng(1))).toThrow(
       /row 17/,
     );
+  });
+});
+
+describe('stylized facts of the base process (BTC calibration, 120 days)', () => {
+  const mkt = generateBaseMarket(btc, { seed: 2024, days: 120 });
+  const g = toGrid(mkt.m15);
+  const r = g.logReturn;
+  const abs = r.map(Math.abs);
+
+  it('has heavy tails: excess kurtosis > 3 and a Hill tail index below 5 at 15m', () => {
+    expect(moments(r).exKurt).toBeGreaterThan(3);
+    expect(hillTailIndex(r, 0.01)).toBeLessThan(5);
+    expect(hillTailIndex(r, 0.01)).toBeGreaterThan(1.5);
+  });
+
+  it('clusters volatility with long memory but leaves raw returns nearly uncorrelated', () => {
+    expect(autocorrelation(abs, 1)).toBeGreaterThan(0.1);
+    expect(autocorrelation(abs, 96)).toBeGreaterThan(0.03);
+    expect(autocorrelation(abs, 480)).toBeGreaterThan(0);
+    for (const k of [2, 3, 5, 10]) expect(Math.abs(autocorrelation(r, k))).toBeLessThan(0.05);
+  });
+
+  it('couples volume to volatility and keeps volume persistent', () => {
+    const lv = Array.from(g.volume, Math.log);
+    expect(correlation(abs, lv)).toBeGreaterThan(0.3);
+    expect(autocorrelation(lv, 1)).toBeGreaterThan(0.4);
+    expect(autocorrelation(lv, 96)).toBeGreaterThan(0.05);
+  });
+
+  it('follows the calibrated intraday and weekday seasonality of volatility and volume', () => {
+    const facts = stylizedFacts(mkt.m15);
+    const hourly = (xs: number[]): number[] =>
+      Array.from({ length: 24 }, (_, h) => xs.slice(4 * h, 4 * h + 4).reduce((a, b) => a + b) / 4);
+    expect(
+      correlation(facts.profiles.hourVol, hourly(btc.seasonality.volIntraday)),
+    ).toBeGreaterThan(0.5);
+    expect(
+      correlation(facts.profiles.hourVolume, hourly(btc.seasonality.volumeIntraday)),
+    ).toBeGreaterThan(0.5);
+    expect(correlation(facts.profiles.weekdayVol, btc.seasonality.volWeekday)).toBeGreaterThan(0.5);
+  });
+
+  it('labels regimes that tile the path and jumps that sit in it', () => {
+    const p = mkt.path;
+    expect(p.regimes[0].startStep).toBe(0);
+    expect(p.regimes.at(-1)?.endStep).toBe(p.logReturn.length);
+    for (let k = 1; k < p.regimes.length; k++) {
+      expect(p.regimes[k].startStep).toBe(p.regimes[k - 1].endStep);
+      expect(p.regimes[k].regime).not.toBe(p.regimes[k - 1].regime);
+    }
+    expect(new Set(p.regimes.map((x) => x.regime)).size).toBeGreaterThan(1);
+    for (const x of p.regimes) expect(REGIME_NAMES).toContain(x.regime);
+    for (const j of p.jumps) {
+      expect(p.regime[j.step]).toBeGreaterThanOrEqual(0);
+      expect(Math.abs(j.logSize)).toBeGreaterThan(0);
+    }
+  });
+
+  it('draws standard normals from its fast sampler (mean 0, variance 1, normal tails)', () => {
+    const rng = new Rng(8);
+    const x = Float64Array.from({ length: 200_000 }, () => fastNormal(rng));
+    const m = moments(x);
+    expect(Math.abs(m.mean)).toBeLessThan(0.01);
+    expect(Math.abs(m.std - 1)).toBeLessThan(0.01);
+    expect(Math.abs(m.exKurt)).toBeLessThan(0.05);
+    const beyond3 = x.filter((v) => Math.abs(v) > 3).length / x.length;
+    expect(beyond3).toBeGreaterThan(0.0022);
+    expect(beyond3).toBeLessThan(0.0032);
+  });
+});
+
+describe('files in the real-data layout', () => {
+  it('writes 15m/4h/1d .csv.gz that readCandlesCsv reads back exactly, 4h/1d still exact aggregates', async () => {
+    const mkt = generateBaseMarket(btc, { seed: 9, days: 15 });
+    const out = join(dir, 'files');
+    const files = writeSyntheticMarket(out, mkt, btc, 9);
+    expect(files.map((f) => f.slice(out.length + 1))).toEqual([
+      'synthetic-BTCUSDT-15m.csv.gz',
+      'synthetic-BTCUSDT-4h.csv.gz',
+      'synthetic-BTCUSDT-1d.csv.gz',
+      'synthetic-BTCUSDT-labels.json',
+    ]);
+    const read = async (tf: '15m' | '4h' | '1d'): Promise<Candles> =>
+      (
+        await readCandlesCsv(join(out, `synthetic-BTCUSDT-${tf}.csv.gz`), {
+          symbol: 'BTC/USDT',
+          timeframe: tf,
+        })
+      ).candles;
+    const m15 = await read('15m');
+    const h4 = await read('4h');
+    expectSameCandles(m15, mkt.m15);
+    expectSameCandles(h4, resample(m15, '4h').candles);
+    expectSameCandles(await read('1d'), resample(m15, '1d').candles);
+    const header = readFileSync(files[3], 'utf8');
+    const labels = JSON.parse(header) as SyntheticLabels;
+    expect(labels.regimes.length).toBe(mkt.path.regimes.length);
+    expect(labels.jumps.length).toBe(mkt.path.jumps.length);
+    expect(labels.params.symbol).toBe('BTC/USDT');
+    // Same seed, same bytes on disk.
+    const again = join(dir, 'files-again');
+    writeSyntheticMarket(again, generateBaseMarket(btc, { seed: 9, days: 15 }), btc, 9);
+    for (const f of files)
+      expect(readFileSync(join(again, f.slice(out.length + 1)))).toEqual(readFileSync(f));
+  });
+
+  it('`ctm synth generate` writes the files, the same bytes for the same seed', () => {
+    if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first`);
+    const run = (out: string): ReturnType<typeof spawnSync> =>
+      spawnSync(
+        process.execPath,
+        [
+          MAIN,
+          'synth',
+          'generate',
+          '--out',
+          out,
+          '--seed',
+          '3',
+          '--years',
+          '0.05',
+          '--calibration',
+          'eth',
+          '--set',
+          `paths.runs=${join(dir, 'runs')}`,
+        ],
+        { encoding: 'utf8' },
+      );
+    const a = run(join(dir, 'cli-a'));
+    expect(a.status).toBe(0);
+    expect(String(a.stdout)).toMatch(/generated ETH\/USDT .* 1728 15m, 108 4h, 18 1d candles/);
+    const b = run(join(dir, 'cli-b'));
+    expect(b.status).toBe(0);
+    for (const f of ['synthetic-ETHUSDT-15m.csv.gz', 'synthetic-ETHUSDT-labels.json'])
+      expect(readFileSync(join(dir, 'cli-b', f))).toEqual(readFileSync(join(dir, 'cli-a', f)));
+    const bad = spawnSync(
+      process.execPath,
+      [MAIN, 'synth', 'generate', '--out', join(dir, 'x'), '--years', '-1'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(bad.status).toBe(2);
+    expect(String(bad.stderr)).toMatch(/--years/);
   });
 });

@@ -1,0 +1,114 @@
+// Calibration as its users rely on it: the shipped parameters load (and were fitted on data up to
+// 2021-12-31 only), bad files are rejected naming file and field, a fit recovers the parameters
+// of a known process, and a fit never reads candles outside its range.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  calibrateBaseProcess,
+  loadCalibration,
+  SHIPPED_CALIBRATIONS,
+} from '../../src/synthetic-data/calibration.js';
+import { generateBaseMarket } from '../../src/synthetic-data/base-process.js';
+import { correlation } from '../../src/synthetic-data/realism.js';
+import { repairCandles, sliceByTime } from '../../src/data-processing/candles.js';
+import { readCandlesCsv } from '../../src/data-processing/file-formats.js';
+import { DataValidationError } from '../../src/errors.js';
+import { hasSharedData, sharedFile, SKIP_REASON } from '../helpers/shared-data.js';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ctm-synth-cal-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('loadCalibration', () => {
+  it('loads the shipped BTC and ETH calibrations, fitted on data up to 2021-12-31 only', () => {
+    for (const name of SHIPPED_CALIBRATIONS) {
+      const p = loadCalibration(name);
+      expect(p.symbol).toBe(`${name.toUpperCase()}/USDT`);
+      expect(p.fittedOn.to <= '2021-12-31').toBe(true);
+      expect(p.fittedOn.from >= '2018-01-01').toBe(true);
+      expect(p.fittedOn.bars).toBeGreaterThan(100_000);
+      expect(p.seasonality.volIntraday).toHaveLength(96);
+    }
+  });
+
+  it('rejects a missing file, bad JSON and a bad field, naming the file and the field', () => {
+    expect(() => loadCalibration(join(dir, 'nope.json'))).toThrow(/nope\.json.*not found/);
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, '{ not json');
+    expect(() => loadCalibration(bad)).toThrow(DataValidationError);
+    const p = loadCalibration('btc');
+    const wrong = join(dir, 'wrong.json');
+    writeFileSync(wrong, JSON.stringify({ ...p, returns: { ...p.returns, tDof: 1.5 } }));
+    expect(() => loadCalibration(wrong)).toThrow(/wrong\.json.*returns\.tDof/);
+    const short = join(dir, 'short.json');
+    writeFileSync(
+      short,
+      JSON.stringify({ ...p, seasonality: { ...p.seasonality, volWeekday: [1, 1] } }),
+    );
+    expect(() => loadCalibration(short)).toThrow(/seasonality\.volWeekday/);
+  });
+});
+
+describe('calibrateBaseProcess', () => {
+  it('recovers the level, tails, seasonality and volume level of a known process', () => {
+    const truth = loadCalibration('eth');
+    const mkt = generateBaseMarket(truth, { seed: 77, days: 540 });
+    const fit = calibrateBaseProcess(mkt.m15, {
+      iterations: 6,
+      simulationDays: 540,
+      seed: 5,
+      seasonalityMonths: 17,
+    });
+    const p = fit.params;
+    expect(p.symbol).toBe('ETH/USDT');
+    // Simulated targets match the measured ones (the fit converged).
+    expect(fit.simulated.medianAbs / fit.real.medianAbs).toBeGreaterThan(0.9);
+    expect(fit.simulated.medianAbs / fit.real.medianAbs).toBeLessThan(1.1);
+    expect(Math.abs(fit.simulated.logVolumeMean - fit.real.logVolumeMean)).toBeLessThan(0.15);
+    expect(Math.abs(fit.simulated.rangeBody / fit.real.rangeBody - 1)).toBeLessThan(0.1);
+    // Seasonal profiles are estimated directly and must come back.
+    expect(correlation(p.seasonality.volIntraday, truth.seasonality.volIntraday)).toBeGreaterThan(
+      0.8,
+    );
+    expect(
+      correlation(p.seasonality.volumeIntraday, truth.seasonality.volumeIntraday),
+    ).toBeGreaterThan(0.9);
+    expect(correlation(p.seasonality.volWeekday, truth.seasonality.volWeekday)).toBeGreaterThan(
+      0.8,
+    );
+    // The gap probabilities are measured directly.
+    expect(Math.abs(p.microstructure.zeroGapProb - truth.microstructure.zeroGapProb)).toBeLessThan(
+      0.03,
+    );
+  });
+
+  it('rejects too short a range and a timeframe other than 15m', () => {
+    const mkt = generateBaseMarket(loadCalibration('btc'), { seed: 1, days: 20 });
+    expect(() => calibrateBaseProcess(mkt.m15)).toThrow(/at least 60 days/);
+    expect(() => calibrateBaseProcess(mkt.h4)).toThrow(/15m/);
+  });
+});
+
+describe.skipIf(!hasSharedData)(`calibration on real BTC${SKIP_REASON}`, () => {
+  it('never reads candles at or after toMs: the fit is the same with the later data removed', async () => {
+    const { candles } = await readCandlesCsv(sharedFile('binance-BTCUSDT-15m.csv.gz'), {
+      symbol: 'BTC/USDT',
+      timeframe: '15m',
+    });
+    const all = sliceByTime(repairCandles(candles).candles, Date.UTC(2021, 6, 1), Infinity);
+    const toMs = Date.UTC(2022, 0, 1);
+    const opts = { toMs, iterations: 3, simulationDays: 200, seed: 2 } as const;
+    const full = calibrateBaseProcess(all, opts);
+    const cut = calibrateBaseProcess(sliceByTime(all, -Infinity, toMs), opts);
+    expect(JSON.stringify(full.params)).toBe(JSON.stringify(cut.params));
+    expect(full.params.fittedOn.to).toBe('2021-12-31');
+    expect(full.params.referencePrice).toBeCloseTo(
+      all.close[sliceByTime(all, -Infinity, toMs).close.length - 1],
+      6,
+    );
+  });
+});

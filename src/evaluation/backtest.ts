@@ -126,6 +126,8 @@ export interface BacktestResult {
   /** Buy-and-hold equity through an identical broker (when `benchmark` is on). */
   readonly benchmarkEquity: Float64Array | null;
   readonly benchmarkMetrics: PerformanceMetrics | null;
+  /** The benchmark's round trips (one when closed at the end, else none). */
+  readonly benchmarkTrades: Trade[];
   /** The base candles of the traded rows and the higher timeframes as they were aligned. */
   readonly candles: Candles;
   readonly higher: readonly ReportHigherTimeframe[];
@@ -378,6 +380,7 @@ export function backtestStrategy(options: BacktestOptions): BacktestResult {
   });
   let benchmarkEquity: Float64Array | null = null;
   let benchmarkMetrics: PerformanceMetrics | null = null;
+  let benchmarkTrades: Trade[] = [];
   if (options.benchmark ?? true) {
     const b = runBroker(
       BUY_AND_HOLD,
@@ -391,9 +394,10 @@ export function backtestStrategy(options: BacktestOptions): BacktestResult {
       Infinity,
     );
     benchmarkEquity = b.equity;
+    benchmarkTrades = b.broker.trades.toArray();
     benchmarkMetrics = calculatePerformanceMetrics(
       returnsOf(b.equity),
-      metricsTrades(b.broker.trades.toArray()),
+      metricsTrades(benchmarkTrades),
       {
         ...metricsOptions,
         trials: 1,
@@ -427,6 +431,7 @@ export function backtestStrategy(options: BacktestOptions): BacktestResult {
     metrics,
     benchmarkEquity,
     benchmarkMetrics,
+    benchmarkTrades,
     candles: sliceCandles(base, startRow, endRow + 1),
     higher,
   };

@@ -317,11 +317,15 @@ export async function walkForwardBacktest(
         return out;
       }),
     );
-    pooledBenchmark = calculatePerformanceMetrics(b, [], {
-      barsPerYear,
-      timeMs,
-      riskFreeRate: options.riskFreeRate,
-    });
+    pooledBenchmark = calculatePerformanceMetrics(
+      b,
+      done.flatMap((r) => metricsTrades(r.benchmarkTrades)),
+      {
+        barsPerYear,
+        timeMs,
+        riskFreeRate: options.riskFreeRate,
+      },
+    );
   }
   return { folds: results, pooled, pooledBenchmark, pooledEquity: concat(equityParts) };
 }

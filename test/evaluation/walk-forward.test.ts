@@ -194,6 +194,8 @@ describe('walk-forward backtests', () => {
     }
     expect(wf.pooled.returns.totalReturn).toBeCloseTo(growth - 1, 10);
     expect(wf.pooled.trades.count).toBe(trades);
+    // Buy-and-hold per fold: one round trip each (closed at the fold's end).
+    expect(wf.pooledBenchmark?.trades.count).toBe(folds.length);
     expect(wf.pooledEquity[wf.pooledEquity.length - 1]).toBeCloseTo(10_000 * growth, 6);
     // Pooled fees are each fold's fees rescaled to the pooled equity at its start.
     expect(wf.pooled.costs.fees).toBeGreaterThan(0);

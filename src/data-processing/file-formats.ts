@@ -166,6 +166,8 @@ const FIELD_NAMES = ['open', 'high', 'low', 'close', 'volume'] as const;
 interface Layout {
   idx: [number, number, number, number, number, number];
   name: string;
+  /** True when the line the layout came from is a header (not a candle). */
+  header: boolean;
 }
 
 function layoutFromHeader(fields: string[], source: string): Layout | null {
@@ -188,7 +190,96 @@ function layoutFromHeader(fields: string[], source: string): Layout | null {
       field: missing[0],
       reason: `header lacks column(s) ${missing.join(', ')}`,
     });
-  return { idx: [t, rest[0], rest[1], rest[2], rest[3], rest[4]], name: 'csv (header)' };
+  return {
+    idx: [t, rest[0], rest[1], rest[2], rest[3], rest[4]],
+    name: 'csv (header)',
+    header: true,
+  };
+}
+
+function latin1(buf: Uint8Array, start: number, end: number): string {
+  return Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1');
+}
+
+/** The layout of a CSV file from its first non-blank line (a header, or the first candle). */
+function detectCsvLayout(
+  buf: Uint8Array,
+  starts: Int32Array,
+  ends: Int32Array,
+  nf: number,
+  source: string,
+  line: number,
+): Layout {
+  const fields: string[] = [];
+  for (let k = 0; k < Math.min(nf, 64); k++) fields.push(latin1(buf, starts[k], ends[k]));
+  const fromHeader = layoutFromHeader(fields, source);
+  if (fromHeader !== null) return fromHeader;
+  if (nf === 12)
+    return {
+      idx: [0, 1, 2, 3, 4, 5],
+      name: 'csv (12-column kline export, no header)',
+      header: false,
+    };
+  if (nf >= 6)
+    return {
+      idx: [0, 1, 2, 3, 4, 5],
+      name: `csv (no header, ${nf} columns, first 6 used)`,
+      header: false,
+    };
+  throw new DataValidationError({
+    source,
+    line,
+    reason: `expected at least 6 comma-separated fields, found ${nf}`,
+  });
+}
+
+function throwTooFewFields(
+  source: string,
+  line: number,
+  idx: readonly number[],
+  nf: number,
+  needed: number,
+): never {
+  throw new DataValidationError({
+    source,
+    line,
+    field: CANDLE_FIELDS[idx.findIndex((col) => col >= nf)],
+    reason: `expected at least ${needed} fields, found ${nf}`,
+  });
+}
+
+function throwBadTime(
+  source: string,
+  line: number,
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  unit: TimeUnit,
+): never {
+  throw new DataValidationError({
+    source,
+    line,
+    field: 'open_time',
+    reason: `malformed time "${latin1(buf, start, end)}" (expected ${unit === 'iso' ? 'an ISO-8601 date' : `epoch ${unit}`})`,
+  });
+}
+
+function throwBadNumber(
+  source: string,
+  line: number,
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  field: number,
+  openTime: number,
+): never {
+  throw new DataValidationError({
+    source,
+    line,
+    openTime,
+    field: CANDLE_FIELDS[field],
+    reason: describeBadNumber(latin1(buf, start, end)),
+  });
 }
 
 /**
@@ -209,6 +300,10 @@ export async function readCandlesCsvStream(
   const starts = new Int32Array(64);
   const ends = new Int32Array(64);
 
+  let needed = 6;
+
+  // The hot path: one call per line, no allocation, no message building (errors are thrown by the
+  // out-of-line helpers below, which keeps this function small enough for the optimiser).
   const handleLine = (buf: Uint8Array, ls: number, le: number): void => {
     line++;
     if (le > ls && buf[le - 1] === 13) le--;
@@ -233,40 +328,12 @@ export async function readCandlesCsvStream(
       }
     }
     if (layout === null) {
-      const fields: string[] = [];
-      for (let k = 0; k < Math.min(nf, 64); k++)
-        fields.push(
-          Buffer.from(buf.buffer, buf.byteOffset + starts[k], ends[k] - starts[k]).toString(
-            'latin1',
-          ),
-        );
-      const fromHeader = layoutFromHeader(fields, source);
-      if (fromHeader !== null) {
-        layout = fromHeader;
-        return;
-      }
-      if (nf === 12)
-        layout = { idx: [0, 1, 2, 3, 4, 5], name: 'csv (12-column kline export, no header)' };
-      else if (nf >= 6)
-        layout = { idx: [0, 1, 2, 3, 4, 5], name: `csv (no header, ${nf} columns, first 6 used)` };
-      else
-        throw new DataValidationError({
-          source,
-          line,
-          reason: `expected at least 6 comma-separated fields, found ${nf}`,
-        });
+      layout = detectCsvLayout(buf, starts, ends, nf, source, line);
+      needed = Math.max(...layout.idx) + 1;
+      if (layout.header) return;
     }
     const idx = layout.idx;
-    const needed = Math.max(...idx) + 1;
-    if (nf < needed) {
-      const missing = idx.findIndex((col) => col >= nf);
-      throw new DataValidationError({
-        source,
-        line,
-        field: CANDLE_FIELDS[missing],
-        reason: `expected at least ${needed} fields, found ${nf}`,
-      });
-    }
+    if (nf < needed) throwTooFewFields(source, line, idx, nf, needed);
     if (b.n === b.cap) b.grow();
     const row = b.n;
     // Time column.
@@ -279,32 +346,11 @@ export async function readCandlesCsvStream(
     }
     if (timeUnit === 'iso') t = parseIsoTime(buf, ts, te);
     else t = Number.isNaN(t) ? NaN : Math.round(t * timeScale);
-    if (Number.isNaN(t)) {
-      const text = Buffer.from(buf.buffer, buf.byteOffset + ts, te - ts).toString('latin1');
-      throw new DataValidationError({
-        source,
-        line,
-        field: 'open_time',
-        reason: `malformed time "${text}" (expected ${timeUnit === 'iso' ? 'an ISO-8601 date' : `epoch ${timeUnit}`})`,
-      });
-    }
+    if (Number.isNaN(t)) throwBadTime(source, line, buf, ts, te, timeUnit);
     b.cols[0][row] = t;
     for (let f = 1; f < 6; f++) {
       const v = parseDecimal(buf, starts[idx[f]], ends[idx[f]]);
-      if (Number.isNaN(v)) {
-        const text = Buffer.from(
-          buf.buffer,
-          buf.byteOffset + starts[idx[f]],
-          ends[idx[f]] - starts[idx[f]],
-        ).toString('latin1');
-        throw new DataValidationError({
-          source,
-          line,
-          openTime: t,
-          field: FIELD_NAMES[f - 1],
-          reason: describeBadNumber(text),
-        });
-      }
+      if (Number.isNaN(v)) throwBadNumber(source, line, buf, starts[idx[f]], ends[idx[f]], f, t);
       b.cols[f][row] = v;
     }
     b.lines[row] = line;

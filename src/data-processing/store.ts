@@ -13,6 +13,8 @@ import {
   DuckDBDataChunk,
   DuckDBDoubleVector,
   DuckDBInstance,
+  DuckDBIntegerVector,
+  INTEGER,
   type DuckDBResult,
   type DuckDBValue,
 } from '@duckdb/node-api';
@@ -368,9 +370,17 @@ export class CandleStore {
       });
     }
     const n = candles.openTime.length;
-    await this.stage(candles);
     const params = keyParams(key);
     const knownId = await this.seriesId(key);
+    const first = n > 0 ? candles.openTime[0] : NaN;
+    const last = n > 0 ? candles.openTime[n - 1] : NaN;
+    // Stored candles inside the new span decide the path: none (a fresh series, the next page of a
+    // download) appends straight into the table; some go through staging, compare and replace.
+    const overlap =
+      knownId === null || n === 0
+        ? 0
+        : await this.count(`series_id = ${knownId} AND open_time BETWEEN ${first} AND ${last}`);
+    if (overlap > 0) await this.stage(candles);
     let newId: number | null = null;
     await this.con.run('BEGIN TRANSACTION');
     try {
@@ -389,53 +399,18 @@ export class CandleStore {
             params,
           );
         }
-        const first = candles.openTime[0];
-        const last = candles.openTime[n - 1];
-        const differs = `c.open <> s.open OR c.high <> s.high OR c.low <> s.low
-                         OR c.close <> s.close OR c.volume <> s.volume`;
-        const cmp = await this.con.runAndReadAll(
-          `SELECT count(*), count(*) FILTER (WHERE ${differs}),
-                  min(c.open_time) FILTER (WHERE ${differs})
-           FROM candle_data c JOIN stage s ON c.open_time = CAST(s.open_time AS BIGINT)
-           WHERE c.series_id = ${id} AND c.open_time BETWEEN ${first} AND ${last}`,
-        );
-        const [matchedV, changedV, firstChangedV] = cmp.getRows()[0];
-        const matched = toNumber(matchedV);
-        changed = toNumber(changedV);
-        unchanged = matched - changed;
-        added = n - matched;
-        if (changed > 0) {
-          log.warn(
-            {
-              series: seriesName(key),
-              source,
-              changed,
-              firstChanged: new Date(toNumber(firstChangedV)).toISOString(),
-            },
-            'stored candles replaced by different values',
-          );
-        }
-        if (matched > 0 && changed > 0) {
-          await this.con.run(
-            `DELETE FROM candle_data WHERE series_id = ${id} AND open_time BETWEEN ${first} AND ${last}
-               AND open_time IN (SELECT CAST(open_time AS BIGINT) FROM stage)`,
-          );
-        }
-        if (changed > 0 || (added > 0 && matched === 0)) {
-          // Everything staged goes in (identical rows were deleted above only when some changed).
-          await this.con.run(
-            `INSERT INTO candle_data SELECT ${id}, CAST(open_time AS BIGINT), open, high, low,
-               close, volume FROM stage`,
-          );
-        } else if (added > 0) {
-          // Only the new open times go in; the identical ones stay as they are.
-          await this.con.run(
-            `INSERT INTO candle_data SELECT ${id}, CAST(s.open_time AS BIGINT), s.open, s.high,
-               s.low, s.close, s.volume FROM stage s
-             ANTI JOIN (SELECT open_time FROM candle_data WHERE series_id = ${id}
-                          AND open_time BETWEEN ${first} AND ${last}) c
-               ON c.open_time = CAST(s.open_time AS BIGINT)`,
-          );
+        if (overlap === 0) {
+          await this.appendRows('candle_data', candles, id);
+          added = n;
+        } else {
+          ({ added, changed, unchanged } = await this.replaceStaged(
+            key,
+            id,
+            n,
+            first,
+            last,
+            source,
+          ));
         }
         await this.con.run(
           `INSERT INTO ingest_log VALUES ($at, $exchange, $symbol, $timeframe, $kind, $source,
@@ -461,7 +436,60 @@ export class CandleStore {
     }
   }
 
-  /** Loads `candles` into the connection's temporary staging table, one vector-sized chunk at a time. */
+  /**
+   * Inside the open transaction: compares the staged candles with the stored ones of series `id`,
+   * then deletes and re-inserts what changed and inserts what is new. Identical rows stay untouched.
+   */
+  private async replaceStaged(
+    key: SeriesKey,
+    id: number,
+    n: number,
+    first: number,
+    last: number,
+    source: string,
+  ): Promise<{ added: number; changed: number; unchanged: number }> {
+    const differs = `c.open <> s.open OR c.high <> s.high OR c.low <> s.low
+                     OR c.close <> s.close OR c.volume <> s.volume`;
+    const cmp = await this.con.runAndReadAll(
+      `SELECT count(*), count(*) FILTER (WHERE ${differs}), min(c.open_time) FILTER (WHERE ${differs})
+       FROM candle_data c JOIN stage s ON c.open_time = CAST(s.open_time AS BIGINT)
+       WHERE c.series_id = ${id} AND c.open_time BETWEEN ${first} AND ${last}`,
+    );
+    const [matchedV, changedV, firstChangedV] = cmp.getRows()[0];
+    const matched = toNumber(matchedV);
+    const changed = toNumber(changedV);
+    const added = n - matched;
+    if (changed > 0) {
+      log.warn(
+        {
+          series: seriesName(key),
+          source,
+          changed,
+          firstChanged: new Date(toNumber(firstChangedV)).toISOString(),
+        },
+        'stored candles replaced by different values',
+      );
+      await this.con.run(
+        `DELETE FROM candle_data WHERE series_id = ${id} AND open_time BETWEEN ${first} AND ${last}
+           AND open_time IN (SELECT CAST(open_time AS BIGINT) FROM stage)`,
+      );
+      await this.con.run(
+        `INSERT INTO candle_data SELECT ${id}, CAST(open_time AS BIGINT), open, high, low, close,
+           volume FROM stage`,
+      );
+    } else if (added > 0) {
+      await this.con.run(
+        `INSERT INTO candle_data SELECT ${id}, CAST(s.open_time AS BIGINT), s.open, s.high, s.low,
+           s.close, s.volume FROM stage s
+         ANTI JOIN (SELECT open_time FROM candle_data WHERE series_id = ${id}
+                      AND open_time BETWEEN ${first} AND ${last}) c
+           ON c.open_time = CAST(s.open_time AS BIGINT)`,
+      );
+    }
+    return { added, changed, unchanged: matched - changed };
+  }
+
+  /** Loads `candles` into the connection's temporary staging table. */
   private async stage(candles: Candles): Promise<void> {
     if (!this.stageReady) {
       await this.con.run(
@@ -472,6 +500,19 @@ export class CandleStore {
     } else {
       await this.con.run('DELETE FROM stage');
     }
+    await this.appendRows('stage', candles, null);
+  }
+
+  /**
+   * Appends candles to `table` through DuckDB's appender, one vector-sized chunk at a time, copied
+   * column by column from the typed arrays; with a series id, that id leads every row. The
+   * appender writes inside the connection's open transaction, if any.
+   */
+  private async appendRows(
+    table: 'stage' | 'candle_data',
+    candles: Candles,
+    seriesId: number | null,
+  ): Promise<void> {
     const n = candles.openTime.length;
     if (n === 0) return;
     const cols = [
@@ -482,15 +523,25 @@ export class CandleStore {
       candles.close,
       candles.volume,
     ];
-    const appender = await this.con.createAppender('stage', 'main', 'temp');
+    const lead = seriesId === null ? 0 : 1;
+    const appender =
+      table === 'stage'
+        ? await this.con.createAppender('stage', 'main', 'temp')
+        : await this.con.createAppender(table);
     try {
-      const chunk = DuckDBDataChunk.create([DOUBLE, DOUBLE, DOUBLE, DOUBLE, DOUBLE, DOUBLE]);
+      const types = [DOUBLE, DOUBLE, DOUBLE, DOUBLE, DOUBLE, DOUBLE];
+      const chunk = DuckDBDataChunk.create(seriesId === null ? types : [INTEGER, ...types]);
       const size = 2048;
       for (let start = 0; start < n; start += size) {
         const len = Math.min(size, n - start);
-        chunk.rowCount = len;
+        chunk.rowCount = len; // (re)sizes the vectors: every column is written below
+        if (seriesId !== null) {
+          const ids = chunk.getColumnVector(0) as DuckDBIntegerVector;
+          for (let i = 0; i < len; i++) ids.setItem(i, seriesId);
+          ids.flush();
+        }
         for (let k = 0; k < 6; k++) {
-          const vec = chunk.getColumnVector(k) as DuckDBDoubleVector;
+          const vec = chunk.getColumnVector(lead + k) as DuckDBDoubleVector;
           const col = cols[k];
           for (let i = 0; i < len; i++) vec.setItem(i, col[start + i]);
           vec.flush();

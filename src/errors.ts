@@ -125,5 +125,10 @@ export class CheckpointError extends CtmError {
   }
 }
 
-/** Something the look-ahead analysis or a split guard refused (e.g. reading the holdout). */
-export class LookAheadError extends CtmError {}
+/**
+ * Something the look-ahead analysis or a split guard refused (e.g. reading the holdout without
+ * `--open-holdout`). A usage matter: exit code 2.
+ */
+export class LookAheadError extends CtmError {
+  override readonly exitCode: number = ExitCode.Usage;
+}

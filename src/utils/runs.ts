@@ -111,13 +111,13 @@ export function createRun(options: CreateRunOptions): Run {
     packageVersions: packageVersions(),
     artifacts: {},
   };
-  return attach(dir, info, created.getTime());
+  return attach(dir, info, created.getTime(), true);
 }
 
-function attach(dir: string, info: RunInfo, startedMs: number): Run {
+function attach(dir: string, info: RunInfo, startedMs: number, isNew: boolean): Run {
   const save = (): void =>
     writeFileAtomicSync(join(dir, 'run.json'), JSON.stringify(info, null, 2) + '\n');
-  save();
+  if (isNew) save();
   return {
     id: info.id,
     dir,
@@ -161,7 +161,7 @@ export function openRun(ref: string, runsDir: string): Run {
   } catch (err) {
     throw new CheckpointError(file, 'run.json is not valid JSON', { cause: err });
   }
-  return attach(dir, info, Date.parse(info.created));
+  return attach(dir, info, Date.parse(info.created), false);
 }
 
 /** Reads history.jsonl of a run (empty when there is none). */

@@ -126,9 +126,7 @@ export class CheckpointError extends CtmError {
 }
 
 /**
- * Something the look-ahead analysis or a split guard refused (e.g. reading the holdout without
- * `--open-holdout`). A usage matter: exit code 2.
+ * Something the look-ahead analysis found (a leak) or a split guard refused (reading the holdout
+ * without `--open-holdout`). Exit code 1.
  */
-export class LookAheadError extends CtmError {
-  override readonly exitCode: number = ExitCode.Usage;
-}
+export class LookAheadError extends CtmError {}

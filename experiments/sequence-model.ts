@@ -82,7 +82,7 @@ const FULL: Scale = {
   batch: 64,
   learningRate: 1e-3,
   seeds: [1, 2, 3],
-  toy: { days: 400, features: 8, stride: 2 },
+  toy: { days: 1500, features: 8, stride: 8 },
   real: { from: '2019-01-01', to: '2024-01-01', trainYears: 2, testYears: 1, stride: 4 },
 };
 
@@ -142,7 +142,7 @@ function matrix(
  * candles' informative feature when bar i opens) + mu15 · sign(u15[i − 1]); every timeframe has
  * `features` columns: its bar return, its informative value, and noise.
  */
-function plantedSignalFeatures(
+export function plantedSignalFeatures(
   seed: number,
   days: number,
   features: number,

@@ -14,6 +14,7 @@ import type { Timeframe } from '../../data-processing/candles.js';
 import { CheckpointError } from '../../errors.js';
 import type { Config } from '../../utils/config.js';
 import { writeFileAtomicSync } from '../../utils/fs.js';
+import { logger } from '../../utils/logger.js';
 import { Rng } from '../../utils/random.js';
 import { FittedNormalizer, type NormalizerJson } from '../../data-processing/normalizer.js';
 import { glorotUniform, gruSequence, orthogonalGates, type GruRecurrence } from './gru.js';
@@ -141,6 +142,15 @@ interface Encoder {
 }
 
 const FORMAT = 'ctm-sequence-model';
+
+let cpuWarned = false;
+
+/** The cpu backend is 10-30x slower than wasm per op: say so once when a model is made on it. */
+function warnOnCpuBackend(): void {
+  if (cpuWarned || tf.getBackend() !== 'cpu') return;
+  cpuWarned = true;
+  logger.warn('tfjs runs on the cpu backend: call initTensorflow() first (wasm is 10-30x faster)');
+}
 
 /** Frees the tensors of a forward pass. */
 export function disposeOutputs(out: ModelOutputs): void {
@@ -413,6 +423,7 @@ export class MultiTimeframeModel {
    * @throws {RangeError} on an invalid configuration.
    */
   static create(config: MultiTimeframeModelConfig, seed: number): MultiTimeframeModel {
+    warnOnCpuBackend();
     return new MultiTimeframeModel(config, seed);
   }
 
@@ -830,6 +841,7 @@ export class MultiTimeframeModel {
     if (!existsSync(wfile)) throw new CheckpointError(wfile, 'weights file missing');
     const buf = readFileSync(wfile);
     const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+    warnOnCpuBackend();
     const model = new MultiTimeframeModel(doc.config, 0);
     const weights = new Map<string, Float32Array>();
     for (const w of doc.weights) {

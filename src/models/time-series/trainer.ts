@@ -194,6 +194,8 @@ export class WindowDataset implements SequenceDataset {
     const order = sampleOrder(this.size, options.shuffleSeed, options.epoch ?? 0);
     const n = this.numBatches(batchSize, options.dropLast ?? false);
     const sizes = windowSizes(this.spec);
+    const tfs = this.spec.timeframes;
+    const lengths = tfs.map((t) => this.spec.windows[t]!);
     for (let k = options.startBatch ?? 0; k < n; k++) {
       const from = k * batchSize;
       const B = Math.min(batchSize, this.size - from);
@@ -206,9 +208,8 @@ export class WindowDataset implements SequenceDataset {
         const i = order[from + b];
         indices[b] = i;
         const row = this.rows[i];
-        this.spec.timeframes.forEach((t, j) => {
-          copyWindow(this.features, t, row, this.spec.windows[t]!, windows[j], b * sizes[j]);
-        });
+        for (let j = 0; j < tfs.length; j++)
+          copyWindow(this.features, tfs[j], row, lengths[j], windows[j], b * sizes[j]);
         direction[b] = this.direction[i];
         forwardReturn[b] = this.returns[i];
         if (pattern !== undefined) pattern[b] = this.pattern![i];
@@ -1270,7 +1271,6 @@ export async function trainTimeSeriesModel(
     state.epochSteps = 0;
     state.epochSeconds = 0;
     save();
-    if (options.run) options.run.update({ artifacts: { ...options.run.info.artifacts } });
     options.onEpochEnd?.(metrics);
   }
   if (restoreBest && best !== null) model.setWeights(best);

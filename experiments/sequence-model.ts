@@ -31,6 +31,7 @@ import { readCandlesCsv } from '../src/data-processing/file-formats.js';
 import { walkForwardSplits, type DateRange } from '../src/evaluation/walk-forward.js';
 import { initTensorflow } from '../src/models/time-series/kernels.js';
 import {
+  assignValues,
   MultiTimeframeModel,
   normalizerStats,
   type ModelInputSpec,
@@ -391,8 +392,8 @@ async function logisticTest(
       bestW = [lr.w.dataSync() as Float32Array, lr.b.dataSync() as Float32Array];
     } else bad++;
   }
-  lr.w.assign(tf.tensor2d(bestW[0], lr.w.shape as [number, number]));
-  lr.b.assign(tf.tensor1d(bestW[1]));
+  assignValues(lr.w, bestW[0]);
+  assignValues(lr.b, bestW[1]);
   const { probs, labels } = await lr.probabilities(test);
   const acc = new DirectionMetricsAccumulator();
   acc.add(probs, labels);

@@ -143,6 +143,13 @@ interface Encoder {
 
 const FORMAT = 'ctm-sequence-model';
 
+/** Sets a variable's values (the temporary tensor is freed: `assign` only shares its data). */
+export function assignValues(v: tf.Variable, values: Float32Array): void {
+  const t = tf.tensor(values, v.shape, 'float32');
+  v.assign(t);
+  t.dispose();
+}
+
 let cpuWarned = false;
 
 /** The cpu backend is 10-30x slower than wasm per op: say so once when a model is made on it. */
@@ -158,12 +165,16 @@ export function disposeOutputs(out: ModelOutputs): void {
 }
 const FORMAT_VERSION = 1;
 
+/** A trainable variable holding `values` (the initial tensor is freed: the variable shares its data). */
 function variable(values: Float32Array, shape: number[]): tf.Variable {
-  return tf.variable(tf.tensor(values, shape, 'float32'), true);
+  const t = tf.tensor(values, shape, 'float32');
+  const v = tf.variable(t, true);
+  t.dispose();
+  return v;
 }
 
 function zerosVar(shape: number[]): tf.Variable {
-  return tf.variable(tf.zeros(shape), true);
+  return variable(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
 }
 
 /** Total number of floats of each timeframe's window in spec order: [T·F, ...]. */
@@ -359,11 +370,13 @@ export class MultiTimeframeModel {
           const bias = new Float32Array(gates * H);
           // LSTM forget-gate bias 1 (as Keras' unitForgetBias).
           if (config.cell === 'lstm') bias.fill(1, H, 2 * H);
-          layer.setWeights([
+          const initial = [
             tf.tensor(glorotUniform(rng, inDim, gates * H), [inDim, gates * H]),
             tf.tensor(orthogonalGates(rng, H, gates), [H, gates * H]),
             tf.tensor(bias, [gates * H]),
-          ]);
+          ];
+          layer.setWeights(initial);
+          tf.dispose(initial);
           const names = ['kernel', 'recurrent', 'bias'];
           layer.trainableWeights.forEach((w, i) =>
             add(`${prefix}.${names[i]}`, w.read() as tf.Variable),
@@ -387,7 +400,7 @@ export class MultiTimeframeModel {
         bqkv: add('fusion.bqkv', zerosVar([3 * H])),
         wo: add('fusion.wo', variable(glorotUniform(rng, H, H), [H, H])),
         bo: add('fusion.bo', zerosVar([H])),
-        gamma: add('fusion.ln.gamma', tf.variable(tf.ones([H]), true)),
+        gamma: add('fusion.ln.gamma', variable(new Float32Array(H).fill(1), [H])),
         beta: add('fusion.ln.beta', zerosVar([H])),
       };
     } else {
@@ -760,8 +773,7 @@ export class MultiTimeframeModel {
           `weight ${n.name} has ${v.length} values, expected ${n.variable.size}`,
         );
     }
-    for (const n of this.named)
-      n.variable.assign(tf.tensor(weights.get(n.name)!, n.variable.shape, 'float32'));
+    for (const n of this.named) assignValues(n.variable, weights.get(n.name)!);
   }
 
   /**

@@ -31,6 +31,7 @@ import { Rng, type RngState } from '../../utils/random.js';
 import type { Config } from '../../utils/config.js';
 import type { Run } from '../../utils/runs.js';
 import {
+  assignValues,
   disposeOutputs,
   specMismatch,
   windowSizes,
@@ -679,7 +680,7 @@ export class Adam {
         vv[i] = vi;
         p[i] = p[i] * decay - (lr * (mi / c1)) / (Math.sqrt(vi / c2) + this.epsilon);
       }
-      v.assign(tf.tensor(p, v.shape, 'float32'));
+      assignValues(v, p);
     }
     return norm;
   }

@@ -24,6 +24,7 @@ import {
   createWindowDatasets,
   DirectionMetricsAccumulator,
   directionOf,
+  evaluateTimeSeriesModel,
   sampleOrder,
   trainTimeSeriesModel,
   type SequenceBatch,
@@ -377,6 +378,28 @@ describe('trainTimeSeriesModel', () => {
     expect(r.steps).toBe(4);
     m1.dispose();
     m2.dispose();
+  });
+
+  it('leaks no tensors: training and evaluation keep the count flat, dispose() frees the model', async () => {
+    for (const over of [{}, { gruImplementation: 'layers' as const }, { cell: 'lstm' as const }]) {
+      const start = tf.memory().numTensors;
+      const model = MultiTimeframeModel.create(modelConfig(data.spec, over), 1);
+      const opts = {
+        epochs: 1,
+        batchSize: 32,
+        learningRate: 1e-3,
+        seed: 1,
+        maxStepsPerEpoch: 3,
+        progress: false,
+      };
+      await trainTimeSeriesModel(model, data.train, data.validation, opts);
+      const before = tf.memory().numTensors;
+      await trainTimeSeriesModel(model, data.train, data.validation, { ...opts, epochs: 2 });
+      await evaluateTimeSeriesModel(model, data.validation);
+      expect(tf.memory().numTensors, JSON.stringify(over)).toBe(before);
+      model.dispose();
+      expect(tf.memory().numTensors, JSON.stringify(over)).toBe(start);
+    }
   });
 
   it('refuses datasets that do not match the model', async () => {

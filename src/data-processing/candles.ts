@@ -191,6 +191,39 @@ export function findGaps(openTime: Float64Array, tf: Timeframe): GapReport {
   return { count: gaps.length, missingBars: missing, largest, gaps };
 }
 
+/**
+ * Scans for the first invalid row; returns `row * 16 + code` (codes in check order, see
+ * `validateCandles`) or -1. Pure numeric loop: no strings, no closures, no float modulo.
+ */
+function firstInvalidRow(c: Candles, step: number): number {
+  const { openTime, open, high, low, close, volume } = c;
+  const n = openTime.length;
+  let prev = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const t = openTime[i];
+    if (!Number.isFinite(t)) return i * 16;
+    if (Math.floor(t / step) * step !== t) return i * 16 + 1;
+    if (t === prev) return i * 16 + 2;
+    if (t < prev) return i * 16 + 3;
+    prev = t;
+    const o = open[i];
+    const h = high[i];
+    const l = low[i];
+    const cl = close[i];
+    const v = volume[i];
+    if (!Number.isFinite(o)) return i * 16 + 4;
+    if (!Number.isFinite(h)) return i * 16 + 5;
+    if (!Number.isFinite(l)) return i * 16 + 6;
+    if (!Number.isFinite(cl)) return i * 16 + 7;
+    if (!Number.isFinite(v)) return i * 16 + 8;
+    if (h < o || h < cl) return i * 16 + 9;
+    if (l > o || l > cl) return i * 16 + 10;
+    if (l < 0) return i * 16 + 11;
+    if (v < 0) return i * 16 + 12;
+  }
+  return -1;
+}
+
 /** Options of `validateCandles`. */
 export interface ValidateOptions {
   /** Name of the source for error messages (file path, store key, ...). */
@@ -218,47 +251,51 @@ export function validateCandles(c: Candles, options: ValidateOptions = {}): GapR
       reason: `unknown timeframe "${String(c.timeframe)}"`,
     });
   }
-  const n = c.openTime.length;
   const { openTime, open, high, low, close, volume } = c;
-  const fail = (i: number, field: string, reason: string): never => {
+  const bad = firstInvalidRow(c, step);
+  if (bad >= 0) {
+    const i = Math.floor(bad / 16);
+    const code = bad % 16;
+    const t = openTime[i];
+    const [o, h, l, cl, v] = [open[i], high[i], low[i], close[i], volume[i]];
+    const fields = [
+      'open_time',
+      'open_time',
+      'open_time',
+      'open_time',
+      'open',
+      'high',
+      'low',
+      'close',
+      'volume',
+      'high',
+      'low',
+      'low',
+      'volume',
+    ];
+    const reasons = [
+      `not a finite time (${t})`,
+      `off the ${c.timeframe} grid (${t} ms is not a multiple of ${step})`,
+      'duplicate timestamp (same as the previous row)',
+      `unsorted: earlier than the previous row (${i > 0 ? new Date(openTime[i - 1]).toISOString() : ''})`,
+      `not a finite number (${o})`,
+      `not a finite number (${h})`,
+      `not a finite number (${l})`,
+      `not a finite number (${cl})`,
+      `not a finite number (${v})`,
+      `high ${h} < max(open ${o}, close ${cl})`,
+      `low ${l} > min(open ${o}, close ${cl})`,
+      `negative price ${l}`,
+      `negative volume ${v}`,
+    ];
     throw new DataValidationError({
       source,
       line: lineOf?.(i),
       row: lineOf === undefined ? i : undefined,
-      openTime: openTime[i],
-      field,
-      reason,
+      openTime: t,
+      field: fields[code],
+      reason: reasons[code],
     });
-  };
-  for (let i = 0; i < n; i++) {
-    const t = openTime[i];
-    if (!Number.isFinite(t)) fail(i, 'open_time', `not a finite time (${t})`);
-    if (t % step !== 0)
-      fail(i, 'open_time', `off the ${c.timeframe} grid (${t} ms is not a multiple of ${step})`);
-    if (i > 0) {
-      const prev = openTime[i - 1];
-      if (t === prev) fail(i, 'open_time', 'duplicate timestamp (same as the previous row)');
-      if (t < prev)
-        fail(
-          i,
-          'open_time',
-          `unsorted: earlier than the previous row (${new Date(prev).toISOString()})`,
-        );
-    }
-    const o = open[i];
-    const h = high[i];
-    const l = low[i];
-    const cl = close[i];
-    const v = volume[i];
-    if (!Number.isFinite(o)) fail(i, 'open', `not a finite number (${o})`);
-    if (!Number.isFinite(h)) fail(i, 'high', `not a finite number (${h})`);
-    if (!Number.isFinite(l)) fail(i, 'low', `not a finite number (${l})`);
-    if (!Number.isFinite(cl)) fail(i, 'close', `not a finite number (${cl})`);
-    if (!Number.isFinite(v)) fail(i, 'volume', `not a finite number (${v})`);
-    if (h < o || h < cl) fail(i, 'high', `high ${h} < max(open ${o}, close ${cl})`);
-    if (l > o || l > cl) fail(i, 'low', `low ${l} > min(open ${o}, close ${cl})`);
-    if (l < 0) fail(i, 'low', `negative price ${l}`);
-    if (v < 0) fail(i, 'volume', `negative volume ${v}`);
   }
   return findGaps(openTime, c.timeframe);
 }
@@ -290,7 +327,7 @@ export function repairCandles(c: Candles): { candles: Candles; actions: RepairAc
   let lastKept = -1;
   for (let i = 0; i < n; i++) {
     const t = c.openTime[i];
-    if (Number.isFinite(t) && t % step !== 0) {
+    if (Number.isFinite(t) && Math.floor(t / step) * step !== t) {
       actions.push({
         row: i,
         openTime: t,

@@ -348,6 +348,48 @@ describe('trainTimeSeriesModel', () => {
     model.dispose();
   });
 
+  it('follows its learning-rate schedules: reduce-on-plateau and cosine with warm-up', async () => {
+    const noise = fixtureFeatures({ seed: 9, bars: 16 * 120 });
+    const d = createWindowDatasets(noise, splitOptions(noise, 4, 0));
+    const base = { batchSize: 16, seed: 3, progress: false, clipNorm: 0 };
+    const m1 = MultiTimeframeModel.create(
+      modelConfig(d.spec, { dropout: 0, hiddenDims: 16, denseUnits: 32 }),
+      1,
+    );
+    const plateau = await trainTimeSeriesModel(m1, d.train, d.validation, {
+      ...base,
+      epochs: 6,
+      learningRate: 1e-2,
+      schedule: { type: 'plateau', factor: 0.5, patience: 1, minLearningRate: 1e-3 },
+    });
+    // The rate of epoch e is halved (floored) when epoch e − 1 did not improve on the best before it.
+    let reductions = 0;
+    const h = plateau.history;
+    for (let e = 1; e < h.length; e++) {
+      const bestBefore = Math.min(Infinity, ...h.slice(0, e - 1).map((x) => x.valLoss));
+      const improved = h[e - 1].valLoss < bestBefore;
+      const expected = improved
+        ? h[e - 1].learningRate
+        : Math.max(1e-3, h[e - 1].learningRate * 0.5);
+      expect(h[e].learningRate, `epoch ${e}`).toBeCloseTo(expected, 12);
+      if (h[e].learningRate < h[e - 1].learningRate) reductions++;
+    }
+    expect(reductions).toBeGreaterThan(0);
+    const m2 = MultiTimeframeModel.create(modelConfig(d.spec), 1);
+    const cosine = await trainTimeSeriesModel(m2, d.train, d.validation, {
+      ...base,
+      epochs: 3,
+      learningRate: 1e-2,
+      schedule: { type: 'cosine', warmupSteps: 5, minLearningRate: 1e-4 },
+    });
+    const lrs = cosine.history.map((h) => h.learningRate);
+    expect(lrs[1]).toBeLessThan(lrs[0]);
+    expect(lrs[2]).toBeLessThan(lrs[1]);
+    expect(lrs[2]).toBeCloseTo(1e-4, 5); // the last step is one step before the end of the decay
+    m1.dispose();
+    m2.dispose();
+  });
+
   it('refuses to resume a checkpoint written for other training settings', async () => {
     const ckpt = join(dir, 'ckpt');
     const opts = {

@@ -40,3 +40,4 @@ export * from './models/reinforcement/reward-functions.js';
 export * from './models/reinforcement/trading-env.js';
 export * from './models/reinforcement/vec-env.js';
 export * from './models/reinforcement/env-checker.js';
+export * from './synthetic-data/realism.js';

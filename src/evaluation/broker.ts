@@ -137,7 +137,7 @@ export type ChargeKind = 'funding' | 'borrow';
 /** One funding or borrow charge. */
 export interface Charge {
   bar: number;
-  /** Funding stamp time, or the bar open time for borrow accrual (UTC ms). */
+  /** Funding stamp time, or the start of the borrow accrual (the bar open, or a gap's start) (UTC ms). */
   timeMs: number;
   kind: ChargeKind;
   /** Amount paid in quote currency (negative = received). */
@@ -462,7 +462,9 @@ function precisionStep(p: number | null | undefined): number {
  *    at open x (1 ± slippage) rounded to the tick against the trader, taker fee from cash.
  *    Orders below the minimum notional are skipped (a full close always passes).
  * 3. Funding stamps inside [open, open + bar) charge quantity x open x rate (perpetual), or borrow
- *    interest accrues (spot shorts and leveraged longs), with or without a trade.
+ *    interest accrues (spot shorts and leveraged longs), with or without a trade. Stamps and
+ *    borrow time inside a data gap before the bar are charged before step 2, to the position
+ *    held through the gap.
  * 4. Inside the bar: the adverse extreme (low for longs, high for shorts) is checked first against
  *    the stop-loss and the isolated-margin liquidation price (whichever is hit first), then the
  *    favourable extreme against the take-profit. Gaps through a level fill at the open.
@@ -986,22 +988,33 @@ export class Broker {
       if (this.halted) target = 0;
     }
 
+    // Funding stamps and borrow time inside a data gap before this bar fall on the position held
+    // through the gap, i.e. before this bar's fill.
+    if (this.fundingOn) {
+      if (this.nextFundingMs !== this.nextFundingMs)
+        this.nextFundingMs =
+          Math.ceil(openTimeMs / this.fundingIntervalMs) * this.fundingIntervalMs;
+      while (this.nextFundingMs < openTimeMs) {
+        if (this.qty !== 0) this.chargeFunding(bar);
+        this.nextFundingMs += this.fundingIntervalMs;
+      }
+    } else if (this.borrowRate > 0 && this.borrowClockMs < openTimeMs) {
+      this.accrueBorrow(bar, this.borrowClockMs, openTimeMs);
+    }
+
     if (target !== this.lastTarget) {
       this.rebalance(target, bar);
       this.lastTarget = target;
     }
 
     if (this.fundingOn) {
-      if (this.nextFundingMs !== this.nextFundingMs)
-        this.nextFundingMs =
-          Math.ceil(openTimeMs / this.fundingIntervalMs) * this.fundingIntervalMs;
       const end = openTimeMs + this.barMs;
       while (this.nextFundingMs < end) {
         if (this.qty !== 0) this.chargeFunding(bar);
         this.nextFundingMs += this.fundingIntervalMs;
       }
     } else if (this.borrowRate > 0) {
-      this.accrueBorrow(bar);
+      this.accrueBorrow(bar, openTimeMs, openTimeMs + this.barMs);
     }
 
     if (this.qty !== 0) this.intrabar(bar);
@@ -1266,12 +1279,10 @@ export class Broker {
     if (this.record) this.charges.push(bar, stampMs, 0, amount, rate, this.qty, mark);
   }
 
-  private accrueBorrow(bar: number): void {
-    const openTimeMs = this.barTime;
+  /** Borrow interest on the position held over [fromMs, toMs), marked at the bar's open. */
+  private accrueBorrow(bar: number, fromMs: number, toMs: number): void {
     const open = this.barOpen;
-    const end = openTimeMs + this.barMs;
-    const start = this.borrowClockMs === this.borrowClockMs ? this.borrowClockMs : openTimeMs;
-    this.borrowClockMs = end;
+    this.borrowClockMs = toMs;
     if (this.qty === 0) return;
     const value = this.qty * open;
     let borrowed: number;
@@ -1281,11 +1292,11 @@ export class Broker {
       borrowed = value > eq ? value - eq : 0;
     }
     if (borrowed <= 0) return;
-    const amount = (this.borrowRate * borrowed * (end - start)) / YEAR_MS;
+    const amount = (this.borrowRate * borrowed * (toMs - fromMs)) / YEAR_MS;
     this.cashValue -= amount;
     this.borrowTotal += amount;
     this.tBorrow += amount;
-    if (this.record) this.charges.push(bar, openTimeMs, 1, amount, this.borrowRate, this.qty, open);
+    if (this.record) this.charges.push(bar, fromMs, 1, amount, this.borrowRate, this.qty, open);
   }
 
   /** Liquidation, stop-loss and take-profit inside the bar: adverse extreme first. */

@@ -296,6 +296,23 @@ describe('broker: funding', () => {
     expect(b.charges.amount[1]).toBeCloseTo(-0.0003 * 100 * 200, 12);
   });
 
+  it('charges the stamps of a data gap to the position held through it, not the one opened after it', () => {
+    const b = new Broker(cfg({ funding: { enabled: true, constantRate: 0.001 } }), {
+      timeframe: '15m',
+    });
+    step(b, 0, { o: 100 }, 0); // flat at 00:00: the 00:00 stamp finds no position
+    step(b, 70, { o: 100 }, 1); // gap over 08:00 and 16:00 (flat), long from 17:30
+    expect(b.charges.length).toBe(0);
+    expect(b.fundingPaid).toBe(0);
+    // Long through a gap over 00:00 next day, closed at the first bar after it: it pays 00:00.
+    step(b, 95, { o: 100 }, 1);
+    step(b, 97, { o: 100 }, 0);
+    expect(b.charges.length).toBe(1);
+    expect(b.charges.timeMs[0]).toBe(T0 + 3 * H8);
+    expect(b.charges.amount[0]).toBeCloseTo(0.001 * 100 * 100, 12);
+    expect(b.trades.funding[0]).toBeCloseTo(0.001 * 100 * 100, 12);
+  });
+
   it('charges every stamp inside a long bar (1d bars: three stamps per bar)', () => {
     const b = new Broker(cfg({ funding: { enabled: true, constantRate: 0.0001 } }), {
       timeframe: '1d',
@@ -332,6 +349,21 @@ describe('broker: borrow for spot shorts', () => {
     let sum = 0;
     for (let i = 0; i < b.charges.length; i++) sum += b.charges.amount[i];
     expect(sum).toBeCloseTo(expected, 12);
+  });
+
+  it('accrues over a data gap only what was borrowed through it', () => {
+    const rate = 0.1;
+    const H = 3_600_000;
+    const perHour = (rate / (365 * 24)) * 100 * 100; // 100 borrowed at 100
+    const b = new Broker(cfg({ marketType: 'spot', borrow: { annualRate: rate } }), {
+      timeframe: '1h',
+    });
+    b.step(T0, 100, 100, 100, 100, 1, 0);
+    b.step(T0 + 100 * H, 100, 100, 100, 100, 1, -1); // flat through 99 missing hours, short now
+    expect(b.borrowPaid).toBeCloseTo(perHour, 12);
+    b.step(T0 + 110 * H, 100, 100, 100, 100, 1, 0); // short through 9 missing hours, closed now
+    expect(b.borrowPaid).toBeCloseTo(perHour * 10, 12);
+    expect(b.trades.borrow[0]).toBeCloseTo(perHour * 10, 12);
   });
 
   it('charges a 1x spot long nothing and a 2x spot long on the borrowed part', () => {

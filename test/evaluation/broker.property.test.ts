@@ -15,6 +15,8 @@ const H1 = 3_600_000;
 const T0 = Date.UTC(2024, 0, 1);
 
 interface Path {
+  /** Open time of each bar: hourly, with random data gaps (skipped hours). */
+  time: number[];
   open: number[];
   high: number[];
   low: number[];
@@ -22,7 +24,7 @@ interface Path {
   volume: number[];
 }
 
-/** A random OHLCV path: log-returns per bar, wicks as fractions beyond open/close. */
+/** A random OHLCV path: log-returns per bar, wicks as fractions beyond open/close, data gaps. */
 const pathArb = fc
   .array(
     fc.record({
@@ -31,13 +33,18 @@ const pathArb = fc
       up: fc.double({ min: 0, max: 0.03, noNaN: true }),
       down: fc.double({ min: 0, max: 0.03, noNaN: true }),
       volume: fc.double({ min: 1, max: 1e4, noNaN: true }),
+      skip: fc.constantFrom(0, 0, 0, 0, 0, 0, 1, 7, 30),
     }),
     { minLength: 2, maxLength: 120 },
   )
   .map((bars): Path => {
-    const p: Path = { open: [], high: [], low: [], close: [], volume: [] };
+    const p: Path = { time: [], open: [], high: [], low: [], close: [], volume: [] };
     let last = 100;
+    let t = T0;
     for (const b of bars) {
+      t += b.skip * H1;
+      p.time.push(t);
+      t += H1;
       const o = last * Math.exp(b.gap);
       const c = o * Math.exp(b.ret);
       p.open.push(o);
@@ -82,7 +89,7 @@ function makeConfig(c: Costs, extra: DeepPartial<BrokerConfig> = {}): BrokerConf
 
 function stepAll(b: Broker, p: Path, targets: number[], k: number): void {
   b.step(
-    T0 + k * H1,
+    p.time[k],
     p.open[k],
     p.high[k],
     p.low[k],
@@ -130,7 +137,7 @@ describe('broker accounting properties', () => {
             expect(b.cash).toBeCloseTo(cash, 6);
           }
           // Closed round trips add up to the whole equity change once flat.
-          b.closePosition(T0 + p.open.length * H1, p.close[p.close.length - 1]);
+          b.closePosition(p.time[p.time.length - 1] + H1, p.close[p.close.length - 1]);
           let sum = 0;
           for (let i = 0; i < b.trades.length; i++) sum += b.trades.pnl[i];
           expect(Math.abs(sum - (b.equity - E0))).toBeLessThanOrEqual(1e-8 * E0);

@@ -608,6 +608,85 @@ describe('broker: risk limits', () => {
   });
 });
 
+describe('broker: adversarial sequences', () => {
+  it("a short's gap through its stop fills at the open, worse than the stop", () => {
+    const b = new Broker(cfg({ stops: { stopLossFraction: 0.02 } }), { timeframe: '15m' });
+    step(b, 0, { o: 100 }, -1); // q = -100, stop at 102
+    step(b, 1, { o: 105, h: 106, l: 104, c: 105 }, -1);
+    expect(b.fills.get(1)).toMatchObject({ kind: 'stop-loss', price: 105 });
+    expect(b.equity).toBeCloseTo(10_000 - 100 * 5, 9);
+    expect(b.trades.get(0).exitKind).toBe('stop-loss');
+  });
+
+  it('a long gapping above its take-profit fills at the open (better), at the maker fee', () => {
+    const b = new Broker(
+      cfg({ takerFeeRate: 0.001, makerFeeRate: 0.0002, stops: { takeProfitFraction: 0.05 } }),
+      { timeframe: '15m' },
+    );
+    step(b, 0, { o: 100 }, 1); // q = 10000 / 100, take-profit at 105
+    step(b, 1, { o: 110, h: 111, l: 109, c: 110 }, 1);
+    expect(b.fills.get(1)).toMatchObject({ kind: 'take-profit', price: 110 });
+    expect(b.fills.fee[1]).toBeCloseTo(0.0002 * 100 * 110, 12);
+  });
+
+  it('liquidation then re-entry: the margin is lost, the rest re-enters at the next open, trades add up', () => {
+    const b = new Broker(cfg({ leverage: 5, margin: { maintenanceMarginRate: 0.01 } }), {
+      timeframe: '15m',
+    });
+    step(b, 0, { o: 100 }, 0.5); // q = 0.5 x 5 x 10000 / 100 = 250, margin 5000
+    step(b, 1, { o: 70, h: 71, l: 69, c: 70 }, 0.5); // gap below bankruptcy (80): liquidated at 80
+    expect(b.liquidated).toBe(true);
+    expect(b.equity).toBeCloseTo(5000, 9);
+    step(b, 2, { o: 70 }, 0.5); // the same target re-enters with what is left
+    const q = (0.5 * 5 * 5000) / 70;
+    expect(b.liquidated).toBe(false);
+    expect(b.quantity).toBeCloseTo(q, 9);
+    expect(b.positionMargin).toBeCloseTo(2500, 9);
+    expect(b.liquidationPrice).toBeCloseTo((q * 70 - 2500) / (q * 0.99), 9);
+    step(b, 3, { o: 77 }, 0);
+    expect(b.equity).toBeCloseTo(5000 + q * 7, 9);
+    expect(b.trades.length).toBe(2);
+    expect(b.trades.pnl[0]).toBeCloseTo(-5000, 9);
+    expect(b.trades.pnl[0] + b.trades.pnl[1]).toBeCloseTo(b.equity - 10_000, 9);
+  });
+
+  it('a flip at a funding stamp: the stamp falls on the position after the flip, each round trip carries its own', () => {
+    const b = new Broker(
+      cfg({ takerFeeRate: 0.001, funding: { enabled: true, constantRate: 0.001 } }),
+      { timeframe: '15m' },
+    );
+    for (let k = 0; k < 32; k++) step(b, k, { o: 100 }, 1); // long 100 from 00:00: pays 10 at 00:00
+    step(b, 32, { o: 100 }, -1); // 08:00: equity 9980 -> short 99.8; traded 199.8, fee 19.98
+    expect(b.quantity).toBeCloseTo(-99.8, 9);
+    expect(b.charges.length).toBe(2);
+    expect(b.charges.amount[1]).toBeCloseTo(0.001 * -99.8 * 100, 12); // the short receives
+    const long = b.trades.get(0);
+    expect(long.funding).toBeCloseTo(10, 12);
+    expect(long.fees).toBeCloseTo(10 + (19.98 * 100) / 199.8, 9);
+    expect(long.pnl).toBeCloseTo(-30, 9);
+    step(b, 33, { o: 100 }, 0);
+    const short = b.trades.get(1);
+    expect(short.funding).toBeCloseTo(-9.98, 12);
+    expect(short.fees).toBeCloseTo(9.98 + 9.98, 9);
+    expect(short.pnl).toBeCloseTo(-9.98, 9);
+    expect(b.equity).toBeCloseTo(10_000 - 30 - 9.98, 9);
+  });
+
+  it('the daily loss limit resets exactly at 00:00 UTC, not at the 23:45 bar', () => {
+    const b = new Broker(cfg({ risk: { maxDailyLossFraction: 0.05 } }), { timeframe: '15m' });
+    step(b, 92, { o: 100 }, 1); // 23:00, long 100
+    step(b, 93, { o: 100, l: 94, c: 94 }, 1); // 23:15 closes 6% down: halted
+    expect(b.dailyLossHalted).toBe(true);
+    step(b, 94, { o: 94 }, 1); // 23:30: flattened at the open
+    expect(b.quantity).toBe(0);
+    step(b, 95, { o: 94 }, 1); // 23:45: same UTC day, still halted
+    expect(b.quantity).toBe(0);
+    step(b, 96, { o: 94 }, 1); // 00:00: a new day
+    expect(b.dailyLossHalted).toBe(false);
+    expect(b.quantity).toBeCloseTo(b.equity / 94, 9);
+  });
+});
+
 describe('broker: interface', () => {
   it('reports the account snapshot in observation units and resets to flat', () => {
     const b = new Broker(cfg(), { timeframe: '15m' });

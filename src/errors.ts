@@ -84,7 +84,7 @@ export class DataValidationError extends CtmError {
 /** A configuration value is missing, unknown or of the wrong type; `keyPath` names it. */
 export class ConfigError extends CtmError {
   override readonly exitCode: number = ExitCode.Usage;
-  /** Dotted key path, e.g. `broker.feeRate`; empty for whole-file problems. */
+  /** Dotted key path, e.g. `broker.takerFeeRate`; empty for whole-file problems. */
   readonly keyPath: string;
   /** The config file involved, when there is one. */
   readonly file: string | undefined;

@@ -26,7 +26,7 @@ export function withCommonOptions(cmd: Command): Command {
     .option('--seed <n>', 'seed of every random thing in this run')
     .option(
       '--set <key=value>',
-      'override one config key, e.g. --set broker.feeRate=0.0005 (repeatable)',
+      'override one config key, e.g. --set broker.takerFeeRate=0.0005 (repeatable)',
       collect,
     )
     .option('--log-level <level>', 'trace | debug | info | warn | error | silent');

@@ -6,8 +6,13 @@ import { parseTimeframe } from '../data-processing/candles.js';
 import { UsageError } from '../errors.js';
 import { runBacktest } from '../evaluation/evaluate.js';
 import type { PerformanceMetrics } from '../evaluation/metrics.js';
-import { parseDateMs } from '../utils/config.js';
-import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
+import {
+  action,
+  dateOption,
+  resolveConfig,
+  withCommonOptions,
+  type CommonOptions,
+} from './common.js';
 
 interface BacktestCliOptions extends CommonOptions {
   policy: string;
@@ -22,16 +27,6 @@ interface BacktestCliOptions extends CommonOptions {
   trials?: string;
   openHoldout?: boolean;
   walkForward?: boolean;
-}
-
-function date(value: string | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = parseDateMs(value);
-  if (Number.isNaN(ms))
-    throw new UsageError(`--${name} "${value}" is not a date`, {
-      hint: 'use YYYY-MM-DD (00:00 UTC) or an ISO-8601 timestamp',
-    });
-  return ms;
 }
 
 function num(value: string | undefined, name: string): number | undefined {
@@ -98,8 +93,8 @@ export function registerBacktestCommand(program: Command): void {
         config,
         policy: opts.policy,
         symbol: opts.symbol ?? config.data.symbols[0],
-        from: date(opts.from, 'from'),
-        to: date(opts.to, 'to'),
+        from: dateOption(opts.from, 'from'),
+        to: dateOption(opts.to, 'to'),
         dataFile: opts.data,
         dataDir: opts.dataDir,
         timeframe:

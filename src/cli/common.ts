@@ -3,8 +3,8 @@
 // message with a hint and exits with the error's code.
 
 import type { Command } from 'commander';
-import { CtmError, ExitCode } from '../errors.js';
-import { loadConfig, type Config } from '../utils/config.js';
+import { CtmError, ExitCode, UsageError } from '../errors.js';
+import { loadConfig, parseDateMs, type Config } from '../utils/config.js';
 import { logger, setLogLevel } from '../utils/logger.js';
 
 /** The options added by `withCommonOptions`. */
@@ -51,6 +51,35 @@ export function resolveConfig(
     set: opts.set,
     overrides: [...overrides, ...seedOverride],
   });
+}
+
+/** A ccxt unified symbol: `BTC/USDT`, or `BTC/USDT:USDT` for a contract. */
+const SYMBOL_RE = /^[A-Z0-9]+\/[A-Z0-9]+(:[A-Z0-9]+)?$/;
+
+/**
+ * `symbol` when it is a ccxt unified symbol.
+ * @throws {UsageError} otherwise, with a hint of the form.
+ */
+export function symbolOption(symbol: string): string {
+  if (!SYMBOL_RE.test(symbol))
+    throw new UsageError(`"${symbol}" is not a ccxt unified symbol`, {
+      hint: 'write symbols like BTC/USDT',
+    });
+  return symbol;
+}
+
+/**
+ * The date option `--<name>` as UTC epoch ms (a bare date is 00:00 UTC), or undefined when absent.
+ * @throws {UsageError} when the value is not a date.
+ */
+export function dateOption(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDateMs(value);
+  if (Number.isNaN(ms))
+    throw new UsageError(`--${name} "${value}" is not a date`, {
+      hint: 'use YYYY-MM-DD (00:00 UTC) or an ISO-8601 timestamp',
+    });
+  return ms;
 }
 
 /** Wraps a command action: library errors become one line on stderr and the right exit code. */

@@ -13,30 +13,15 @@ import {
 import { importCandleFile } from '../data-processing/data-loader.js';
 import { downloadCandles } from '../data-processing/exchange.js';
 import { CandleStore, type SeriesCoverage } from '../data-processing/store.js';
-import { parseDateMs, type Config } from '../utils/config.js';
-import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
-
-const SYMBOL_RE = /^[A-Z0-9]+\/[A-Z0-9]+(:[A-Z0-9]+)?$/;
-
-function checkSymbol(symbol: string): string {
-  if (!SYMBOL_RE.test(symbol)) {
-    throw new UsageError(`"${symbol}" is not a ccxt unified symbol`, {
-      hint: 'write symbols like BTC/USDT',
-    });
-  }
-  return symbol;
-}
-
-function dateOption(value: string | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = parseDateMs(value);
-  if (Number.isNaN(ms)) {
-    throw new UsageError(`--${name} "${value}" is not a date`, {
-      hint: 'use YYYY-MM-DD (00:00 UTC) or an ISO-8601 timestamp',
-    });
-  }
-  return ms;
-}
+import type { Config } from '../utils/config.js';
+import {
+  action,
+  dateOption,
+  resolveConfig,
+  symbolOption,
+  withCommonOptions,
+  type CommonOptions,
+} from './common.js';
 
 function list(value: string): string[] {
   return value
@@ -127,7 +112,7 @@ function dataOverrides(opts: {
 
 async function runImport(file: string, opts: ImportOptions): Promise<void> {
   const config: Config = resolveConfig(opts, dataOverrides(opts));
-  const symbol = checkSymbol(opts.symbol);
+  const symbol = symbolOption(opts.symbol);
   const timeframe = parseTimeframe(opts.timeframe, file);
   const exchange = opts.exchange ?? config.data.exchange;
   const store = await CandleStore.open(config.paths.store);
@@ -214,7 +199,7 @@ async function runInfo(opts: InfoOptions): Promise<void> {
   const config = resolveConfig(opts);
   const filter = {
     ...(opts.exchange === undefined ? {} : { exchange: opts.exchange }),
-    ...(opts.symbol === undefined ? {} : { symbol: checkSymbol(opts.symbol) }),
+    ...(opts.symbol === undefined ? {} : { symbol: symbolOption(opts.symbol) }),
     ...(opts.timeframe === undefined ? {} : { timeframe: parseTimeframe(opts.timeframe) }),
   };
   let store: CandleStore;
@@ -261,7 +246,7 @@ async function runExport(opts: ExportOptions): Promise<void> {
   const config = resolveConfig(opts);
   const key = {
     exchange: opts.exchange ?? config.data.exchange,
-    symbol: checkSymbol(opts.symbol),
+    symbol: symbolOption(opts.symbol),
     timeframe: parseTimeframe(opts.timeframe),
   };
   const range = { fromMs: dateOption(opts.from, 'from'), toMs: dateOption(opts.to, 'to') };
@@ -280,7 +265,7 @@ async function runDownload(opts: DownloadCliOptions): Promise<void> {
   const config = resolveConfig(opts, dataOverrides(opts));
   const exchange = opts.exchange ?? config.data.exchange;
   const symbols = (opts.symbols === undefined ? config.data.symbols : list(opts.symbols)).map(
-    checkSymbol,
+    symbolOption,
   );
   const timeframes = (
     opts.timeframes === undefined ? config.data.timeframes : list(opts.timeframes)

@@ -30,27 +30,14 @@ import { formatLookAheadReport, randomCandles } from '../data-processing/lookahe
 import { logger } from '../utils/logger.js';
 import { hashColumns, createRun } from '../utils/runs.js';
 import { parseDateMs, type Config } from '../utils/config.js';
-import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
-
-const SYMBOL_RE = /^[A-Z0-9]+\/[A-Z0-9]+(:[A-Z0-9]+)?$/;
-
-function checkSymbol(symbol: string): string {
-  if (!SYMBOL_RE.test(symbol))
-    throw new UsageError(`"${symbol}" is not a ccxt unified symbol`, {
-      hint: 'write symbols like BTC/USDT',
-    });
-  return symbol;
-}
-
-function dateOption(value: string | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = parseDateMs(value);
-  if (Number.isNaN(ms))
-    throw new UsageError(`--${name} "${value}" is not a date`, {
-      hint: 'use YYYY-MM-DD (00:00 UTC) or an ISO-8601 timestamp',
-    });
-  return ms;
-}
+import {
+  action,
+  dateOption,
+  resolveConfig,
+  symbolOption,
+  withCommonOptions,
+  type CommonOptions,
+} from './common.js';
 
 function intOption(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
@@ -226,7 +213,7 @@ interface FeaturesOptions extends SourceOptions {
 
 async function runFeatures(opts: FeaturesOptions): Promise<void> {
   const config = resolveConfig(opts, overrides(opts));
-  const symbol = checkSymbol(opts.symbol);
+  const symbol = symbolOption(opts.symbol);
   const timeframes = timeframesOf(config, opts.timeframes);
   const fromMs = dateOption(opts.from, 'from');
   const toMs = dateOption(opts.to, 'to');
@@ -329,7 +316,7 @@ async function runLookAhead(opts: LookAheadCliOptions): Promise<void> {
       }),
     ]);
   } else {
-    const symbols = opts.symbol !== undefined ? [checkSymbol(opts.symbol)] : config.data.symbols;
+    const symbols = opts.symbol !== undefined ? [symbolOption(opts.symbol)] : config.data.symbols;
     for (const symbol of symbols)
       sets.push([symbol, await loadSymbol(config, opts, symbol, timeframes, fromMs, toMs)]);
   }

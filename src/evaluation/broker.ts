@@ -38,13 +38,16 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
 }
 
 /**
- * The default broker config (config/default.yaml) with `overrides` merged in, validated.
+ * A broker config: `base` (default: config/default.yaml's) with `overrides` merged in, validated.
  * @example const cfg = brokerConfig({ takerFeeRate: 0.0005, slippage: { fixedBps: 2 } });
  * @throws {ConfigError} naming `broker.<key>` when a value is invalid or unknown.
  */
-export function brokerConfig(overrides: DeepPartial<BrokerConfig> = {}): BrokerConfig {
+export function brokerConfig(
+  overrides: DeepPartial<BrokerConfig> = {},
+  base: BrokerConfig = defaultConfig().broker,
+): BrokerConfig {
   const merged = deepMerge(
-    defaultConfig().broker as unknown as Record<string, unknown>,
+    base as unknown as Record<string, unknown>,
     overrides as Record<string, unknown>,
   );
   const result = configSchema.shape.broker.safeParse(merged);

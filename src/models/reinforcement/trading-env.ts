@@ -242,9 +242,7 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
       brokerOver.takerFeeRate = options.transactionCost;
       brokerOver.makerFeeRate = options.transactionCost;
     }
-    const bcfg = options.config
-      ? brokerConfigFrom(options.config.broker, brokerOver)
-      : brokerConfig(brokerOver);
+    const bcfg = brokerConfig(brokerOver, cfg.broker);
     this.candles = data.aligned.base;
     this.broker = new Broker(bcfg, {
       timeframe: data.base,
@@ -543,37 +541,6 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
     info.truncationReason = trunc;
     info.finalObservation = term !== '' || trunc !== '' ? this.obs : null;
   }
-}
-
-function brokerConfigFrom(base: BrokerConfig, over: DeepPartial<BrokerConfig>): BrokerConfig {
-  const merged = mergeDeep(
-    base as unknown as Record<string, unknown>,
-    over as Record<string, unknown>,
-  );
-  const r = configSchema.shape.broker.safeParse(merged);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  throw new ConfigError(['broker', ...issue.path.map(String)].join('.'), issue.message);
-}
-
-function mergeDeep(
-  a: Record<string, unknown>,
-  b: Record<string, unknown>,
-): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    if (v === undefined) continue;
-    const cur = out[k];
-    out[k] =
-      typeof v === 'object' &&
-      v !== null &&
-      !Array.isArray(v) &&
-      typeof cur === 'object' &&
-      cur !== null
-        ? mergeDeep(cur as Record<string, unknown>, v as Record<string, unknown>)
-        : v;
-  }
-  return out;
 }
 
 function blankInfo(mask: Uint8Array | null): TradingEnvInfo {

@@ -59,10 +59,17 @@ export function brokerConfig(
 
 /**
  * The parts of a ccxt market description (`exchange.market(symbol)`) the broker reads: fee rates,
- * amount/price precision (a step size under ccxt's TICK_SIZE mode, or a count of decimal places
- * when >= 1 and integral) and the minimum amount and cost.
+ * amount/price precision and the minimum amount and cost. Precision is read in the exchange's
+ * `precisionMode`, which ccxt keeps on the exchange, not the market: pass
+ * `{ ...exchange.market(symbol), precisionMode: exchange.precisionMode }`.
  */
 export interface CcxtMarketLike {
+  /**
+   * ccxt precision mode: 4 = TICK_SIZE (the default; every exchange in ccxt 4 but two), precision
+   * values are step sizes (an amount step of 1 is 1 unit); 2 = DECIMAL_PLACES, they count decimals
+   * (3 -> 0.001); 3 = SIGNIFICANT_DIGITS, no fixed step (precision ignored).
+   */
+  precisionMode?: number;
   symbol?: string;
   spot?: boolean;
   swap?: boolean;
@@ -450,10 +457,14 @@ const SLIP_VOLUME = 3;
 /** Relative tolerance of lot/tick rounding against binary floating point (e.g. 0.3 / 0.1). */
 const ROUND_EPS = 1e-9;
 
-/** A ccxt precision value as a step: a step size, or 10^-n when given as n decimal places. */
-function precisionStep(p: number | null | undefined): number {
-  if (p === null || p === undefined || !(p > 0)) return 0;
-  return p >= 1 && Number.isInteger(p) ? Math.pow(10, -p) : p;
+const CCXT_DECIMAL_PLACES = 2;
+const CCXT_TICK_SIZE = 4;
+
+/** A ccxt precision value as a step (0 = none) under ccxt precision mode `mode`. */
+function precisionStep(p: number | null | undefined, mode: number): number {
+  if (p === null || p === undefined || !(p >= 0)) return 0;
+  if (mode === CCXT_TICK_SIZE) return p;
+  return mode === CCXT_DECIMAL_PLACES && Number.isInteger(p) ? Math.pow(10, -p) : 0;
 }
 
 /**
@@ -605,9 +616,10 @@ export class Broker {
       if (typeof m.taker === 'number') c.takerFeeRate = m.taker;
       if (typeof m.maker === 'number') c.makerFeeRate = m.maker;
       const cs = typeof m.contractSize === 'number' && m.contractSize > 0 ? m.contractSize : 1;
-      const amountStep = precisionStep(m.precision?.amount);
+      const mode = m.precisionMode ?? CCXT_TICK_SIZE;
+      const amountStep = precisionStep(m.precision?.amount, mode);
       if (amountStep > 0) c.constraints.lotSize = amountStep * cs;
-      const priceStep = precisionStep(m.precision?.price);
+      const priceStep = precisionStep(m.precision?.price, mode);
       if (priceStep > 0) c.constraints.priceTick = priceStep;
       const minAmount = m.limits?.amount?.min;
       if (typeof minAmount === 'number') c.constraints.minQuantity = minAmount * cs;

@@ -570,13 +570,25 @@ describe('broker: exchange constraints', () => {
       priceTick: 0.1,
     });
     expect(b.config.marketType).toBe('perpetual');
-    // Decimal-places precision (ccxt DECIMAL_PLACES mode): 3 -> 0.001.
+    // Decimal-places precision (ccxt DECIMAL_PLACES mode, precisionMode 2): 3 -> 0.001.
     const d = new Broker(cfg(), {
       timeframe: '15m',
-      market: { precision: { amount: 3, price: 2 } },
+      market: { precisionMode: 2, precision: { amount: 3, price: 2 } },
     });
     expect(d.config.constraints.lotSize).toBeCloseTo(0.001, 15);
     expect(d.config.constraints.priceTick).toBeCloseTo(0.01, 15);
+  });
+
+  it('reads whole-unit steps of ccxt TICK_SIZE markets as steps (DOGE/USDT trades in lots of 1)', () => {
+    // ccxt 4 reports every Binance market in TICK_SIZE mode: amount step 1, price tick 0.00001.
+    const doge = { spot: true, precision: { amount: 1, price: 0.00001 }, limits: {} };
+    const b = new Broker(cfg(), { timeframe: '15m', market: doge });
+    expect(b.config.constraints.lotSize).toBe(1);
+    expect(b.config.constraints.priceTick).toBe(0.00001);
+    step(b, 0, { o: 0.0777 }, 1); // 10000 / 0.0777 = 128,700.1... -> 128,700
+    expect(b.quantity).toBe(128_700);
+    const ten = new Broker(cfg(), { timeframe: '15m', market: { precision: { amount: 10 } } });
+    expect(ten.config.constraints.lotSize).toBe(10);
   });
 });
 

@@ -60,6 +60,7 @@ import {
 } from './pattern-generator.js';
 import {
   aggregateFrames,
+  type MultiTimeframeData,
   DEFAULT_RESOLUTION_BARS,
   drawSpanBars,
   generateMultiTimeframeData,
@@ -284,9 +285,23 @@ export function priceOnlyFeatureSpec(spec: FeatureSpec): FeatureSpec {
   };
 }
 
+/**
+ * The resolved settings of a build: config `dataset` with the distribution, windows, feature spec,
+ * calibration, costs and the features' warm-up measured on a probe market.
+ * @throws {UsageError} for bad weights or settings
+ */
+export function resolveDatasetSettings(
+  patternDistribution: PatternDistribution,
+  options: Omit<BuildDatasetOptions, 'outDir'>,
+): Settings {
+  const s = resolveSettings(patternDistribution, options);
+  s.warmupDays = measureWarmupDays(s);
+  return s;
+}
+
 function resolveSettings(
   patternDistribution: PatternDistribution,
-  options: BuildDatasetOptions,
+  options: Omit<BuildDatasetOptions, 'outDir'>,
 ): Settings {
   const config = options.config ?? defaultConfig();
   const cfg = config.dataset;
@@ -761,17 +776,23 @@ export interface SeriesBlock extends SampleBlock {
 /** `none` samples per market when the distribution asks for nothing else. */
 const NONE_ONLY_PER_SERIES = 200;
 
-/** Generates market `k` and cuts its samples (a pure function of the settings and k). */
-export function seriesSamples(k: number, s: Settings): SeriesBlock {
+/** Open time of the first bar of every generated market of a dataset (UTC). */
+export const SERIES_START_MS = Date.UTC(2024, 0, 1);
+
+/**
+ * Market `k` of a dataset: patterns planned back to back after the warm-up (types, timeframes,
+ * spans and gaps drawn from the settings), a share turned adversarial, planted and aggregated by
+ * `generateMultiTimeframeData`. A pure function of the settings and k: the dataset's samples of
+ * market k are cut from exactly this market.
+ */
+export function seriesMarket(k: number, s: Settings): MultiTimeframeData {
   const cfg = s.cfg;
   const rng = new Rng(s.seed).fork(`series-${k}`);
-  const startMs = Date.UTC(2024, 0, 1);
   const days = cfg.seriesDays;
-  const endMs = startMs + days * DAY_MS;
-  const usableFrom = startMs + s.warmupDays * DAY_MS;
+  const endMs = SERIES_START_MS + days * DAY_MS;
   // Plan the patterns back to back (with gaps that leave room for the visibility search).
   const requests: PatternRequest[] = [];
-  let cursor = usableFrom;
+  let cursor = SERIES_START_MS + s.warmupDays * DAY_MS;
   const tail =
     2 * DAY_MS +
     Math.max(...s.timeframes.map((tf) => (cfg.horizonBars[tf] ?? 1) * 1.4 * TIMEFRAME_MS[tf]));
@@ -803,17 +824,27 @@ export function seriesSamples(k: number, s: Settings): SeriesBlock {
     Math.round(cfg.adversarialFraction * directional),
     { seed: rng.nextU32() },
   );
-  const data = generateMultiTimeframeData({
+  return generateMultiTimeframeData({
     patterns: planned,
     days,
     seed: rng.nextU32(),
     params: s.params,
-    startTimeMs: startMs,
+    startTimeMs: SERIES_START_MS,
     windows: s.windows,
     maxShiftBars: 0,
     maxShiftFraction: cfg.visibilityShift,
     maxAmplitudeScale: cfg.maxAmplitudeScale,
   });
+}
+
+/** Generates market `k` and cuts its samples (a pure function of the settings and k). */
+export function seriesSamples(k: number, s: Settings): SeriesBlock {
+  const cfg = s.cfg;
+  const rng = new Rng(s.seed).fork(`samples-${k}`);
+  const startMs = SERIES_START_MS;
+  const endMs = startMs + cfg.seriesDays * DAY_MS;
+  const usableFrom = startMs + s.warmupDays * DAY_MS;
+  const data = seriesMarket(k, s);
   const features = buildFeatures(data.frames, { spec: s.featureSpec, windows: s.windows });
   const base = data.frames.get(BASE_TF) as Candles;
   const n = base.openTime.length;
@@ -1171,8 +1202,7 @@ export async function buildSyntheticDataset(
   if (!(Number.isInteger(numSamples) && numSamples > 0))
     usage(`numSamples must be a whole number > 0, got ${numSamples}`);
   const config = options.config ?? defaultConfig();
-  const s = resolveSettings(patternDistribution, { ...options, config });
-  s.warmupDays = measureWarmupDays(s);
+  const s = resolveDatasetSettings(patternDistribution, { ...options, config });
   const outDir = resolve(options.outDir);
   if (existsSync(outDir) && options.overwrite !== true)
     usage(`${outDir} exists`, 'choose another --out or pass --force to replace it');

@@ -374,10 +374,15 @@ function shapeForConfluence(sk: PatternSkeleton, type: ConfluenceType): PatternS
     // The last top (bottom) edges past the previous one, but is reached in a slow, choppy climb
     // (decline) so the RSI makes a lower high (higher low); the previous one is reached steeply.
     const d = type === 'bearish_divergence' ? 1 : -1;
-    const roles = d > 0 ? PEAK_ROLES : TROUGH_ROLES;
+    // Tops (bottoms): key points above (below) both neighbours.
     const ext = pts
       .map((p, k) => ({ p, k }))
-      .filter(({ p }) => roles.has(p.role) && p.fromEnd === undefined);
+      .filter(({ p, k }) => {
+        if (p.role === 'shape' || p.role === 'completion' || p.fromEnd !== undefined) return false;
+        const prev = k > 0 ? pts[k - 1].y : 0;
+        const next = k + 1 < pts.length ? pts[k + 1].y : p.y;
+        return d * (p.y - prev) > 0 && d * (p.y - next) > 0;
+      });
     if (ext.length < 2)
       throw new DataValidationError({
         source: 'confluence',

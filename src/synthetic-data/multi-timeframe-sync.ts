@@ -446,6 +446,8 @@ export interface TimeframeConfluenceOptions {
   trendBars?: number;
   /** Size of the higher-timeframe trend in its ATRs (default 5). */
   trendAtr?: number;
+  /** Jitters of the trend tried per pattern until its candles show the confluence (default 6). */
+  attempts?: number;
 }
 
 /** The higher-timeframe trend laid in front of a pattern by `createTimeframeConfluences`. */
@@ -464,11 +466,13 @@ function htfTrendSkeleton(
   const pts =
     kind === 'tf_divergence'
       ? [
-          { x: 0.3, y: d * imp * u(1.1, 1.3), role: 'peak' as const },
-          { x: 0.45, y: d * imp * u(0.55, 0.7), role: 'trough' as const },
-          { x: 0.6, y: d * imp * u(1.65, 1.8), role: 'peak' as const },
-          { x: 0.72, y: d * imp * u(1.1, 1.25), role: 'trough' as const },
-          { x: 1, y: d * imp * u(1.85, 1.95), role: 'completion' as const },
+          { x: 0.2, y: d * imp * u(0.75, 0.85), role: 'peak' as const },
+          { x: 0.32, y: d * imp * u(0.4, 0.5), role: 'trough' as const },
+          { x: 0.46, y: d * imp * u(1.75, 1.85), role: 'peak' as const },
+          { x: 0.62, y: d * imp * u(1.2, 1.3), role: 'trough' as const },
+          { x: 0.74, y: d * imp * u(1.55, 1.65), role: 'shape' as const },
+          { x: 0.84, y: d * imp * u(1.4, 1.5), role: 'shape' as const },
+          { x: 1, y: d * imp * u(1.92, 2), role: 'completion' as const },
         ]
       : [
           { x: 0.25, y: d * imp * u(0.9, 1.1), role: 'peak' as const },
@@ -499,9 +503,9 @@ function htfTrendSkeleton(
  * pattern's expected direction, `htf_contradicts` against it, `tf_divergence` against it with
  * fading momentum (the last push makes a marginal new extreme slowly, so the higher timeframe's
  * RSI diverges from its price as the lower-timeframe pattern turns). The trend ends where the
- * pattern begins and continues through it as a gentle tilt (confirms) or stops (the others).
- * Confluences are verified by computing the higher timeframe's trend and RSI from its candles
- * (`timeframeTrend`, `htfRsiDivergence`).
+ * pattern begins. Each confluence is verified on the higher timeframe's candles closed by the
+ * pattern's onset (`timeframeTrend`, `htfRsiDivergence`); a pattern whose trend does not show it
+ * gets another jitter of the trend (up to `attempts`), else keeps the first.
  * @returns new data with the trends planted (patterns without room before them are left as they are)
  * @throws {DataValidationError} for an unknown confluence type
  */
@@ -518,49 +522,89 @@ export function createTimeframeConfluences(
   const d = multiTfData;
   const rng = new Rng(d.seed).fork(`confluence-${confluenceType}`);
   const chosen = new Set(options.patterns ?? d.plans.map((_, k) => k));
-  const plans: PatternPlan[] = [];
+  const attempts = Math.max(1, options.attempts ?? 6);
+  // Per pattern, the trend plan of each attempt (a fresh jitter of the trend's skeleton).
+  const trends: Array<Array<PatternPlan | null>> = d.plans.map(() => []);
   let prevEnd = 0;
   d.plans.forEach((plan, k) => {
     const htf = higherTimeframe(plan.primaryTimeframe);
     const dir = plan.expectedDirection;
-    if (chosen.has(k) && htf !== null && dir !== 0) {
-      const barSteps = fineStepsPerBar(htf);
-      const bars = options.trendBars ?? d.windows[htf] ?? 32;
-      const room = Math.floor((plan.onsetStep - prevEnd - 1) / barSteps);
-      const n = Math.min(bars, room);
-      if (n >= MIN_SPAN_BARS) {
-        const trendDir = (confluenceType === 'htf_confirms' ? dir : -dir) as 1 | -1;
-        // End the trend on the higher timeframe's grid at or before the pattern's onset.
-        const end = Math.floor(plan.onsetStep / barSteps) * barSteps;
-        const onset = end - n * barSteps;
-        const sk = htfTrendSkeleton(trendDir, confluenceType, options.trendAtr ?? 5, rng.fork(k));
-        const trend = planPattern(sk, htf, onset, barSteps, n, { resolutionBars: 0 });
-        trend.volume = sk.volume;
-        if (trend.onsetStep > prevEnd && trend.endStep < plan.onsetStep) {
-          plans.push(trend);
-          // A confirming trend carries on through the pattern as a tilt of its primary bars.
-          if (confluenceType === 'htf_confirms')
-            plan = {
-              ...plan,
-              tiltPerBar: (trendDir * 0.15 * plan.barSteps) / barSteps / Math.max(1, n),
-            };
-        }
-      }
-    }
-    plans.push(plan);
+    const barSteps = htf === null ? 0 : fineStepsPerBar(htf);
+    const bars = htf === null ? 0 : (options.trendBars ?? d.windows[htf] ?? 32);
+    const room = htf === null ? 0 : Math.floor((plan.onsetStep - prevEnd - 1) / barSteps);
+    const n = Math.min(bars, room);
     prevEnd = plan.endStep;
+    if (!chosen.has(k) || htf === null || dir === 0 || n < MIN_SPAN_BARS) return;
+    const trendDir = (confluenceType === 'htf_confirms' ? dir : -dir) as 1 | -1;
+    // The trend ends on the higher timeframe's grid at or before the pattern's onset.
+    const end = Math.floor(plan.onsetStep / barSteps) * barSteps;
+    for (let a = 0; a < attempts; a++) {
+      // Each attempt: a fresh jitter and a slightly shorter trend (another stretch of noise).
+      const len = Math.max(MIN_SPAN_BARS, n - 2 * (a % 4));
+      const sk = htfTrendSkeleton(
+        trendDir,
+        confluenceType,
+        options.trendAtr ?? 5,
+        rng.fork(`${k}-${a}`),
+      );
+      const trend = planPattern(sk, htf, end - len * barSteps, barSteps, len, {
+        resolutionBars: 0,
+      });
+      trends[k].push(trend.onsetStep > 0 && trend.endStep < plan.onsetStep ? trend : null);
+    }
   });
-  const planted = plantPatterns(d.basePath, plans, { maxShiftBars: 0 });
-  return assemble({
-    symbol: d.symbol,
-    basePath: d.basePath,
-    plans,
-    planted,
-    params: d.params,
-    seed: d.seed,
-    windows: d.windows,
-    timeframes: [...d.frames.keys()],
-  });
+  const build = (pick: (k: number) => number): MultiTimeframeData => {
+    const plans: PatternPlan[] = [];
+    let last = 0;
+    d.plans.forEach((plan, k) => {
+      const trend = trends[k][pick(k)] ?? null;
+      if (trend !== null && trend.onsetStep > last) plans.push(trend);
+      plans.push(plan);
+      last = plan.endStep;
+    });
+    const planted = plantPatterns(d.basePath, plans, { maxShiftBars: 0 });
+    return assemble({
+      symbol: d.symbol,
+      basePath: d.basePath,
+      plans,
+      planted,
+      params: d.params,
+      seed: d.seed,
+      windows: d.windows,
+      timeframes: [...d.frames.keys()],
+    });
+  };
+  // Verify with the higher timeframe's own candles; per pattern keep the first attempt that shows
+  // the confluence (the patterns are planted independently of each other).
+  const choice = d.plans.map(() => -1);
+  for (let a = 0; a < attempts && choice.some((c, k) => c < 0 && trends[k].length > 0); a++) {
+    const trial = build(() => a);
+    d.plans.forEach((plan, k) => {
+      if (choice[k] >= 0 || trends[k].length === 0) return;
+      const htf = higherTimeframe(plan.primaryTimeframe) as Timeframe;
+      const candles = trial.frames.get(htf);
+      const onsetMs = trial.basePath.startTimeMs + plan.onsetStep * FINE_MS;
+      if (
+        candles !== undefined &&
+        showsConfluence(candles, onsetMs, plan.expectedDirection, confluenceType)
+      )
+        choice[k] = a;
+    });
+  }
+  return build((k) => Math.max(0, choice[k]));
+}
+
+/** Whether the higher timeframe shows a confluence at a pattern's onset (from its closed candles). */
+function showsConfluence(
+  htf: Candles,
+  onsetMs: number,
+  expected: Direction,
+  type: TimeframeConfluence,
+): boolean {
+  const trend = timeframeTrend(htf, onsetMs);
+  if (type === 'htf_confirms') return trend === expected;
+  if (type === 'htf_contradicts') return trend === -expected;
+  return htfRsiDivergence(htf, onsetMs, -expected as 1 | -1);
 }
 
 /**

@@ -252,7 +252,11 @@ export function patternSkeleton(
     }
     case 'falling_wedge':
     case 'rising_wedge':
-      sk = mirrorIf(type === 'falling_wedge', risingWedge(u), type);
+      sk = mirrorIf(
+        type === 'falling_wedge',
+        risingWedge(u, (options.spanBars ?? Infinity) < 24),
+        type,
+      );
       break;
     default: {
       if (!(SUPPORT_RESISTANCE_TYPES as readonly string[]).includes(type))
@@ -551,15 +555,17 @@ function symmetricTriangle(u: U): PatternSkeleton {
   return sk;
 }
 
-function risingWedge(u: U): PatternSkeleton {
+function risingWedge(u: U, compact: boolean): PatternSkeleton {
   const sk = base('rising_wedge', -1);
   const lo0 = u(-0.2, 0.2);
   const loSlope = u(5.5, 6.5);
-  const hi0 = lo0 + u(3, 3.5);
+  const hi0 = lo0 + u(3.4, 3.9);
   const hiSlope = loSlope - u(2.4, 2.9);
   const lower = (x: number): number => lo0 + loSlope * x;
   const upper = (x: number): number => hi0 + hiSlope * x;
-  const xs = [0.12, 0.27, 0.42, 0.56, 0.7, 0.82];
+  // Alternate touches of the two converging lines, upper first and last (the final push that
+  // fails before the break down): seven, or five when the span is short.
+  const xs = compact ? [0.12, 0.32, 0.52, 0.7, 0.86] : [0.08, 0.2, 0.32, 0.45, 0.58, 0.7, 0.83];
   let high = true;
   for (const x of xs) {
     sk.points.push({
@@ -569,12 +575,6 @@ function risingWedge(u: U): PatternSkeleton {
     });
     high = !high;
   }
-  sk.points.push({
-    x: 1,
-    y: (upper(1) + lower(1)) / 2 + u(-0.1, 0.1),
-    role: 'prebreak',
-    fromEnd: 2,
-  });
   breakAt(sk, lower(1), -1, u, u(1, 1.4));
   sk.levels.push({ kind: 'upper', x0: 0, y0: hi0, slope: hiSlope });
   sk.levels.push({ kind: 'lower', x0: 0, y0: lo0, slope: loSlope });
@@ -763,7 +763,13 @@ export function planPattern(
       reason: `${skeleton.type} needs at least ${needed} bars, got ${spanBars}`,
     });
   const last = spanBars - 1;
-  const raw = skeleton.points.map((p) => ({
+  // A short span has too few bars for the points that only straighten legs: keep the key points.
+  const curve = skeleton.type === 'rounding_top' || skeleton.type === 'rounding_bottom';
+  const keep =
+    spanBars < 1.8 * skeleton.points.length && !curve
+      ? skeleton.points.filter((p) => p.role !== 'shape')
+      : skeleton.points;
+  const raw = keep.map((p) => ({
     bar: p.fromEnd !== undefined ? last - p.fromEnd : Math.round(p.x * last),
     y: p.y,
     role: p.role,
@@ -1128,9 +1134,10 @@ function shapeVolume(plan: PatternPlan, volume: Float64Array): void {
 }
 
 /**
- * Reshapes fine-step returns in [from, to) in place: `choppy` adds a negative autocorrelation at
- * the bar scale (moves partly undone within a bar or two), `trending` a positive one (moves that
- * persist); the total variance is kept. `market_like` leaves them unchanged.
+ * Reshapes fine-step returns in [from, to) in place at the bar scale: each step's return gets
+ * -0.5 (`choppy`: moves partly undone in the next bar, bar-return autocorrelation about -0.4) or
+ * +0.5 (`trending`: moves that carry on, about +0.4) times the return one bar earlier; the total
+ * variance is kept. `market_like` leaves them unchanged.
  */
 export function shapeNoise(
   logReturn: Float64Array,
@@ -1140,19 +1147,13 @@ export function shapeNoise(
   barSteps: number,
 ): void {
   if (profile === 'market_like') return;
-  const tau = Math.max(2, (profile === 'choppy' ? 1 : 4) * barSteps);
-  const decay = 1 - 1 / tau;
-  // e_i = r_i + a·m_i with m the EMA of past shocks (mean tau·(1-decay)... ) and a chosen so the
-  // sum over a bar reverses (choppy, a < 0) or extends (trending, a > 0) about half of the move.
-  const a = profile === 'choppy' ? -0.9 / tau : 0.6 / tau;
-  let mem = 0;
+  const c = profile === 'choppy' ? -0.5 : 0.5;
+  const out = new Float64Array(to - from);
   let sumSq = 0;
   let sumSqNew = 0;
-  const out = new Float64Array(to - from);
   for (let i = from; i < to; i++) {
     const r = logReturn[i];
-    const e = r + a * mem * tau;
-    mem = decay * mem + r / tau;
+    const e = r + (i - barSteps >= from ? c * logReturn[i - barSteps] : 0);
     out[i - from] = e;
     sumSq += r * r;
     sumSqNew += e * e;

@@ -120,6 +120,8 @@ function zigzag(y: number[], swing: number): Pivot[] {
 interface Ctx {
   y: number[];
   n: number;
+  /** Bars that count as "just now" for tests, breaks and pokes: a tenth of the window, at least 3. */
+  recent: number;
   a: number;
   c: number;
   swing: Pivot[];
@@ -138,6 +140,7 @@ function context(y: number[], a: number): Ctx {
   return {
     y,
     n: y.length,
+    recent: Math.max(3, Math.round(y.length / 10)),
     a,
     c: y[y.length - 1],
     swing: zigzag(y, ZZ_SWING * a),
@@ -239,7 +242,7 @@ function vTop(x: Ctx): boolean {
     if (p.i > pk && p.high && p.i < x.n - 1) return false;
   }
   // Sharp: a few bars (n/16) either side stand clearly below the peak, and no second top follows.
-  const k = Math.max(1, Math.round(x.n / 16));
+  const k = Math.max(2, Math.round(x.n / 16));
   for (let i = pk + k; i < x.n; i++) if (x.y[i] > x.y[pk] - 0.6 * x.a) return false;
   const side = (x.y[Math.max(0, pk - k)] + x.y[Math.min(x.n - 1, pk + k)]) / 2;
   return x.y[pk] - side >= 1.0 * x.a;
@@ -297,9 +300,11 @@ function roundingTop(x: Ctx): boolean {
     const amp = f(tv) - Math.max(f(0), f(1));
     if (amp < ROUND_AMPLITUDE * x.a) continue;
     // A flat crown: the middle 40% of the arc spans less than 40% of its height.
-    const mid = maxOf(x.y, s + Math.floor(0.3 * m), s + Math.floor(0.7 * m)) - minOf(x.y, s + Math.floor(0.3 * m), s + Math.floor(0.7 * m));
+    const mid =
+      maxOf(x.y, s + Math.floor(0.3 * m), s + Math.floor(0.7 * m)) -
+      minOf(x.y, s + Math.floor(0.3 * m), s + Math.floor(0.7 * m));
     if (mid > 0.65 * (f(tv) - Math.min(f(0), f(1)))) continue;
-    if (x.c < Math.min(x.y[s], f(0)) - 0.2 * x.a && x.c <= minOf(x.y, e - 3, e) + 0.3 * x.a)
+    if (x.c < Math.min(x.y[s], f(0)) - 0.2 * x.a && x.c <= minOf(x.y, e - 3, e) + 0.6 * x.a)
       return true;
   }
   return false;
@@ -323,15 +328,14 @@ function solve3(m: number[][], r: number[]): [number, number, number] | null {
 }
 
 function bullFlag(x: Ctx): boolean {
-  // Pole: the highest close before the last 3 bars, reached by a clean rise of >= POLE.
-  for (const top of x.tight) {
-    if (!top.high || top.i > x.n - 5 || top.i < 3) continue;
-    const lo = minOf(x.y, top.i - Math.ceil(0.45 * x.n), top.i);
-    const pole = top.y - lo;
+  // Pole: a clean rise of at least POLE into a swing high, from the low since the swing low
+  // before it (no swing against it on the way), within 45% of the window.
+  for (let t = 0; t < x.tight.length; t++) {
+    const top = x.tight[t];
+    if (!top.high || top.i > x.n - 5) continue;
+    const from = Math.max(t > 0 ? x.tight[t - 1].i : 0, top.i - Math.ceil(0.45 * x.n), 0);
+    const pole = top.y - minOf(x.y, from, top.i);
     if (pole < POLE * x.a) continue;
-    let l0 = top.i;
-    for (let i = top.i; i >= Math.max(0, top.i - Math.ceil(0.45 * x.n)); i--) if (x.y[i] === lo) l0 = i;
-    if (x.swing.some((p) => p.i > l0 && p.i < top.i)) continue;
     // Flag: between the pole top and the last bar, inside the retracement bound, drifting flat or down.
     const f0 = top.i + 1;
     const f1 = x.n - 2;
@@ -345,7 +349,7 @@ function bullFlag(x: Ctx): boolean {
       highs.length >= 2
         ? lineAt(highs[highs.length - 2], highs[highs.length - 1], x.n - 1)
         : maxOf(x.y, f0 + Math.floor((f1 - f0) / 2), f1);
-    if (x.c > upper + 0.2 * x.a && x.c >= maxOf(x.y, f1 - 2, f1)) return true;
+    if (x.c > upper + 0.2 * x.a && x.c >= maxOf(x.y, f1 - 2, f1) - 0.2 * x.a) return true;
   }
   return false;
 }
@@ -392,7 +396,8 @@ function symmetricTriangle(x: Ctx): boolean {
   if (hs.length < 2 || ls.length < 2) return false;
   for (let k = 1; k < hs.length; k++) if (hs[k - 1].y - hs[k].y < TRI_STEP * x.a) return false;
   for (let k = 1; k < ls.length; k++) if (ls[k].y - ls[k - 1].y < TRI_STEP * x.a) return false;
-  if (hs[0].y - hs[hs.length - 1].y < 0.6 * x.a || ls[ls.length - 1].y - ls[0].y < 0.6 * x.a) return false;
+  if (hs[0].y - hs[hs.length - 1].y < 0.6 * x.a || ls[ls.length - 1].y - ls[0].y < 0.6 * x.a)
+    return false;
   const up = lineAt(hs[hs.length - 2], hs[hs.length - 1], x.n - 1);
   const dn = lineAt(ls[ls.length - 2], ls[ls.length - 1], x.n - 1);
   return x.c > up + 0.2 * x.a || x.c < dn - 0.2 * x.a;
@@ -404,7 +409,8 @@ function risingWedge(x: Ctx): boolean {
   const sh = (hs[hs.length - 1].y - hs[0].y) / (hs[hs.length - 1].i - hs[0].i);
   const sl = (ls[ls.length - 1].y - ls[0].y) / (ls[ls.length - 1].i - ls[0].i);
   if (!(sh > 0 && sl > 0 && sl > sh)) return false;
-  if (Math.max(hs[hs.length - 1].y, ls[ls.length - 1].y) - Math.min(hs[0].y, ls[0].y) < 2 * x.a) return false;
+  if (Math.max(hs[hs.length - 1].y, ls[ls.length - 1].y) - Math.min(hs[0].y, ls[0].y) < 2 * x.a)
+    return false;
   const lower = lineAt(ls[ls.length - 2], ls[ls.length - 1], x.n - 1);
   return x.c < lower - 0.2 * x.a;
 }
@@ -434,7 +440,10 @@ function sideways(x: Ctx): boolean {
 }
 
 /** Support levels: clusters of >= 2 swing lows within LEVEL_TOL of each other. */
-function supportLevels(x: Ctx, before: number): Array<{ level: number; last: number; first: number }> {
+function supportLevels(
+  x: Ctx,
+  before: number,
+): Array<{ level: number; last: number; first: number }> {
   const lows = x.swing.filter((p) => !p.high && p.i < before);
   const out: Array<{ level: number; last: number; first: number }> = [];
   for (let a = 0; a < lows.length; a++) {
@@ -449,7 +458,7 @@ function supportLevels(x: Ctx, before: number): Array<{ level: number; last: num
 }
 
 function supportBounce(x: Ctx): boolean {
-  const touchFrom = x.n - 5;
+  const touchFrom = x.n - 2 - x.recent;
   const touch = minOf(x.y, touchFrom, x.n - 2);
   for (const s of supportLevels(x, touchFrom)) {
     if (Math.abs(touch - s.level) > LEVEL_TOL * x.a) continue;
@@ -464,28 +473,29 @@ function supportBounce(x: Ctx): boolean {
 function supportBreakout(x: Ctx): boolean {
   for (const s of supportLevels(x, x.n - 2)) {
     if (!(x.c < s.level - BREAK_BEYOND * x.a)) continue;
-    if (minOf(x.y, s.last + 1, x.n - 2) < s.level - 0.35 * x.a) continue;
+    // Held above the level since its last touch until the break, which is recent.
+    if (minOf(x.y, s.last + 1, x.n - 1 - x.recent) < s.level - 0.35 * x.a) continue;
     return true;
   }
   return false;
 }
 
 function supportFalseBreakout(x: Ctx): boolean {
-  for (const s of supportLevels(x, x.n - 4)) {
-    const poke = minOf(x.y, x.n - 5, x.n - 2);
+  for (const s of supportLevels(x, x.n - 1 - x.recent)) {
+    const poke = minOf(x.y, x.n - 2 - x.recent, x.n - 2);
     if (poke > s.level - BREAK_BEYOND * x.a) continue;
-    if (minOf(x.y, s.last + 1, x.n - 6) < s.level - 0.35 * x.a) continue;
+    if (minOf(x.y, s.last + 1, x.n - 3 - x.recent) < s.level - 0.35 * x.a) continue;
     if (x.c >= s.level + 0.2 * x.a) return true;
   }
   return false;
 }
 
 function supportRetest(x: Ctx): boolean {
-  for (const s of supportLevels(x, x.n - 4)) {
+  for (const s of supportLevels(x, x.n - 1 - x.recent)) {
     // Broken: a swing low well below the level after its touches.
     const broke = x.swing.some((p) => !p.high && p.i > s.last && p.y < s.level - 1.5 * x.a);
     if (!broke) continue;
-    const retest = maxOf(x.y, x.n - 5, x.n - 2);
+    const retest = maxOf(x.y, x.n - 2 - x.recent, x.n - 2);
     if (retest < s.level - 0.9 * x.a || retest > s.level + 0.4 * x.a) continue;
     if (x.c <= retest - BOUNCE * x.a && x.c < s.level) return true;
   }
@@ -552,7 +562,13 @@ export interface Prepared {
 export function prepare(bars: Bars): Prepared {
   const y = Array.from(bars.close, (v) => Math.log(v));
   const a = unit(bars);
-  return { plain: context(y, a), mirrored: context(y.map((v) => -v), a) };
+  return {
+    plain: context(y, a),
+    mirrored: context(
+      y.map((v) => -v),
+      a,
+    ),
+  };
 }
 
 /** Whether `pattern` is present in the window, completed at its last bar. */

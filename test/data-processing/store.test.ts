@@ -236,11 +236,12 @@ describe('CandleStore', () => {
     const candlesModule = fileURLToPath(
       new URL('../../src/data-processing/candles.ts', import.meta.url),
     );
-    // The child overwrites 600,000 candles (prices bumped) and reports when the write begins.
+    // The child overwrites 2,000,000 candles (prices bumped; about 1 s of writing, 8x the kill
+    // delay below) and reports when the write begins.
     const script = `
       const { CandleStore } = await import(${JSON.stringify(storeModule)});
       const { allocateCandles } = await import(${JSON.stringify(candlesModule)});
-      const n = 600000, c = allocateCandles('BTC/USDT', '15m', n);
+      const n = 2000000, c = allocateCandles('BTC/USDT', '15m', n);
       for (let i = 0; i < n; i++) { c.openTime[i] = ${T0} + i * ${M15}; c.open[i] = c.close[i] = 7; c.high[i] = 8; c.low[i] = 6; c.volume[i] = 1; }
       const s = await CandleStore.open(${JSON.stringify(storePath)});
       process.stdout.write('writing\\n');
@@ -258,7 +259,7 @@ describe('CandleStore', () => {
     const killed = new Promise<void>((resolve) => {
       child.stdout.on('data', (d: Buffer) => {
         out += d.toString();
-        if (out.includes('writing')) setTimeout(() => child.kill('SIGKILL'), 500);
+        if (out.includes('writing')) setTimeout(() => child.kill('SIGKILL'), 100);
       });
       child.on('exit', () => resolve());
     });
@@ -268,9 +269,9 @@ describe('CandleStore', () => {
     store = await CandleStore.open(storePath);
     const after = await store.checksum();
     const span = await store.span(key);
-    // All-or-nothing: either the 1000 original candles or all 600,000 new ones.
+    // All-or-nothing: either the 1000 original candles or all 2,000,000 new ones.
     if (after === before) expect(span?.rows).toBe(1000);
-    else expect(span?.rows).toBe(600_000);
+    else expect(span?.rows).toBe(2_000_000);
     expect((await store.coverage())[0].duplicates).toBe(0);
   });
 });

@@ -295,26 +295,15 @@ function returnsOf(equity: Float64Array): Float64Array {
   return r;
 }
 
-/** The trade open at the end, reconstructed from the fills (entry of the current side). */
+/** The trade open at the end (from the broker's open round trip; null when flat). */
 function openTradeOf(broker: Broker): BacktestResult['openTrade'] {
-  if (broker.quantity === 0) return null;
-  const sign = Math.sign(broker.quantity);
-  const f = broker.fills;
-  let entry = -1;
-  for (let i = f.length - 1; i >= 0; i--) {
-    const after = f.positionAfter[i];
-    const before = after - f.quantity[i];
-    if (Math.sign(after) === sign && Math.sign(before) !== sign) {
-      entry = i;
-      break;
-    }
-  }
-  if (entry < 0) return null;
+  const t = broker.openTrade();
+  if (t === null) return null;
   return {
-    side: sign,
-    entryTimeMs: f.timeMs[entry],
-    entryPrice: broker.entryPrice,
-    barsHeld: broker.barsInPosition,
+    side: t.side,
+    entryTimeMs: t.entryTimeMs,
+    entryPrice: t.entryPrice,
+    barsHeld: t.barsHeld,
   };
 }
 

@@ -142,6 +142,25 @@ describe('golden values', () => {
     expect(r.openTrade?.entryTimeMs).toBe(c.openTime[20]);
   });
 
+  it('reports the trade still open at the end, with or without the ledger of fills', () => {
+    const c = walkCandles(300, { seed: 2 });
+    for (const recordLedger of [true, false]) {
+      const r = backtestStrategy({
+        policy: buyAndHoldPolicy(),
+        data: smaFeatures(c),
+        broker: { ...feeOnly, recordLedger },
+        closeAtEnd: false,
+        benchmark: false,
+      });
+      expect(r.openTrade).toEqual({
+        side: 1,
+        entryTimeMs: c.openTime[20],
+        entryPrice: c.open[20],
+        barsHeld: r.rows - 1,
+      });
+    }
+  });
+
   it('closing at the end realises one round trip whose pnl is the equity change', () => {
     const c = walkCandles(300, { seed: 2 });
     const r = backtestStrategy({

@@ -401,7 +401,10 @@ export function registerLookAheadCommand(program: Command): void {
       .option('--exchange <id>', 'exchange of the candles (default: config data.exchange)')
       .option('--timeframes <list>', 'timeframes, e.g. 15m,4h,1d (default: config data.timeframes)')
       .option('--mode <mode>', 'higher-timeframe alignment: last-closed | forming')
-      .option('--cuts <n>', 'number of random cut points (default: config features.lookahead.cuts)')
+      .option(
+        '--cuts <n>',
+        'number of cut points: one per higher timeframe at a candle close, the rest random (default: config features.lookahead.cuts)',
+      )
       .option('--repair', 'drop off-grid and exact-duplicate rows of --data-dir files (logged)'),
   ).action(action((opts: LookAheadCliOptions) => runLookAhead(opts)));
 }

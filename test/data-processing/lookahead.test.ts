@@ -125,6 +125,36 @@ describe('checkLookAhead', () => {
     );
   });
 
+  it('catches a 4h or 1d candle read one 15m row early at its default cuts, whatever the seed', () => {
+    // The off-by-one merge bug: the higher candle shows on the row that closes one base bar before
+    // it does. Only a cut on exactly that row sees it, so random cuts alone miss it most of the time.
+    const oneRowEarly =
+      (tf: '4h' | '1d'): LookAheadCompute =>
+      (d) => {
+        const base = d.get('15m')!;
+        const h = d.get(tf)!;
+        const ms = TIMEFRAME_MS[tf];
+        const out = new Float64Array(base.close.length).fill(NaN);
+        let j = 0;
+        for (let i = 0; i < out.length; i++) {
+          while (j < h.openTime.length && h.openTime[j] + ms <= base.openTime[i] + 2 * M15) j++;
+          if (j > 0) out[i] = h.close[j - 1];
+        }
+        return new Map([['15m', matrix([`${tf}_close_early`], closeTimes(base), [out])]]);
+      };
+    for (const tf of ['4h', '1d'] as const) {
+      for (let seed = 0; seed < 6; seed++) {
+        const report = checkLookAhead(data, oneRowEarly(tf), { seed, checks: ['poison-nan'] });
+        expect(report.cutRows).toHaveLength(8);
+        expect(report.leaks.map((l) => l.feature)).toEqual([`${tf}_close_early`]);
+        // The first leaking row is the cut itself: the row closing one bar before the candle.
+        const leak = report.leaks[0];
+        expect(leak.firstLeakRow).toBe(leak.cutRow);
+        expect((leak.cutTime + M15) % TIMEFRAME_MS[tf]).toBe(0);
+      }
+    }
+  });
+
   it('reports a centred moving average with its first leaking row 3 rows before the cut', () => {
     // Row k-4 averages rows k-8..k (all known at the cut k); row k-3 needs row k+1.
     const report = checkLookAhead(data, centredMa, { cuts: 5, seed: 9 });

@@ -54,6 +54,7 @@ import { loadCalibration } from './calibration.js';
 import type { BaseProcessParams } from './base-process.js';
 import {
   isPatternType,
+  MIN_SPAN_BARS,
   PATTERN_TYPES,
   type PatternLabel,
   type PatternType,
@@ -457,7 +458,7 @@ export interface BlendedMarket {
 export interface BlendOptions {
   seed?: number;
   params?: BaseProcessParams;
-  /** Days of each synthetic segment (default 6). */
+  /** Days of each synthetic segment (default 8; a 1d pattern needs about 20). */
   segmentDays?: number;
 }
 
@@ -507,7 +508,7 @@ export function blendSyntheticWithReal(
       field: 'blendRatio',
       reason: `must be in [0, 1), got ${blendRatio}`,
     });
-  const segDays = options.segmentDays ?? 6;
+  const segDays = options.segmentDays ?? 8;
   const n = realData.openTime.length;
   const first = Math.ceil(realData.openTime[0] / DAY_MS) * DAY_MS + 4 * DAY_MS;
   const last = realData.openTime[n - 1] - segDays * DAY_MS;
@@ -545,26 +546,42 @@ export function blendSyntheticWithReal(
     for (let i = cursor; i < a; i++) rescaleRow(cols, i, scale);
     const ctx = lowerBound(cols.openTime, startMs - 3 * DAY_MS);
     const realStd = robustStd(logReturns({ ...realData, ...cols } as Candles, ctx, a));
-    const synthStd = params.returns.sigma15m;
-    const volScale = realStd > 0 ? realStd / synthStd : 1;
     let vSum = 0;
     for (let i = ctx; i < a; i++) vSum += cols.volume[i];
     const realVolume = a > ctx ? vSum / (a - ctx) : 1;
     const req = syntheticData[s % syntheticData.length];
-    const mkt = generateMultiTimeframeData(
-      {
-        patterns: [{ ...req, onsetTimeMs: undefined }],
-        days: segDays,
-        seed: rng.nextU32(),
-        params,
-        startTimeMs: startMs,
-        initialPrice: cols.close[a - 1],
-        volatilityScale: volScale,
-        leadDays: 0.5,
-        maxShiftBars: 2,
-      },
-      ['15m'],
-    );
+    // The pattern must fit the segment after half a day of lead-in: its span shrinks if needed.
+    const barMs = TIMEFRAME_MS[req.primaryTimeframe];
+    const resolution = req.resolutionBars ?? DEFAULT_RESOLUTION_BARS[req.primaryTimeframe] ?? 4;
+    const room = Math.floor(((segDays - 0.5) * DAY_MS) / barMs) - resolution - 8;
+    if (room < MIN_SPAN_BARS)
+      throw new DataValidationError({
+        source: 'blendSyntheticWithReal',
+        field: 'segmentDays',
+        reason: `a ${req.primaryTimeframe} pattern needs more than ${segDays}-day segments`,
+      });
+    const windowBars = defaultConfig().windows[req.primaryTimeframe] ?? 32;
+    const spanBars = Math.min(req.spanBars ?? Math.round(0.8 * windowBars), room);
+    const segmentSeed = rng.nextU32();
+    const generate = (volatilityScale: number): MultiTimeframeData =>
+      generateMultiTimeframeData(
+        {
+          patterns: [{ ...req, onsetTimeMs: undefined, spanBars, resolutionBars: resolution }],
+          days: segDays,
+          seed: segmentSeed,
+          params,
+          startTimeMs: startMs,
+          initialPrice: cols.close[a - 1],
+          volatilityScale,
+          leadDays: 0.5,
+          maxShiftBars: 2,
+        },
+        ['15m'],
+      );
+    // Match the real local volatility: measure the segment's own, then rescale its shocks.
+    const probe = generate(1).frames.get('15m') as Candles;
+    const probeStd = robustStd(logReturns(probe, 0, probe.openTime.length));
+    const mkt = generate(realStd > 0 && probeStd > 0 ? realStd / probeStd : 1);
     const m15 = mkt.frames.get('15m') as Candles;
     let sv = 0;
     for (let i = 0; i < m15.volume.length; i++) sv += m15.volume[i];
@@ -802,7 +819,8 @@ export function seriesMarket(k: number, s: Settings): MultiTimeframeData {
     const barMs = TIMEFRAME_MS[tf];
     const span = drawSpanBars(tf, s.windows, rng);
     const horizon = cfg.horizonBars[tf] ?? DEFAULT_RESOLUTION_BARS[tf];
-    const resolution = Math.max(1, Math.round(horizon * rng.uniform(0.7, 1.3)));
+    // The resolution lands within the horizon, so the forward label sees the move completed.
+    const resolution = Math.max(1, Math.round(horizon * rng.uniform(0.6, 1)));
     const slack = Math.ceil(cfg.visibilityShift * span);
     const gap = slack + 1 + rng.int(slack + 3);
     const onset = Math.ceil((cursor + gap * barMs) / barMs) * barMs;

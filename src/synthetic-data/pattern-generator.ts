@@ -560,7 +560,8 @@ function risingWedge(u: U, compact: boolean): PatternSkeleton {
   const lo0 = u(-0.2, 0.2);
   const loSlope = u(5.5, 6.5);
   const hi0 = lo0 + u(3.4, 3.9);
-  const hiSlope = loSlope - u(2.4, 2.9);
+  // Converging lines; a short wedge converges less, so its last swings still stand out.
+  const hiSlope = loSlope - (compact ? u(1.6, 1.9) : u(2.4, 2.9));
   const lower = (x: number): number => lo0 + loSlope * x;
   const upper = (x: number): number => hi0 + hiSlope * x;
   // Alternate touches of the two converging lines, upper first and last (the final push that
@@ -735,11 +736,11 @@ export const MIN_SPAN_BARS = 12;
 export const REFERENCE_SPAN_BARS = 26;
 
 /**
- * Size factor of a pattern spanning `spanBars` bars: √(S / 26), floored at √(20 / 26) because
- * short patterns have few bars per leg, where one bar's noise weighs more.
+ * Size factor of a pattern spanning `spanBars` bars: √(S / 26), at least 1 because short
+ * patterns have few bars per leg, where one bar's noise weighs more.
  */
 export function spanScale(spanBars: number): number {
-  return Math.sqrt(Math.max(spanBars, 20) / REFERENCE_SPAN_BARS);
+  return Math.sqrt(Math.max(spanBars, REFERENCE_SPAN_BARS) / REFERENCE_SPAN_BARS);
 }
 
 /**

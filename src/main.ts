@@ -11,6 +11,7 @@ import { registerReportCommand } from './cli/report.js';
 import { registerFeaturesCommand, registerLookAheadCommand } from './cli/features.js';
 import { registerTrainCommands } from './cli/train.js';
 import { registerSynthCommands } from './cli/synth.js';
+import { registerDatasetCommands } from './cli/dataset.js';
 
 const program = new Command();
 program
@@ -37,5 +38,6 @@ registerFeaturesCommand(program);
 registerLookAheadCommand(program);
 registerTrainCommands(program);
 registerSynthCommands(program);
+registerDatasetCommands(program);
 
 await program.parseAsync(process.argv);

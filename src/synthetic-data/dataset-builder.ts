@@ -151,7 +151,7 @@ const FORMAT = 'ctm-dataset';
 const VERSION = 1;
 
 // ---------------------------------------------------------------------------------------------
-// Settings
+// DatasetSettings
 
 /** Relative weights of pattern classes (`none` included); missing types weigh 0. */
 export type PatternDistribution = Partial<Record<PatternClass, number>>;
@@ -239,7 +239,7 @@ export interface DatasetManifest {
 }
 
 /** Resolved settings of a build (plain data: they are sent to worker threads). */
-export interface Settings {
+export interface DatasetSettings {
   cfg: Config['dataset'];
   seed: number;
   params: BaseProcessParams;
@@ -294,7 +294,7 @@ export function priceOnlyFeatureSpec(spec: FeatureSpec): FeatureSpec {
 export function resolveDatasetSettings(
   patternDistribution: PatternDistribution,
   options: Omit<BuildDatasetOptions, 'outDir'>,
-): Settings {
+): DatasetSettings {
   const s = resolveSettings(patternDistribution, options);
   s.warmupDays = measureWarmupDays(s);
   return s;
@@ -303,7 +303,7 @@ export function resolveDatasetSettings(
 function resolveSettings(
   patternDistribution: PatternDistribution,
   options: Omit<BuildDatasetOptions, 'outDir'>,
-): Settings {
+): DatasetSettings {
   const config = options.config ?? defaultConfig();
   const cfg = config.dataset;
   const seed = options.seed ?? config.seed;
@@ -383,7 +383,7 @@ function pick<T>(weights: ReadonlyArray<[T, number]>, rng: Rng): T {
 }
 
 /** Days before features are valid for every window (measured once on a probe market). */
-function measureWarmupDays(s: Settings): number {
+function measureWarmupDays(s: DatasetSettings): number {
   const probeDays = 200;
   const probe = generateMultiTimeframeData({
     patterns: [],
@@ -802,7 +802,7 @@ export const SERIES_START_MS = Date.UTC(2024, 0, 1);
  * `generateMultiTimeframeData`. A pure function of the settings and k: the dataset's samples of
  * market k are cut from exactly this market.
  */
-export function seriesMarket(k: number, s: Settings): MultiTimeframeData {
+export function seriesMarket(k: number, s: DatasetSettings): MultiTimeframeData {
   const cfg = s.cfg;
   const rng = new Rng(s.seed).fork(`series-${k}`);
   const days = cfg.seriesDays;
@@ -856,7 +856,7 @@ export function seriesMarket(k: number, s: Settings): MultiTimeframeData {
 }
 
 /** Generates market `k` and cuts its samples (a pure function of the settings and k). */
-export function seriesSamples(k: number, s: Settings): SeriesBlock {
+export function seriesSamples(k: number, s: DatasetSettings): SeriesBlock {
   const cfg = s.cfg;
   const rng = new Rng(s.seed).fork(`samples-${k}`);
   const startMs = SERIES_START_MS;
@@ -973,7 +973,7 @@ export function seriesSamples(k: number, s: Settings): SeriesBlock {
 function realSamples(
   real: Candles,
   count: number,
-  s: Settings,
+  s: DatasetSettings,
   config: Config,
 ): SampleBlock & { ranges: Record<DatasetSplit, { fromMs: number; toMs: number }> } {
   const { candles: m15 } = repairCandles(real);
@@ -1125,7 +1125,7 @@ class SeriesPool {
   private closed = false;
   private broken: unknown = null;
 
-  constructor(size: number, settings: Settings) {
+  constructor(size: number, settings: DatasetSettings) {
     // From the TypeScript sources (tests, tsx) the worker registers tsx's loader first.
     const ts = import.meta.url.endsWith('.ts');
     const file = new URL(ts ? './dataset-worker.ts' : './dataset-worker.js', import.meta.url);
@@ -1385,7 +1385,7 @@ export async function buildSyntheticDataset(
 
 function normalizerFromStats(
   stats: ColumnStats[],
-  s: Settings,
+  s: DatasetSettings,
   names: Record<string, readonly string[]>,
 ): NormalizerJson {
   const timeframes: NormalizerJson['timeframes'] = {};

@@ -3,9 +3,9 @@
 // holds no state between markets.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { seriesSamples, type Settings } from './dataset-builder.js';
+import { seriesSamples, type DatasetSettings } from './dataset-builder.js';
 
-const settings = workerData as Settings;
+const settings = workerData as DatasetSettings;
 const port = parentPort;
 if (port !== null) {
   port.on('message', (msg: { k: number }) => {

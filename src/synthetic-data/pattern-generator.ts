@@ -1396,7 +1396,7 @@ export interface ReversalPatternOptions extends GenerateOptions {
 }
 
 /** Options of `generateSupportResistanceReaction`. */
-export interface SupportResistanceOptions extends GenerateOptions {
+export interface SupportResistanceReactionOptions extends GenerateOptions {
   /** Which level price reacts to (default support). */
   level?: 'support' | 'resistance';
   /** Breakout direction of a symmetric triangle (continuation only). */
@@ -1629,7 +1629,7 @@ export function generateContinuationPattern(
 export function generateSupportResistanceReaction(
   length: number,
   reactionType: 'bounce' | 'breakout' | 'false_breakout' | 'retest',
-  options: SupportResistanceOptions & { strength?: Strength } = {},
+  options: SupportResistanceReactionOptions & { strength?: Strength } = {},
 ): GeneratedPattern {
   const reaction = checkType(
     ['bounce', 'breakout', 'false_breakout', 'retest'] as const,

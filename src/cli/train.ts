@@ -45,7 +45,11 @@ function registerTrainModel(train: Command): void {
     train
       .command('model')
       .description('train the multi-timeframe sequence model (resumable: --resume RUN)')
-      .option('--source <source>', 'real (store or --data-dir) | synthetic (base process)', 'real')
+      .option(
+        '--source <source>',
+        'real (store or --data-dir) | synthetic (base process) | dataset (--data-dir from ctm dataset build)',
+        'real',
+      )
       .option('--symbol <symbol>', 'symbol of a real-data run (default: first of data.symbols)')
       .option(
         '--data-dir <dir>',
@@ -67,8 +71,8 @@ function registerTrainModel(train: Command): void {
   ).action(
     action(async (flags: TrainModelFlags) => {
       const source = flags.source as TrainingSource;
-      if (source !== 'real' && source !== 'synthetic')
-        throw new UsageError(`--source must be real or synthetic, got "${flags.source}"`);
+      if (source !== 'real' && source !== 'synthetic' && source !== 'dataset')
+        throw new UsageError(`--source must be real, synthetic or dataset, got "${flags.source}"`);
       if (flags.resume !== undefined && flags.initFrom !== undefined)
         throw new UsageError('--resume and --init-from exclude each other');
       const trainOverrides: Record<string, number> = {};
@@ -99,7 +103,10 @@ function registerTrainModel(train: Command): void {
       ];
       if (r.test !== null)
         lines.push(
-          `test: accuracy ${pct(r.test.accuracy)}, macro-F1 ${r.test.macroF1.toFixed(3)}, Brier ${r.test.brier.toFixed(3)}`,
+          `test: accuracy ${pct(r.test.accuracy)}, macro-F1 ${r.test.macroF1.toFixed(3)}, Brier ${r.test.brier.toFixed(3)}` +
+            (r.test.pattern === null
+              ? ''
+              : `; pattern accuracy ${pct(r.test.pattern.accuracy)} (${r.test.pattern.count} samples)`),
         );
       lines.push(`model: ${r.modelDir}`);
       process.stdout.write(lines.join('\n') + '\n');

@@ -1,10 +1,12 @@
 // `ctm train model` as a library function: candles from a source (the store, a folder in the
-// ../shared/data layout, or the synthetic base process) -> features -> labelled window datasets ->
-// a new, initialised-from or resumed model -> training with checkpoints in runs/<id>/ -> the saved
-// model, its test metrics and history. A resumed run rebuilds everything from its own run.json, so
+// ../shared/data layout, or the synthetic base process) -> features -> labelled window datasets,
+// or a dataset directory written by `ctm dataset build` (pattern labels included) -> a new,
+// initialised-from or resumed model -> training with checkpoints in runs/<id>/ -> the saved model,
+// its test metrics and history. A resumed run rebuilds everything from its own run.json, so
 // it continues on exactly the data and settings it started with. Never reads the holdout split.
 
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Candles, Timeframe } from '../../data-processing/candles.js';
 import { repairCandles, sliceByTime, validateCandles } from '../../data-processing/candles.js';
@@ -14,6 +16,7 @@ import { loadHistoricalData } from '../../data-processing/data-loader.js';
 import { clipToHoldout, type DateRange } from '../../evaluation/walk-forward.js';
 import { loadCalibration } from '../../synthetic-data/calibration.js';
 import { generateBaseMarket } from '../../synthetic-data/base-process.js';
+import { DiskDataset } from '../../synthetic-data/dataset-builder.js';
 import { CheckpointError, DataValidationError, UsageError } from '../../errors.js';
 import { rangeMs, type Config } from '../../utils/config.js';
 import { logger as rootLogger } from '../../utils/logger.js';
@@ -25,18 +28,19 @@ import {
   type Run,
 } from '../../utils/runs.js';
 import { initTensorflow } from './kernels.js';
-import { MultiTimeframeModel, modelConfigFromSection } from './model.js';
+import { MultiTimeframeModel, modelConfigFromSection, type ModelInputSpec } from './model.js';
 import {
   createWindowDatasets,
   evaluateTimeSeriesModel,
   trainOptionsFromSection,
   trainTimeSeriesModel,
   type EvaluationResult,
+  type SequenceDataset,
   type WindowDatasets,
 } from './trainer.js';
 
 /** Where the candles of a training run come from. */
-export type TrainingSource = 'real' | 'synthetic';
+export type TrainingSource = 'real' | 'synthetic' | 'dataset';
 
 /** Options of `runModelTraining`. */
 export interface ModelTrainingOptions {
@@ -45,7 +49,10 @@ export interface ModelTrainingOptions {
   source?: TrainingSource;
   /** Symbol of a real-data run (default: the first of `data.symbols`). */
   symbol?: string;
-  /** Read real candles from this folder (`<exchange>-<BASEQUOTE>-<tf>.csv[.gz]`) instead of the store. */
+  /**
+   * Source `real`: read candles from this folder (`<exchange>-<BASEQUOTE>-<tf>.csv[.gz]`) instead
+   * of the store. Source `dataset`: the dataset directory (`ctm dataset build --out DIR`).
+   */
   dataDir?: string;
   /** Start from the weights of this run's model (fine-tuning; the normaliser is refitted). */
   initFrom?: string;
@@ -73,7 +80,7 @@ export interface TrainingRunSource {
   source: TrainingSource;
   /** Symbol of a real-data run. */
   symbol: string;
-  /** Folder of candle files, or null for the store. */
+  /** Folder of candle files (null: the store), or the dataset directory of source `dataset`. */
   dataDir: string | null;
   /** Run whose model initialises the weights, or null. */
   initFrom: string | null;
@@ -214,11 +221,56 @@ function fingerprintOf(symbol: string, candles: Map<Timeframe, Candles>): DataFi
   return { symbols: [symbol], timeframes: [...candles.keys()], ranges, hash: hashColumns(cols) };
 }
 
-/** Builds the labelled datasets of a run from its config and source. */
+/** The labelled splits a run trains on. */
+export interface TrainingDatasets {
+  spec: ModelInputSpec;
+  train: SequenceDataset;
+  validation: SequenceDataset;
+  test: SequenceDataset | null;
+  /** Pattern classes of the pattern head (empty without pattern labels). */
+  patternClasses: readonly string[];
+  /** Flat band of the direction labels (log return), when the run cut the labels itself. */
+  threshold: number | null;
+  data: DataFingerprint;
+}
+
+async function openBuiltDataset(dir: string): Promise<TrainingDatasets> {
+  const [train, validation, test] = await Promise.all([
+    DiskDataset.open(dir, 'train'),
+    DiskDataset.open(dir, 'validation'),
+    DiskDataset.open(dir, 'test'),
+  ]);
+  const m = train.manifest;
+  return {
+    spec: m.spec,
+    train,
+    validation,
+    test: test.size > 0 ? test : null,
+    patternClasses: m.patternClasses,
+    threshold: null,
+    data: {
+      symbols: ['synthetic'],
+      timeframes: [...m.spec.timeframes],
+      ranges: {},
+      hash: createHash('sha256')
+        .update(readFileSync(join(dir, 'manifest.json')))
+        .digest('hex'),
+    },
+  };
+}
+
+/** Builds (or opens) the labelled datasets of a run from its config and source. */
 export async function buildTrainingDatasets(
   config: Config,
   extra: TrainingRunSource,
-): Promise<{ datasets: WindowDatasets; data: DataFingerprint }> {
+): Promise<TrainingDatasets> {
+  if (extra.source === 'dataset') {
+    if (extra.dataDir === null)
+      throw new UsageError('source dataset needs the dataset directory', {
+        hint: 'ctm train model --source dataset --data-dir DIR (from ctm dataset build --out DIR)',
+      });
+    return openBuiltDataset(extra.dataDir);
+  }
   const { candles, ranges } = await loadCandles(config, extra);
   const windows: Partial<Record<Timeframe, number>> = {};
   for (const tf of config.data.timeframes) {
@@ -228,7 +280,7 @@ export async function buildTrainingDatasets(
   }
   const features = buildFeatures(candles, { spec: config.features, windows });
   const m = config.model;
-  const datasets = createWindowDatasets(features, {
+  const ds: WindowDatasets = createWindowDatasets(features, {
     windows,
     horizon: m.labels.horizon,
     threshold:
@@ -241,7 +293,15 @@ export async function buildTrainingDatasets(
     normalizerMethod: config.features.normalize.method,
     normalizerClip: config.features.normalize.clip,
   });
-  return { datasets, data: fingerprintOf(extra.symbol, candles) };
+  return {
+    spec: ds.spec,
+    train: ds.train,
+    validation: ds.validation,
+    test: ds.test,
+    patternClasses: [],
+    threshold: ds.threshold,
+    data: fingerprintOf(extra.symbol, candles),
+  };
 }
 
 /**
@@ -287,8 +347,8 @@ export async function runModelTraining(
     { run: run.id, backend: tfInfo.backend, source: extra.source, symbol: extra.symbol },
     'train model',
   );
-  const { datasets, data } = await buildTrainingDatasets(config, extra);
-  run.update({ data, featureSpec: datasets.spec });
+  const datasets = await buildTrainingDatasets(config, extra);
+  run.update({ data: datasets.data, featureSpec: datasets.spec });
   log.info(
     {
       train: datasets.train.size,
@@ -304,7 +364,7 @@ export async function runModelTraining(
     model = MultiTimeframeModel.load(from.path('model'), datasets.spec);
   } else {
     model = MultiTimeframeModel.create(
-      modelConfigFromSection(config.model, datasets.spec),
+      modelConfigFromSection(config.model, datasets.spec, datasets.patternClasses),
       config.seed,
     );
   }

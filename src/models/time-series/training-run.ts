@@ -265,10 +265,7 @@ export async function buildTrainingDatasets(
   extra: TrainingRunSource,
 ): Promise<TrainingDatasets> {
   if (extra.source === 'dataset') {
-    if (extra.dataDir === null)
-      throw new UsageError('source dataset needs the dataset directory', {
-        hint: 'ctm train model --source dataset --data-dir DIR (from ctm dataset build --out DIR)',
-      });
+    if (extra.dataDir === null) throw new UsageError('source dataset needs the dataset directory');
     return openBuiltDataset(extra.dataDir);
   }
   const { candles, ranges } = await loadCandles(config, extra);
@@ -339,6 +336,10 @@ export async function runModelTraining(
       dataDir: options.dataDir ?? null,
       initFrom: options.initFrom ?? null,
     };
+    if (extra.source === 'dataset' && extra.dataDir === null)
+      throw new UsageError('source dataset needs the dataset directory', {
+        hint: 'ctm train model --source dataset --data-dir DIR (from ctm dataset build --out DIR)',
+      });
     run = createRun({ kind: 'train-model', config, commandLine: options.commandLine });
     run.update({ extra: { ...extra } });
   }

@@ -53,7 +53,7 @@ function registerTrainModel(train: Command): void {
       .option('--symbol <symbol>', 'symbol of a real-data run (default: first of data.symbols)')
       .option(
         '--data-dir <dir>',
-        'read candles from a folder like ../shared/data instead of the store',
+        'real: candle files in the ../shared/data layout instead of the store; dataset: the dataset directory',
       )
       .option(
         '--init-from <run>',

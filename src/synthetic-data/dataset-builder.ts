@@ -1388,6 +1388,11 @@ function normalizerFromStats(
   s: DatasetSettings,
   names: Record<string, readonly string[]>,
 ): NormalizerJson {
+  // The training share of every market's usable span (all markets share one calendar).
+  const f = s.cfg.splits;
+  const fromMs = SERIES_START_MS + s.warmupDays * DAY_MS;
+  const span = s.cfg.seriesDays * DAY_MS - s.warmupDays * DAY_MS;
+  const toMs = fromMs + (span * f.train) / (f.train + f.validation + f.test);
   const timeframes: NormalizerJson['timeframes'] = {};
   s.timeframes.forEach((tf, j) => {
     const st = stats[j];
@@ -1408,10 +1413,10 @@ function normalizerFromStats(
     method: 'zscore',
     clip: null,
     fit: {
-      fromMs: NaN,
-      toMs: NaN,
-      from: 'training split of the dataset',
-      to: 'training split of the dataset',
+      fromMs,
+      toMs,
+      from: new Date(fromMs).toISOString(),
+      to: new Date(toMs).toISOString(),
     },
     featureSpec: s.featureSpec,
     timeframes,

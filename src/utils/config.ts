@@ -477,14 +477,22 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const defaults = readYamlFile(defaultsFile);
   if (!isPlainObject(defaults))
     throw new ConfigError('', 'defaults must be a mapping', { file: defaultsFile });
+  // Each stage is validated on its own so an error names where the bad value came from.
   let merged: Plain = defaults;
-  if (options.file !== undefined)
+  let config = validateConfig(merged, defaultsFile);
+  if (options.file !== undefined) {
     merged = mergeInto(merged, readYamlFile(options.file), [], options.file, OPEN_RECORDS);
-  for (const assignment of options.set ?? [])
+    config = validateConfig(merged, options.file);
+  }
+  for (const assignment of options.set ?? []) {
     merged = mergeInto(merged, overrideToObject(assignment), [], '--set', OPEN_RECORDS);
-  for (const o of options.overrides ?? [])
+    config = validateConfig(merged, `--set ${assignment}`);
+  }
+  for (const o of options.overrides ?? []) {
     merged = mergeInto(merged, o, [], 'command line', OPEN_RECORDS);
-  return validateConfig(merged, options.file ?? defaultsFile);
+    config = validateConfig(merged, 'command line');
+  }
+  return config;
 }
 
 /**

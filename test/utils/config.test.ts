@@ -78,3 +78,12 @@ describe('config', () => {
     });
   });
 });
+
+describe('config error sources', () => {
+  it('names the --set assignment that brought a bad value, not the defaults file', () => {
+    const err = configErrorOf(() => loadConfig({ set: ['seed=-3'] }));
+    expect(err.keyPath).toBe('seed');
+    expect(err.message).toContain('--set seed=-3');
+    expect(err.message).not.toContain('default.yaml');
+  });
+});

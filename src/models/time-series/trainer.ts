@@ -228,23 +228,44 @@ export class WindowDataset implements SequenceDataset {
 }
 
 /**
- * A view of a dataset restricted to some of its timeframes (for single-timeframe ablations): same
- * samples, order and labels; batches carry only the chosen windows.
- * @throws {RangeError} when a timeframe is not in the dataset.
+ * A view of a dataset restricted to some of its timeframes and, optionally, columns (for
+ * single-timeframe ablations): same samples, order and labels; batches carry only the chosen
+ * windows and columns.
+ * @param keepColumn which feature columns of a timeframe to keep (default: all).
+ * @throws {RangeError} when a timeframe is not in the dataset or no column of one is kept.
  */
 export function timeframeSubset(
   data: SequenceDataset,
   timeframes: readonly Timeframe[],
+  keepColumn: (tf: Timeframe, name: string) => boolean = () => true,
 ): SequenceDataset {
-  const pick = timeframes.map((t) => {
+  const parts = timeframes.map((t) => {
     const j = data.spec.timeframes.indexOf(t);
     if (j < 0) throw new RangeError(`dataset has no timeframe ${t}`);
-    return j;
+    const names = data.spec.features[t] ?? [];
+    const cols = names.map((n, c) => (keepColumn(t, n) ? c : -1)).filter((c) => c >= 0);
+    if (cols.length === 0) throw new RangeError(`no column of ${t} is kept`);
+    return {
+      j,
+      steps: data.spec.windows[t]!,
+      width: names.length,
+      cols: cols.length === names.length ? null : Int32Array.from(cols),
+      names: cols.map((c) => names[c]),
+    };
   });
   const spec: ModelInputSpec = {
     timeframes: [...timeframes],
     windows: Object.fromEntries(timeframes.map((t) => [t, data.spec.windows[t]])),
-    features: Object.fromEntries(timeframes.map((t) => [t, data.spec.features[t]])),
+    features: Object.fromEntries(timeframes.map((t, k) => [t, parts[k].names])),
+  };
+  const select = (w: Float32Array, p: (typeof parts)[number], B: number): Float32Array => {
+    if (p.cols === null) return w;
+    const cols = p.cols;
+    const rows = B * p.steps;
+    const out = new Float32Array(rows * cols.length);
+    for (let r = 0; r < rows; r++)
+      for (let c = 0; c < cols.length; c++) out[r * cols.length + c] = w[r * p.width + cols[c]];
+    return out;
   };
   return {
     spec,
@@ -256,7 +277,7 @@ export function timeframeSubset(
     numBatches: (batchSize, dropLast) => data.numBatches(batchSize, dropLast),
     async *batches(options) {
       for await (const b of data.batches(options))
-        yield { ...b, windows: pick.map((j) => b.windows[j]) };
+        yield { ...b, windows: parts.map((p) => select(b.windows[p.j], p, b.size)) };
     },
   };
 }

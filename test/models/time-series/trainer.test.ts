@@ -26,6 +26,7 @@ import {
   directionOf,
   evaluateTimeSeriesModel,
   sampleOrder,
+  timeframeSubset,
   trainTimeSeriesModel,
   type SequenceBatch,
   type WindowDatasetOptions,
@@ -198,6 +199,26 @@ describe('batches', () => {
       expect(b.direction).toEqual(all[k + 3].direction);
     });
     expect(all.reduce((s, b) => s + b.size, 0)).toBe(ds.size);
+  });
+
+  it('restrict to chosen timeframes and columns without changing samples or labels', async () => {
+    const f = fixtureFeatures({ seed: 2, bars: 16 * 40 });
+    const ds = createWindowDatasets(f, splitOptions(f, 4, 0)).validation;
+    const sub = timeframeSubset(ds, ['4h'], (tf, name) => name !== 'f1');
+    expect(sub.spec.timeframes).toEqual(['4h']);
+    expect(sub.spec.features['4h']).toEqual(['ret', 'f2']);
+    expect(sub.directionLabels()).toEqual(ds.directionLabels());
+    const full = (await ds.batches({ batchSize: 5, shuffleSeed: 1 }).next()).value as SequenceBatch;
+    const part = (await sub.batches({ batchSize: 5, shuffleSeed: 1 }).next())
+      .value as SequenceBatch;
+    expect(part.indices).toEqual(full.indices);
+    expect(part.windows.length).toBe(1);
+    const w = full.windows[1]; // 4h: [5, 4 bars, 3 columns]
+    for (let r = 0; r < 5 * 4; r++) {
+      expect(part.windows[0][r * 2]).toBe(w[r * 3]);
+      expect(part.windows[0][r * 2 + 1]).toBe(w[r * 3 + 2]);
+    }
+    expect(() => timeframeSubset(ds, ['1d'])).toThrow(/no timeframe 1d/);
   });
 
   it('hold the windows copyWindow cuts at each sample row', async () => {

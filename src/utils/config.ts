@@ -238,6 +238,7 @@ export const configSchema = z.strictObject({
       plateauPatience: positiveInt,
       earlyStoppingPatience: z.number().int().nonnegative(),
       minDelta: z.number().min(0),
+      monitor: z.enum(['loss', 'directionLoss', 'accuracy']),
       checkpointEverySteps: positiveInt,
       logEverySteps: z.number().int().nonnegative(),
       maxStepsPerEpoch: positiveInt.nullable(),

@@ -509,6 +509,8 @@ export class DirectionMetricsAccumulator {
 export interface EvaluationResult extends DirectionMetrics {
   /** Mean weighted total loss (the training objective). */
   loss: number;
+  /** Mean (class-weighted) cross-entropy of the direction head alone. */
+  directionLoss: number;
   /** Correlation of predicted and realised forward returns. */
   returnCorrelation: number;
   /** Pattern accuracy overall and per class (samples with a known pattern only). */
@@ -547,6 +549,7 @@ export async function evaluateTimeSeriesModel(
   const patCount = new Float64Array(P);
   const probsAll = options.keepPredictions === true ? new Float32Array(data.size * 3) : null;
   let lossSum = 0;
+  let dirLossSum = 0;
   let n = 0;
   let sx = 0;
   let sy = 0;
@@ -563,6 +566,7 @@ export async function evaluateTimeSeriesModel(
     const out = model.forward(xs, null);
     const l = model.lossFrom(out, targets, options.classWeights ?? null);
     lossSum += l.total.dataSync()[0] * batch.size;
+    dirLossSum += l.direction.dataSync()[0] * batch.size;
     tf.dispose([l.total, l.direction, l.forwardReturn, l.pattern ?? []].flat());
     const p = model.predictionFrom(out);
     disposeOutputs(out);
@@ -602,6 +606,7 @@ export async function evaluateTimeSeriesModel(
   return {
     ...acc.result(),
     loss: lossSum / Math.max(n, 1),
+    directionLoss: dirLossSum / Math.max(n, 1),
     returnCorrelation: vx > 0 && vy > 0 ? cov / Math.sqrt(vx * vy) : 0,
     pattern:
       P === 0 || totalPat === 0
@@ -757,6 +762,11 @@ export interface TrainOptions {
   schedule?: LearningRateSchedule;
   /** Stop after `patience` epochs without a validation-loss improvement of `minDelta`. */
   earlyStopping?: { patience: number; minDelta: number } | null;
+  /**
+   * Validation figure that picks the best epoch and drives early stopping and the plateau
+   * schedule: `loss` (total, default), `directionLoss` (direction head only) or `accuracy`.
+   */
+  monitor?: TrainMonitor;
   /** Restore the weights of the best validation epoch at the end. Default true. */
   restoreBestWeights?: boolean;
   /** Checkpoint directory and interval (optimizer steps); also written at every epoch end. */
@@ -778,6 +788,9 @@ export interface TrainOptions {
   logger?: Logger;
 }
 
+/** Validation figure monitored by early stopping, best-weights restore and the plateau schedule. */
+export type TrainMonitor = 'loss' | 'directionLoss' | 'accuracy';
+
 /** Metrics of one epoch. */
 export interface EpochMetrics {
   epoch: number;
@@ -787,6 +800,7 @@ export interface EpochMetrics {
   trainLoss: number;
   trainAccuracy: number;
   valLoss: number;
+  valDirectionLoss: number;
   valAccuracy: number;
   valMacroF1: number;
   valBrier: number;
@@ -801,6 +815,7 @@ export interface TrainResult {
   model: MultiTimeframeModel;
   history: EpochMetrics[];
   bestEpoch: number;
+  /** Validation loss of the best epoch (the epoch the monitored figure chose). */
   bestValLoss: number;
   stoppedEarly: boolean;
   steps: number;
@@ -815,7 +830,8 @@ interface TrainState {
   learningRate: number;
   plateauBest: number;
   plateauBad: number;
-  bestValLoss: number;
+  /** Best monitored validation figure so far (lower is better). */
+  bestMonitored: number;
   bestEpoch: number;
   badEpochs: number;
   stoppedEarly: boolean;
@@ -887,6 +903,7 @@ export function trainOptionsFromSection(
       section.earlyStoppingPatience > 0
         ? { patience: section.earlyStoppingPatience, minDelta: section.minDelta }
         : null,
+    monitor: section.monitor,
     logEverySteps: section.logEverySteps,
     ...(section.maxStepsPerEpoch === null ? {} : { maxStepsPerEpoch: section.maxStepsPerEpoch }),
   };
@@ -1102,7 +1119,7 @@ export async function trainTimeSeriesModel(
     learningRate: options.learningRate,
     plateauBest: Infinity,
     plateauBad: 0,
-    bestValLoss: Infinity,
+    bestMonitored: Infinity,
     bestEpoch: -1,
     badEpochs: 0,
     stoppedEarly: false,
@@ -1152,6 +1169,7 @@ export async function trainTimeSeriesModel(
   };
   const logEvery = options.logEverySteps ?? 50;
   const restoreBest = options.restoreBestWeights ?? true;
+  const monitor: TrainMonitor = options.monitor ?? 'loss';
 
   while (state.epoch < options.epochs && !state.stoppedEarly) {
     const epoch = state.epoch;
@@ -1241,6 +1259,7 @@ export async function trainTimeSeriesModel(
       trainLoss: state.epochLossSum / Math.max(state.epochCount, 1),
       trainAccuracy: state.epochCorrect / Math.max(state.epochCount, 1),
       valLoss: val.loss,
+      valDirectionLoss: val.directionLoss,
       valAccuracy: val.accuracy,
       valMacroF1: val.macroF1,
       valBrier: val.brier,
@@ -1250,8 +1269,15 @@ export async function trainTimeSeriesModel(
     };
     state.history.push(metrics);
     const minDelta = options.earlyStopping?.minDelta ?? 0;
-    if (val.loss < state.bestValLoss - minDelta) {
-      state.bestValLoss = val.loss;
+    // The monitored figure, lower is better.
+    const monitored =
+      monitor === 'accuracy'
+        ? -val.accuracy
+        : monitor === 'directionLoss'
+          ? val.directionLoss
+          : val.loss;
+    if (monitored < state.bestMonitored - minDelta) {
+      state.bestMonitored = monitored;
       state.bestEpoch = epoch;
       state.badEpochs = 0;
       if (restoreBest) best = model.getWeights();
@@ -1261,8 +1287,8 @@ export async function trainTimeSeriesModel(
         state.stoppedEarly = true;
     }
     if (schedule.type === 'plateau') {
-      if (val.loss < state.plateauBest - minDelta) {
-        state.plateauBest = val.loss;
+      if (monitored < state.plateauBest - minDelta) {
+        state.plateauBest = monitored;
         state.plateauBad = 0;
       } else if (++state.plateauBad >= schedule.patience) {
         state.learningRate = Math.max(
@@ -1305,7 +1331,7 @@ export async function trainTimeSeriesModel(
     model,
     history: state.history,
     bestEpoch: state.bestEpoch,
-    bestValLoss: state.bestValLoss,
+    bestValLoss: state.bestEpoch >= 0 ? state.history[state.bestEpoch].valLoss : Infinity,
     stoppedEarly: state.stoppedEarly,
     steps: state.globalStep,
     resumedFromStep,

@@ -369,6 +369,35 @@ describe('trainTimeSeriesModel', () => {
     model.dispose();
   });
 
+  it('picks the best epoch by the monitored validation figure', async () => {
+    const noise = fixtureFeatures({ seed: 9, bars: 16 * 120 });
+    const d = createWindowDatasets(noise, splitOptions(noise, 4, 0));
+    for (const monitor of ['accuracy', 'directionLoss'] as const) {
+      const model = MultiTimeframeModel.create(
+        modelConfig(d.spec, { dropout: 0, hiddenDims: 16 }),
+        2,
+      );
+      const perEpoch: Map<string, Float32Array>[] = [];
+      const r = await trainTimeSeriesModel(model, d.train, d.validation, {
+        epochs: 4,
+        batchSize: 16,
+        learningRate: 1e-2,
+        seed: 3,
+        monitor,
+        progress: false,
+        onEpochEnd: () => perEpoch.push(model.getWeights()),
+      });
+      const figure = r.history.map((h) =>
+        monitor === 'accuracy' ? -h.valAccuracy : h.valDirectionLoss,
+      );
+      expect(r.bestEpoch).toBe(figure.indexOf(Math.min(...figure)));
+      expect(r.bestValLoss).toBe(r.history[r.bestEpoch].valLoss);
+      for (const [name, w] of perEpoch[r.bestEpoch])
+        expect(model.getWeights().get(name), name).toEqual(w);
+      model.dispose();
+    }
+  });
+
   it('follows its learning-rate schedules: reduce-on-plateau and cosine with warm-up', async () => {
     const noise = fixtureFeatures({ seed: 9, bars: 16 * 120 });
     const d = createWindowDatasets(noise, splitOptions(noise, 4, 0));

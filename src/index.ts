@@ -46,3 +46,4 @@ export * from './models/reinforcement/trading-env.js';
 export * from './models/reinforcement/vec-env.js';
 export * from './models/reinforcement/env-checker.js';
 export * from './synthetic-data/realism.js';
+export * from './pipeline.js';

@@ -1,17 +1,39 @@
-// `ctm run`: the default pipeline behind `npm start`.
+// `ctm run`: the default pipeline behind `npm start` (see src/pipeline.ts).
 
 import type { Command } from 'commander';
+import { runDefaultPipeline } from '../pipeline.js';
 import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
+
+interface RunOptions extends CommonOptions {
+  policies?: string;
+}
 
 /** Registers `ctm run`. */
 export function registerRunCommand(program: Command): void {
   withCommonOptions(
-    program.command('run').description('run the default pipeline (what `npm start` does)'),
+    program
+      .command('run')
+      .description(
+        'the default pipeline (what `npm start` does): data from the store, or a seeded synthetic market when the store lacks the symbol; look-ahead check; baseline backtests with reports',
+      )
+      .option(
+        '--policies <list>',
+        'comma-separated policies to backtest',
+        'buy-hold,sma-cross,random,flat',
+      ),
   ).action(
-    action((opts: CommonOptions) => {
-      resolveConfig(opts);
+    action(async (opts: RunOptions) => {
+      const config = resolveConfig(opts);
+      const result = await runDefaultPipeline({
+        config,
+        policies: (opts.policies ?? '')
+          .split(',')
+          .map((p) => p.trim())
+          .filter((p) => p !== ''),
+        onLine: (line) => process.stdout.write(line + '\n'),
+      });
       process.stdout.write(
-        'nothing to run yet: the pipeline lands with its issue; see `ctm --help` for the commands available now\n',
+        `pipeline run ${result.runDir}\nopen a report.html above in a browser; see README.md for the commands behind each step\n`,
       );
     }),
   );

@@ -164,13 +164,16 @@ async function fitAndTest(
     batchSize: s.batch,
     learningRate: s.learningRate,
     seed,
-    // Accuracy is the figure compared: no class re-weighting (the rare flat action would dominate).
+    // Direction accuracy is the figure compared: no class re-weighting (the rare flat action would
+    // dominate), and the best epoch is chosen on the direction head's validation loss (the pattern
+    // and return heads are auxiliary tasks).
     classWeights: 'none',
+    monitor: 'directionLoss',
     schedule: { type: 'cosine', warmupSteps: 100, minLearningRate: s.learningRate / 20 },
     earlyStopping: { patience: 3, minDelta: 1e-4 },
     progress: false,
   });
-  const r = await evaluateTimeSeriesModel(model, test, { batchSize: 512 });
+  const r = await evaluateTimeSeriesModel(model, test, { batchSize: 512, keepPredictions: true });
   model.dispose();
   return r;
 }
@@ -246,7 +249,7 @@ async function logisticTest(
   test: SequenceDataset,
   s: Scale,
   seed: number,
-): Promise<DirectionMetrics> {
+): Promise<DirectionMetrics & { probabilities: Float32Array }> {
   const lr = new LogisticRegression(train, seed);
   const cw = Float32Array.of(1, 1, 1); // unweighted, as the sequence models
   const opt = new Adam([lr.w, lr.b], { weightDecay: 1e-2 });
@@ -295,7 +298,7 @@ async function logisticTest(
   const acc = new DirectionMetricsAccumulator();
   acc.add(probs, labels);
   tf.dispose([lr.w, lr.b]);
-  return acc.result();
+  return { ...acc.result(), probabilities: probs };
 }
 
 /** Majority-class baseline: predicts the training class frequencies. */
@@ -334,6 +337,25 @@ interface PatternResult {
   patternAccuracy: number[];
   /** Per pattern type over all seeds (full model): correct and total test samples. */
   perType: Map<string, { correct: number; count: number }>;
+  /** Per variant (row order), per primary-timeframe code: test accuracy per seed. */
+  byPrimary: Map<string, number[]>[];
+}
+
+/** Direction accuracy per primary-timeframe code of the samples (`none`, `15m`, `4h`, `1d`). */
+function accuracyByPrimary(probs: Float32Array, test: DiskDataset): Map<string, number> {
+  const codes = test.manifest.timeframeCodes;
+  const tfCol = test.column('timeframe');
+  const labels = test.directionLabels();
+  const correct = new Float64Array(codes.length);
+  const count = new Float64Array(codes.length);
+  for (let i = 0; i < labels.length; i++) {
+    let best = 0;
+    for (let k = 1; k < 3; k++) if (probs[i * 3 + k] > probs[i * 3 + best]) best = k;
+    const c = tfCol[i];
+    count[c]++;
+    if (best === labels[i]) correct[c]++;
+  }
+  return new Map(codes.map((code, c) => [code, count[c] > 0 ? correct[c] / count[c] : NaN]));
 }
 
 /**
@@ -361,6 +383,14 @@ async function patternExperiment(s: Scale): Promise<PatternResult> {
     sizes: { train: 0, validation: 0, test: 0 },
     patternAccuracy: [],
     perType: new Map(),
+    byPrimary: rows.map(() => new Map()),
+  };
+  const addPrimary = (k: number, probs: Float32Array, test: DiskDataset): void => {
+    for (const [code, a] of accuracyByPrimary(probs, test)) {
+      const list = result.byPrimary[k].get(code) ?? [];
+      list.push(a);
+      result.byPrimary[k].set(code, list);
+    }
   };
   for (const seed of s.seeds) {
     const dir = mkdtempSync(join(tmpdir(), 'ctm-seqexp-'));
@@ -383,6 +413,7 @@ async function patternExperiment(s: Scale): Promise<PatternResult> {
         const r = await fitAndTest(sub(train), sub(validation), sub(test), s, seed);
         rows[k].acc.push(r.accuracy);
         rows[k].f1.push(r.macroF1);
+        addPrimary(k, r.probabilities!, test);
         if (k === 0 && r.pattern !== null) {
           result.patternAccuracy.push(r.pattern.accuracy);
           for (const [name, c] of Object.entries(r.pattern.perClass)) {
@@ -397,6 +428,7 @@ async function patternExperiment(s: Scale): Promise<PatternResult> {
       const lr = await logisticTest(train, validation, test, s, seed);
       rows[5].acc.push(lr.accuracy);
       rows[5].f1.push(lr.macroF1);
+      addPrimary(5, lr.probabilities, test);
       result.majority.push(majorityTest(train, test).accuracy);
       log.info({ seed, variant: rows[5].name, accuracy: lr.accuracy }, 'pattern data');
     } finally {
@@ -539,6 +571,19 @@ function patternMarkdown(r: PatternResult): string {
       `- full model − ${name}: ${pct(m)} ± ${pct(se)} pp (paired over seeds): ${ok ? 'above by ≥ 2 pp and beyond 2 SE' : 'NOT above by ≥ 2 pp beyond 2 SE'}.`,
     );
   }
+  const codes = [...r.byPrimary[0].keys()];
+  lines.push(
+    '',
+    "Direction accuracy (%) by the primary timeframe of the sample's pattern (`none` = no pattern completes), mean over seeds:",
+    '',
+    `| variant | ${codes.join(' | ')} |`,
+    `|---|${codes.map(() => '---:').join('|')}|`,
+  );
+  r.rows.forEach((row, k) =>
+    lines.push(
+      `| ${row.name} | ${codes.map((c) => pct(mean(r.byPrimary[k].get(c) ?? []))).join(' | ')} |`,
+    ),
+  );
   lines.push(
     '',
     `Pattern-type accuracy of the full model's pattern head (test samples of all seeds pooled; overall ${pm(r.patternAccuracy)} per seed):`,

@@ -9,15 +9,22 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { generateBaseMarket } from '../src/synthetic-data/base-process.js';
+import { sliceByTime } from '../src/data-processing/candles.js';
 import { loadCalibration } from '../src/synthetic-data/calibration.js';
 import {
+  discriminativeScore,
+  marketStateAt,
+  marketWindows,
+  poolWindows,
   readMarkets,
+  toGrid,
   realismReportHtml,
   realismReportMarkdown,
   realismTableMarkdown,
   runRealism,
   scoresMarkdown,
   type LabelledMarket,
+  type NamedScore,
   type RealismReport,
 } from '../src/synthetic-data/realism.js';
 import { defaultConfig } from '../src/utils/config.js';
@@ -48,23 +55,44 @@ const run = createRun({
   commandLine: ['experiments/realism.ts'],
 });
 
+const DAY_MS = 86_400_000;
+/** Days each synthetic path runs before the year whose windows are scored (their 4h/1d context). */
+const LEAD_DAYS = 40;
 const reports: { calibration: string; report: RealismReport }[] = [];
+const starts: { calibration: string; price: number; volatility15m: number; startMs: number }[] = [];
+/** The last calibration year: the in-sample check scores the synthetic data against it. */
+const IN_SAMPLE_YEAR = 2021;
+const inSample: { calibration: string; scores: NamedScore[] }[] = [];
 for (const name of ['btc', 'eth']) {
   const params = loadCalibration(name);
   const scoring = bySymbol.get(name.toUpperCase()) as LabelledMarket;
-  // Independent synthetic years, each with 40 days before it for the windows' 1d context.
+  // Independent synthetic years, each with LEAD_DAYS before it for the windows' 1d context. With
+  // conditionOnStart they start where the real market stood LEAD_DAYS before the score year (its
+  // last close and trailing realised volatility: information available then), on the same
+  // calendar; else at the calibration's reference price with a stationary volatility draw.
+  const startMs = Date.UTC(r.scoreYear, 0, 1) - LEAD_DAYS * DAY_MS;
+  const state = marketStateAt(scoring.market.m15, startMs, r.trailingDays);
+  const generate = (conditioned: boolean, k: number): LabelledMarket => ({
+    label: `${name} seed ${1000 + k}`,
+    market: generateBaseMarket(
+      params,
+      conditioned
+        ? {
+            seed: 1000 + k,
+            days: 365 + LEAD_DAYS,
+            startTimeMs: startMs,
+            initialPrice: state.price,
+            initialVolatility15m: state.volatility15m,
+          }
+        : { seed: 1000 + k, days: 365 + LEAD_DAYS, startTimeMs: Date.UTC(2024, 0, 1) },
+    ),
+  });
   const synthetic: LabelledMarket[] = [];
   for (let k = 0; k < r.syntheticYears; k++) {
     log(`${name}: generating synthetic year ${k + 1}/${r.syntheticYears}`);
-    synthetic.push({
-      label: `${name} seed ${1000 + k}`,
-      market: generateBaseMarket(params, {
-        seed: 1000 + k,
-        days: 365 + 40,
-        startTimeMs: Date.UTC(2024, 0, 1),
-      }),
-    });
+    synthetic.push(generate(r.conditionOnStart, k));
   }
+  starts.push({ calibration: name, ...state, startMs });
   const report = runRealism(
     real,
     synthetic,
@@ -88,6 +116,50 @@ for (const name of ['btc', 'eth']) {
     },
     `Realism of the ${name.toUpperCase()} calibration`,
   );
+  // The same calibration with the other start, scored the same way, for transparency; and an
+  // in-sample check against the last calibration year (real windows the fit has seen), beside
+  // its own real-vs-real control.
+  log(`${name}: ${r.conditionOnStart ? 'unconditioned' : 'conditioned'} start`);
+  const w = realismWindows(config);
+  const d = {
+    folds: r.folds,
+    bootstrap: r.bootstrap,
+    clusterDays: r.clusterDays,
+    gbt: r.gbt,
+    seed: config.seed,
+  };
+  const Y = (y: number): number => Date.UTC(y, 0, 1);
+  const otherSet = Array.from({ length: r.syntheticYears }, (_, k) =>
+    marketWindows(generate(!r.conditionOnStart, k).market, w),
+  );
+  const scoreWindows = marketWindows(scoring.market, w, Y(r.scoreYear), Y(r.scoreYear + 1));
+  report.scores.splice(2, 0, {
+    name: `synthetic, ${r.conditionOnStart ? 'unconditioned start (reference price, stationary volatility)' : `start conditioned on ${new Date(startMs).toISOString().slice(0, 10)}`} vs ${scoring.label} ${r.scoreYear}`,
+    result: discriminativeScore(scoreWindows, poolWindows(otherSet), d),
+  });
+  const unconditioned = r.conditionOnStart
+    ? poolWindows(otherSet)
+    : poolWindows(synthetic.map((s) => marketWindows(s.market, w)));
+  const fitYear = IN_SAMPLE_YEAR;
+  const fitWindows = marketWindows(scoring.market, w, Y(fitYear), Y(fitYear + 1));
+  log(`${name}: in-sample check against ${fitYear}`);
+  inSample.push({
+    calibration: name,
+    scores: [
+      {
+        name: `in-sample control: ${scoring.label} ${fitYear - 1} vs ${fitYear}`,
+        result: discriminativeScore(
+          fitWindows,
+          marketWindows(scoring.market, w, Y(fitYear - 1), Y(fitYear)),
+          d,
+        ),
+      },
+      {
+        name: `in-sample: synthetic (unconditioned start) vs ${scoring.label} ${fitYear}`,
+        result: discriminativeScore(fitWindows, unconditioned, d),
+      },
+    ],
+  });
   reports.push({ calibration: name, report });
   writeFileAtomicSync(run.path(`realism-${name}.md`), realismReportMarkdown(report) + '\n');
   writeFileAtomicSync(run.path(`realism-${name}.html`), realismReportHtml(report));
@@ -98,6 +170,81 @@ for (const name of ['btc', 'eth']) {
   run.addArtifact(`report-${name}`, `realism-${name}.html`);
 }
 
+/**
+ * Do the 2018-2021 relations of candle microstructure to volatility and volume predict later
+ * years? Per non-overlapping 256-bar 15m window: log RMS return, mean log quote volume, the
+ * share of bar sides without a wick and the share of close-to-open gaps of 2 ticks or more;
+ * logit(share) ~ 1 + log vol + log quote volume fitted on 2018-2021 windows, then the mean
+ * prediction per year against the mean actual share.
+ */
+function microstructureExtrapolation(
+  market: LabelledMarket,
+  tick: number,
+): { target: string; year: number; actual: number; predicted: number }[] {
+  const c = market.market.m15;
+  const g = toGrid(sliceByTime(c, Date.UTC(2018, 0, 1), Date.UTC(2024, 0, 1)));
+  type Row = { year: number; x: number[]; wick: number; gap: number };
+  const rows: Row[] = [];
+  for (let e = 256; e < g.close.length; e += 256) {
+    let complete = true;
+    for (let k = e - 255; k <= e; k++) if (!Number.isFinite(g.close[k])) complete = false;
+    if (!complete) continue;
+    let ss = 0;
+    let lqv = 0;
+    let wick = 0;
+    let gap = 0;
+    for (let k = e - 254; k <= e; k++) {
+      ss += Math.log(g.close[k] / g.close[k - 1]) ** 2;
+      lqv += Math.log(g.volume[k] * g.close[k] + 1e-9) / 255;
+      const top = Math.max(g.open[k], g.close[k]);
+      const bottom = Math.min(g.open[k], g.close[k]);
+      if (g.high[k] === top) wick += 0.5 / 255;
+      if (g.low[k] === bottom) wick += 0.5 / 255;
+      if (Math.abs(g.open[k] - g.close[k - 1]) >= 1.5 * tick) gap += 1 / 255;
+    }
+    rows.push({
+      year: new Date(g.startTimeMs + e * g.stepMs).getUTCFullYear(),
+      x: [1, 0.5 * Math.log(ss / 255), lqv],
+      wick,
+      gap,
+    });
+  }
+  const logit = (p: number): number => Math.log((p + 0.005) / (1.005 - p));
+  const inverse = (z: number): number => (Math.exp(z) * 1.005 - 0.005) / (1 + Math.exp(z));
+  const out: { target: string; year: number; actual: number; predicted: number }[] = [];
+  for (const [target, pick] of [
+    ['bar sides without a wick', (q: Row): number => q.wick],
+    ['gaps of 2+ ticks', (q: Row): number => q.gap],
+  ] as const) {
+    // Least squares by the normal equations (3 x 3, Gauss-Jordan).
+    const a = [0, 1, 2].map(() => [0, 0, 0, 0]);
+    for (const q of rows.filter((q) => q.year <= 2021))
+      for (let i = 0; i < 3; i++) {
+        for (let j = 0; j < 3; j++) a[i][j] += q.x[i] * q.x[j];
+        a[i][3] += q.x[i] * logit(pick(q));
+      }
+    for (let i = 0; i < 3; i++)
+      for (let r = 0; r < 3; r++)
+        if (r !== i) {
+          const f = a[r][i] / a[i][i];
+          for (let j = i; j < 4; j++) a[r][j] -= f * a[i][j];
+        }
+    const beta = [0, 1, 2].map((i) => a[i][3] / a[i][i]);
+    for (const year of [2021, 2022, 2023]) {
+      const ys = rows.filter((q) => q.year === year);
+      out.push({
+        target,
+        year,
+        actual: ys.reduce((t, q) => t + pick(q), 0) / ys.length,
+        predicted:
+          ys.reduce((t, q) => t + inverse(q.x.reduce((z, v, i) => z + v * beta[i], 0)), 0) /
+          ys.length,
+      });
+    }
+  }
+  return out;
+}
+
 function gapToControl(report: RealismReport): string {
   const control = report.scores[0].result.accuracy.value;
   const synthetic = report.scores[1].result.accuracy.value;
@@ -106,27 +253,60 @@ function gapToControl(report: RealismReport): string {
 }
 
 const fmt = (v: number): string => v.toFixed(3);
+const est = (e: { value: number; lo: number; hi: number }): string =>
+  `**${fmt(e.value)}** [${fmt(e.lo)}, ${fmt(e.hi)}]`;
+const day = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 const lines: string[] = [
   START,
   '## Realism of synthetic markets',
   '',
-  `Generated by \`npm run experiments\` (experiments/realism.ts) on ${new Date().toISOString().slice(0, 10)}; run directory \`runs/${run.id}\` holds the full tables and the HTML report with plots. ` +
-    `Calibrations: config/calibrations/{btc,eth}.json, fitted on Binance 15m candles 2018-01-01..2021-12-31 only; ${r.syntheticYears} synthetic years per calibration (seeds 1000-${999 + r.syntheticYears}). ` +
+  `Generated by \`npm run experiments\` (experiments/realism.ts) on ${day(Date.now())}; run directory \`runs/${run.id}\` holds the full tables and the HTML report with plots. ` +
+    `Calibrations: config/calibrations/{btc,eth}.json, fitted by \`ctm synth calibrate\` on Binance 15m candles 2018-01-01..2021-12-31 only (indirect inference on long-range targets, then ${config.synthetic.calibrate.windowRounds} rounds of fitting the shape parameters so that the quartiles of the discriminator's window statistics on 2018-2021 windows match; nothing is fitted to 2022-23). ` +
+    `${r.syntheticYears} synthetic years per calibration (seeds 1000-${999 + r.syntheticYears}). ` +
     `Discriminator: histogram gradient-boosted trees (${r.gbt.rounds} rounds, depth ${r.gbt.depth}) on ${r.levels ? 'scale-free statistics plus volatility levels' : 'scale-free statistics'} of ${r.windowBars}-bar 15m windows (stride ${r.strideBars}) with ${r.context4h} closed 4h and ${r.context1d} closed 1d bars of context; ` +
-    `${r.folds}-fold time-blocked cross-validation (windows overlapping the test block purged), 95% intervals from a bootstrap over ${r.clusterDays}-day clusters of windows (${r.bootstrap} resamples). Classes are balanced (chance = 0.5).`,
+    `${r.folds}-fold time-blocked cross-validation (windows overlapping the test block purged), 95% intervals from a bootstrap over ${r.clusterDays}-day clusters of windows (${r.bootstrap} resamples). Classes are balanced (chance = 0.5). Control and synthetic scores use the same statistics; none of them reads a price or volume level (prices enter as log returns and ratios to the window's own volatility, volume as log volume relative to the window).`,
+  '',
+  r.conditionOnStart
+    ? `**Start conditioning** (information available before the scored period only): each synthetic path starts ${LEAD_DAYS} days before ${r.scoreYear}-01-01 (so that the 4h/1d context of the first scored window lies inside it) at the real market's last close and its trailing ${r.trailingDays}-day realised 15m volatility at that time, on the same calendar, then runs freely; the row "unconditioned start" scores the same calibration started at its reference price (the last 2021 close) with a stationary volatility draw.`
+    : 'The synthetic years start at the calibration reference price with a stationary volatility draw (`synthetic.realism.conditionOnStart: false`).',
   '',
 ];
 for (const { calibration, report } of reports) {
   const t = report.table;
+  const st = starts.find((x) => x.calibration === calibration);
   lines.push(`### ${calibration.toUpperCase()} calibration`, '');
   lines.push(
     `- Stylized facts inside the range of the real yearly values (BTC and ETH, ${r.realYears[0]}-${r.realYears[1]}): **${t.rows.length - t.outside.length}/${t.rows.length} (${(100 * t.fractionInRange).toFixed(1)}%)** (goal >= 90%).`,
   );
   lines.push(
-    `- Discriminative accuracy, synthetic vs ${report.scores[1].name.split(' vs ')[1]}: **${fmt(report.scores[1].result.accuracy.value)}** [${fmt(report.scores[1].result.accuracy.lo)}, ${fmt(report.scores[1].result.accuracy.hi)}] vs control **${fmt(report.scores[0].result.accuracy.value)}** [${fmt(report.scores[0].result.accuracy.lo)}, ${fmt(report.scores[0].result.accuracy.hi)}]: synthetic minus control ${gapToControl(report)} (goal <= +0.05).`,
+    `- Discriminative accuracy, synthetic vs ${report.scores[1].name.split(' vs ')[1]}: ${est(report.scores[1].result.accuracy)} vs control ${est(report.scores[0].result.accuracy)}: synthetic minus control ${gapToControl(report)} (goal <= +0.05).`,
+  );
+  if (st !== undefined && r.conditionOnStart)
+    lines.push(
+      `- Start: ${day(st.startMs)}, close ${st.price}, trailing ${r.trailingDays}-day 15m volatility ${(1e4 * st.volatility15m).toFixed(1)} bp.`,
+    );
+  const ins = inSample.find((x) => x.calibration === calibration);
+  if (ins !== undefined)
+    lines.push(
+      `- In-sample check (the last calibration year, seen by the fit): synthetic vs ${IN_SAMPLE_YEAR} ${est(ins.scores[1].result.accuracy)} beside its control ${IN_SAMPLE_YEAR - 1} vs ${IN_SAMPLE_YEAR} ${est(ins.scores[0].result.accuracy)}.`,
+    );
+  lines.push('');
+  lines.push(scoresMarkdown([...report.scores, ...(ins?.scores ?? [])]), '');
+  const scoring = bySymbol.get(calibration.toUpperCase()) as LabelledMarket;
+  const extrapolation = microstructureExtrapolation(
+    scoring,
+    loadCalibration(calibration).microstructure.tickSize,
+  );
+  lines.push(
+    `Microstructure against volatility and volume, fitted on ${calibration.toUpperCase()} 2018-2021 windows (logit of the share ~ log 15m volatility + log quote volume per 256-bar window), predicting later years from their own volatility and volume:`,
+    '',
+    '| share | year | actual | predicted from 2018-2021 |',
+    '|---|---:|---:|---:|',
+    ...extrapolation.map(
+      (e) => `| ${e.target} | ${e.year} | ${e.actual.toFixed(3)} | ${e.predicted.toFixed(3)} |`,
+    ),
     '',
   );
-  lines.push(scoresMarkdown(report.scores), '');
   if (t.outside.length > 0) {
     lines.push('Facts outside the real range:', '');
     for (const o of t.outside)

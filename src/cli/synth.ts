@@ -105,6 +105,7 @@ export function registerSynthCommands(program: Command): void {
         startTimeMs,
         fineTimeframe: fine,
         initialPrice: s.initialPrice ?? undefined,
+        initialVolatility15m: s.initialVolatility ?? undefined,
         annualDrift: s.annualDrift,
         volatilityScale: s.volatilityScale,
       });
@@ -152,7 +153,9 @@ export function registerSynthCommands(program: Command): void {
         throw new UsageError(`no ${stem} 15m file in ${opts.real}`, {
           hint: 'pass --symbol matching a file name, e.g. --symbol ETH/USDT',
         });
-      const bar = createProgress('calibrating', c.iterations, { unit: 'iterations' });
+      const bar = createProgress('calibrating', c.iterations + c.windowRounds, {
+        unit: 'iterations',
+      });
       const result = calibrateBaseProcess(market.market.m15, {
         fromMs,
         toMs,
@@ -160,6 +163,9 @@ export function registerSynthCommands(program: Command): void {
         seasonalityMonths: c.seasonalityMonths,
         microstructureMonths: c.microstructureMonths,
         tickSize: c.tickSize,
+        windowRounds: c.windowRounds,
+        windowSimulationDays: c.windowSimulationDays,
+        windowStrideBars: c.windowStrideBars,
         seed: config.seed,
         onIteration: (i) => bar.update(i),
       });

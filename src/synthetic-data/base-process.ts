@@ -1,7 +1,9 @@
 // The realistic stochastic base of every synthetic market: a fine-step (5m or 1m) log-price path
 // with Student-t shocks, multi-scale (long-memory) stochastic volatility with a leverage term,
-// UTC intraday and weekday seasonality, jumps that excite volatility and volume, regime changes
-// (ranging, trending up/down, high volatility) and volume coupled to volatility; turned into
+// transient overreaction and liquidity noise, UTC intraday and weekday seasonality, jumps that
+// excite volatility and volume, regime changes (ranging, trending up/down, high volatility) and
+// volume coupled to volatility and to the memory of recent moves; optionally started at a given
+// price and volatility; turned into
 // candles whose highs and lows come from the Brownian bridge inside each fine step, then
 // aggregated exactly (with the one `resample`) to 15m, 4h and 1d, and written in the layout of
 // the real data folder. It never reads real candles (calibration.ts turns those into parameters) and never uses an
@@ -82,6 +84,14 @@ export interface BaseProcessParams {
      */
     transientShare: number;
     transientHalfLifeHours: number;
+    /**
+     * Liquidity noise: an Ornstein–Uhlenbeck deviation of the traded price from the efficient
+     * one, with its own shocks of `reversionStd` times the step's volatility per step and
+     * half-life `reversionHalfLifeHours` (prices wander and come back within hours). Optional
+     * (none when absent or 0).
+     */
+    reversionStd?: number;
+    reversionHalfLifeHours?: number;
   };
   volatility: {
     /** Components whose sum is the stochastic log-volatility. */
@@ -156,6 +166,14 @@ export interface BaseProcessParams {
     activityBeta: number;
     /** Elasticity of log volume to the step's absolute standardized shock |z| - E|z|. */
     shockBeta: number;
+    /**
+     * Elasticity of log volume to the memory of past absolute shocks (an exponentially weighted
+     * sum of |z| - E|z| with half-life `shockMemoryHalfLifeHours`, normalised to unit weight):
+     * trading stays busy after a large move. Optional (0 when absent).
+     */
+    shockMemoryBeta?: number;
+    /** Half-life of that memory in hours (default 1). */
+    shockMemoryHalfLifeHours?: number;
     /** d log(volume) / d log(price): base volume falls as price rises when < 0. */
     priceElasticity: number;
     /** Persistent components of log volume independent of volatility. */
@@ -203,6 +221,13 @@ export interface BasePathOptions {
   annualDrift?: number;
   /** Multiplier of every volatility (default 1). */
   volatilityScale?: number;
+  /**
+   * Volatility at the start (RMS 15m log return, e.g. the trailing realised volatility of a real
+   * market where the path should continue). The log-volatility components start at their
+   * conditional draw given this level (each moved by its share of the variance) and then revert
+   * to the calibrated level at their own speeds. Default: a draw from the stationary distribution.
+   */
+  initialVolatility15m?: number;
   /** Force the first regime instead of drawing it from `params.regimes.initial`. */
   initialRegime?: RegimeName;
 }
@@ -599,6 +624,7 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
   const volumeRng = root.fork('volume');
   const activityRng = root.fork('activity');
   const spikeRng = root.fork('spikes');
+  const reversionRng = root.fork('reversion');
 
   const regime = new Uint8Array(steps);
   const regimes = drawRegimes(
@@ -636,6 +662,11 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
     actBias += 2 * c < 0.99 ? -Math.log(1 - 2 * c) - 2 * c : 2 * c * c;
   actBias /= 2;
   let activity = 0;
+  const reversionStd = p.returns.reversionStd ?? 0;
+  const reversionKeep = Math.exp(
+    (-Math.LN2 * stepMs) / ((p.returns.reversionHalfLifeHours ?? 1) * HOUR_MS),
+  );
+  let reversion = 0;
   const transientShare = p.returns.transientShare;
   const transientKeep = Math.exp(
     (-Math.LN2 * stepMs) / (p.returns.transientHalfLifeHours * HOUR_MS),
@@ -648,6 +679,7 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
   const vlm = ouState(p.volume.components, stepMs, volumeRng);
   // exp(h - V) has mean square 1 when h ~ N(0, V).
   const volBias = vol.variance + newsVariance;
+  const nVolComponents = p.volatility.components.length;
   const { vol: seasonVol, logVolume: seasonVolume } = seasonTables(p);
 
   const nR = REGIME_NAMES.length;
@@ -670,6 +702,9 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
   const v = p.volume;
   const logRef = Math.log(p.referencePrice);
   const logVol0 = v.logLevel15m - Math.log(stepsPer15m);
+  const memBeta = v.shockMemoryBeta ?? 0;
+  const memKeep = Math.exp((-Math.LN2 * stepMs) / ((v.shockMemoryHalfLifeHours ?? 1) * HOUR_MS));
+  let shockMemory = 0;
 
   const logReturn = new Float64Array(steps);
   const sigma = new Float64Array(steps);
@@ -684,6 +719,20 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
   let anchor = x;
   let prevRegime = -1;
   let regimeLevel = regimeLogVol[regime[0]];
+  if (options.initialVolatility15m !== undefined) {
+    const target = options.initialVolatility15m;
+    if (!(target > 0 && Number.isFinite(target)))
+      fail('initialVolatility15m', `must be a positive number, got ${target}`);
+    // Gaussian conditioning of the components on their sum: x_k += var_k / V * (H - sum x).
+    const want = Math.log(target / (p.returns.sigma15m * volScale)) + volBias - regimeLevel;
+    let sum = 0;
+    for (let k = 0; k < nVolComponents; k++) sum += vol.x[k];
+    if (vol.variance > 0)
+      for (let k = 0; k < nVolComponents; k++) {
+        const sd = p.volatility.components[k].std;
+        vol.x[k] += ((sd * sd) / vol.variance) * (want - sum);
+      }
+  }
   let excite = 0;
   let exciteVolume = 0;
   let news = 0;
@@ -722,6 +771,11 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
     transient = transientKeep * transient + transientShare * s * z;
     let r =
       regimeDrift[reg] - regimeRevert[reg] * (x - anchor) + s * z + transient - previousTransient;
+    if (reversionStd > 0) {
+      const previousReversion = reversion;
+      reversion = reversionKeep * reversion + reversionStd * s * fastNormal(reversionRng);
+      r += reversion - previousReversion;
+    }
     let jumped = 0;
     if (jumpRng.next() < regimeJump[reg]) {
       const size = Math.abs(unitT(jumpRng, jumpT)) * j.sizeSigmas * s;
@@ -746,6 +800,9 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
       y += vlm.x[k];
     }
     const absZ = Math.abs(z) - meanAbsT;
+    const memoryValue = shockMemory;
+    shockMemory =
+      memKeep * shockMemory + (1 - memKeep) * (Math.min(Math.abs(newsZ), 10) - meanAbsT);
     let spiked = 0;
     if (spikeRng.next() < ms.spikeProb) {
       const e = ms.spikeSigmas * spikeRng.exponential();
@@ -764,6 +821,7 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
       v.volBetaFast * hFast +
       v.activityBeta * activity +
       v.shockBeta * absZ +
+      memBeta * memoryValue +
       ms.spikeVolumeBeta * spiked +
       exciteVolume +
       y +

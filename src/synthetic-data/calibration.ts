@@ -2,7 +2,10 @@
 // shipped calibrations (config/calibrations/<name>.json, fitted on real data up to 2021-12-31).
 // Seasonality, the close-to-open gap and the volume-price elasticity are estimated directly; the
 // rest by indirect inference: the same estimators (targets) are computed on the real candles and
-// on a simulated path, and the parameters are moved until the two agree.
+// on a simulated path, and the parameters are moved until the two agree. A second stage fits the
+// shape parameters (`SHAPE_PARAMETERS`: tails, fast volatility, mean reversion, wicks, spikes,
+// volume coupling) so that the quartiles of the realism discriminator's window statistics on the
+// real candles of the calibration range are matched by the simulation.
 // It never writes candles and never reads data outside the time range it is given.
 
 import { existsSync, readFileSync } from 'node:fs';
@@ -24,10 +27,14 @@ import {
   crossCorrelation,
   finiteMean,
   hillTailIndex,
+  marketWindows,
   median,
   movingMeanExcludingCentre,
+  quantileSorted,
+  sortedFinite,
   toGrid,
   type GridSeries,
+  type MarketSeries,
 } from './realism.js';
 import { logger } from '../utils/logger.js';
 
@@ -101,6 +108,8 @@ export const CALIBRATION_LAGS: readonly number[] = Object.freeze([
 
 /** Timescales (hours) of the log-volatility components. */
 const VOL_TIMESCALES = [0.5, 2, 8, 32, 128, 512, 2048];
+/** Log-volatility components this fast (hours) are shape parameters of the window stage. */
+const FAST_SHAPE_HOURS = 32;
 /** Timescales (hours) of the log-volume components. */
 const VOLUME_TIMESCALES = [1, 6, 36, 216, 1296];
 
@@ -475,6 +484,17 @@ export interface CalibrationOptions {
   seed?: number;
   /** Price tick in quote currency (default 0.01). */
   tickSize?: number;
+  /**
+   * Rounds of the window-statistics stage (default 6; 0 skips it): each round re-fits the level
+   * parameters (a few indirect-inference steps) and then runs one coordinate sweep of the shape
+   * parameters (`SHAPE_PARAMETERS`) on the distance between the quartiles of the window
+   * statistics of real and simulated candles.
+   */
+  windowRounds?: number;
+  /** Length of each simulated path of the window-statistics stage in days (default 1460). */
+  windowSimulationDays?: number;
+  /** 15m bars between the ends of consecutive windows of that stage (default 128). */
+  windowStrideBars?: number;
   /** Called after each iteration. */
   onIteration?: (iteration: number, total: number) => void;
 }
@@ -484,6 +504,9 @@ export interface CalibrationResult {
   params: BaseProcessParams;
   real: CalibrationTargets;
   simulated: CalibrationTargets;
+  /** Quartiles of the window statistics, real and simulated (absent when that stage is skipped). */
+  realWindows?: WindowTargets;
+  simulatedWindows?: WindowTargets;
 }
 
 function seasonality(
@@ -713,6 +736,8 @@ function initialParams(
       activityHalfLifeHours: 0.5,
       transientShare: 0.1,
       transientHalfLifeHours: 1,
+      reversionStd: 0,
+      reversionHalfLifeHours: 1,
     },
     volatility: {
       components: VOL_TIMESCALES.map((t) => ({ timescaleHours: t, std: 0.2 })),
@@ -757,6 +782,8 @@ function initialParams(
       volBetaFast: 0.8,
       activityBeta: 1,
       shockBeta: 0.3,
+      shockMemoryBeta: 0,
+      shockMemoryHalfLifeHours: 1,
       priceElasticity: 0,
       components: VOLUME_TIMESCALES.map((t) => ({ timescaleHours: t, std: 0.2 })),
       noiseStd: 0.3,
@@ -921,15 +948,43 @@ export function calibrateBaseProcess(
     if (it < iterations) updateParams(p, real, sim);
     options.onIteration?.(it, iterations);
   }
-  const sim = best.sim;
   Object.assign(p, best.params);
+  let sim = best.sim;
+  let realWindows: WindowTargets | undefined;
+  let simWindows: WindowTargets | undefined;
+  const rounds = options.windowRounds ?? 6;
+  if (rounds > 0) {
+    const stride = options.windowStrideBars ?? 128;
+    realWindows = measureWindowTargets(
+      { m15: c, h4: resample(c, '4h').candles, d1: resample(c, '1d').candles },
+      stride,
+    );
+    const fit = fitWindowStatistics(p, real, realWindows, {
+      rounds,
+      days: options.windowSimulationDays ?? 1460,
+      stride,
+      seed,
+      tables,
+      referencePrice,
+      onRound: (r) => options.onIteration?.(iterations + r, iterations + rounds),
+    });
+    Object.assign(p, fit.params);
+    sim = fit.sim;
+    simWindows = fit.simWindows;
+  }
   p.fittedOn = {
     source: candles15m.symbol,
     from: new Date(c.openTime[0]).toISOString().slice(0, 10),
     to: new Date(c.openTime[bars - 1]).toISOString().slice(0, 10),
     bars,
   };
-  return { params: roundParams(p), real, simulated: sim };
+  return {
+    params: roundParams(p),
+    real,
+    simulated: sim,
+    realWindows,
+    simulatedWindows: simWindows,
+  };
 }
 
 /**
@@ -962,22 +1017,43 @@ export function calibrationLoss(real: CalibrationTargets, sim: CalibrationTarget
   return terms.reduce((s, v) => s + (Number.isFinite(v) ? v : 100), 0);
 }
 
-/** One indirect-inference step: moves each parameter group towards the real targets. */
+/**
+ * One indirect-inference step: moves each parameter group towards the real targets. With
+ * `levelsOnly`, the shape parameters (`SHAPE_PARAMETERS`, fitted by the window-statistics stage)
+ * are left alone.
+ */
 function updateParams(
   p: BaseProcessParams,
   real: CalibrationTargets,
   sim: CalibrationTargets,
+  levelsOnly = false,
 ): void {
   p.returns.sigma15m *= ratio(real.medianAbs, sim.medianAbs);
-  // Tail: a lower Hill index (heavier tail) needs fewer degrees of freedom.
-  const nuMinus2 = (p.returns.tDof - 2) * Math.pow(ratio(real.hill, sim.hill, 0.7, 1.4), 3);
-  p.returns.tDof = clamp(2 + nuMinus2, 2.3, 30);
-  p.volatility.components = updateComponents(
-    p.volatility.components,
-    real.logAbsCov,
-    sim.logAbsCov,
-    1e-4,
+  const comps = updateComponents(p.volatility.components, real.logAbsCov, sim.logAbsCov, 1e-4);
+  // In the window stage the fast components are shape parameters: only the slow ones move here.
+  p.volatility.components = comps.map((c, k) =>
+    levelsOnly && c.timescaleHours <= FAST_SHAPE_HOURS ? p.volatility.components[k] : c,
   );
+  // Jumps are rare (their rate is a shape parameter); their count beyond the t tails sets the t
+  // degrees of freedom only through the Hill index.
+  p.jumps.downProb = clamp(real.jumpDown, 0.3, 0.7);
+  p.volume.logLevel15m += real.logVolumeMean - sim.logVolumeMean;
+  if (!levelsOnly) {
+    // Tail: a lower Hill index (heavier tail) needs fewer degrees of freedom.
+    const nuMinus2 = (p.returns.tDof - 2) * Math.pow(ratio(real.hill, sim.hill, 0.7, 1.4), 3);
+    p.returns.tDof = clamp(2 + nuMinus2, 2.3, 30);
+    updateShapeParams(p, real, sim);
+    updateVolumeComponents(p, real, sim);
+  }
+  updateRegimeLevels(p, real, sim);
+}
+
+/** The indirect-inference steps of the shape parameters (the first stage only). */
+function updateShapeParams(
+  p: BaseProcessParams,
+  real: CalibrationTargets,
+  sim: CalibrationTargets,
+): void {
   p.volatility.leverage = clamp(p.volatility.leverage + (sim.leverage - real.leverage), 0, 0.3);
   p.volatility.feedback = clamp(
     p.volatility.feedback + 0.3 * (real.shortAbsAcf - sim.shortAbsAcf),
@@ -1006,11 +1082,6 @@ function updateParams(
     0.001,
     0.5,
   );
-  // Jumps are rare (rate fixed by the caller); their count beyond the t tails sets the t degrees
-  // of freedom only through the Hill index above.
-  p.jumps.downProb = clamp(real.jumpDown, 0.3, 0.7);
-  // Volume.
-  p.volume.logLevel15m += real.logVolumeMean - sim.logVolumeMean;
   p.volume.volBeta = clamp(
     p.volume.volBeta * ratio(real.volumeStateCorr, sim.volumeStateCorr),
     0.05,
@@ -1031,6 +1102,14 @@ function updateParams(
     0.01,
     2,
   );
+}
+
+/** Volume persistent components and noise towards the real log-volume autocovariances. */
+function updateVolumeComponents(
+  p: BaseProcessParams,
+  real: CalibrationTargets,
+  sim: CalibrationTargets,
+): void {
   const before = p.volume.components.reduce((s, c) => s + c.std * c.std, 0);
   p.volume.components = updateComponents(
     p.volume.components,
@@ -1044,6 +1123,14 @@ function updateParams(
     (real.logVolumeVar - sim.logVolumeVar) -
     (after - before);
   p.volume.noiseStd = Math.sqrt(Math.max(0.005, noiseVar));
+}
+
+/** Regime volatility levels towards the real ones (relative levels only). */
+function updateRegimeLevels(
+  p: BaseProcessParams,
+  real: CalibrationTargets,
+  sim: CalibrationTargets,
+): void {
   // Regime volatility levels, matched through the same heuristic labeller on both sides.
   const rg = p.regimes;
   for (let k = 0; k < REGIME_NAMES.length; k++)
@@ -1062,6 +1149,256 @@ function updateParams(
   for (let k = 0; k < REGIME_NAMES.length; k++)
     logMean += rg.initial[k] * Math.log(rg.volMultiplier[k]);
   for (let k = 0; k < REGIME_NAMES.length; k++) rg.volMultiplier[k] /= Math.exp(logMean);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Window-statistics stage: the shape parameters are fitted so that the window statistics of the
+// realism discriminator (on the calibration range only) have the same quartiles in simulated
+// and real candles.
+
+/** Quartiles of each window statistic over the windows of a market. */
+export interface WindowTargets {
+  names: string[];
+  q25: number[];
+  q50: number[];
+  q75: number[];
+  /** Windows measured. */
+  windows: number;
+}
+
+/**
+ * Quartiles of the window statistics of the realism discriminator (`extractWindowFeatures`)
+ * over every window of `market` whose ends are `strideBars` 15m bars apart.
+ */
+export function measureWindowTargets(market: MarketSeries, strideBars = 128): WindowTargets {
+  const w = marketWindows(market, { strideBars });
+  const cols = w.names.length;
+  const col = new Float64Array(w.rows);
+  const out: WindowTargets = { names: w.names, q25: [], q50: [], q75: [], windows: w.rows };
+  for (let j = 0; j < cols; j++) {
+    for (let i = 0; i < w.rows; i++) col[i] = w.x[i * cols + j];
+    const sorted = sortedFinite(col);
+    out.q25.push(quantileSorted(sorted, 0.25));
+    out.q50.push(quantileSorted(sorted, 0.5));
+    out.q75.push(quantileSorted(sorted, 0.75));
+  }
+  return out;
+}
+
+/**
+ * Distance between the window statistics of real and simulated candles: for each statistic with
+ * a real interquartile range, the squared differences of the median and (half weight) of the
+ * quartiles, in units of that range, each capped at 25; summed over statistics.
+ */
+export function windowLoss(real: WindowTargets, sim: WindowTargets): number {
+  let s = 0;
+  for (let j = 0; j < real.names.length; j++) {
+    const iqr = real.q75[j] - real.q25[j];
+    if (!(iqr > 1e-9)) continue;
+    const d = (a: number, b: number): number => {
+      const v = ((a - b) / iqr) ** 2;
+      return Number.isFinite(v) ? Math.min(v, 25) : 25;
+    };
+    s +=
+      d(sim.q50[j], real.q50[j]) + 0.5 * (d(sim.q25[j], real.q25[j]) + d(sim.q75[j], real.q75[j]));
+  }
+  return s;
+}
+
+/**
+ * Pseudo-path of the drift of the trend regimes: sets `regimes.driftPerDay` to [0, +x, -x, h]
+ * (h, the high-volatility drift, unchanged) and the base drift so that the stationary mean drift
+ * stays zero.
+ */
+const TREND_DRIFT = 'regimes.trendDrift';
+
+/** A shape parameter of the window-statistics stage: its key path, bounds and search step. */
+export interface ShapeParameter {
+  /** Dotted key path in `BaseProcessParams`, e.g. `volume.shockBeta`. */
+  path: string;
+  lo: number;
+  hi: number;
+  /** Initial step: multiplicative (log units) when `log`, else additive. */
+  step: number;
+  log: boolean;
+}
+
+/** The parameters fitted by the window-statistics stage (all others are levels or measured). */
+export const SHAPE_PARAMETERS: readonly ShapeParameter[] = Object.freeze([
+  { path: 'returns.tDof', lo: 2.3, hi: 30, step: 0.15, log: true },
+  { path: TREND_DRIFT, lo: 0, hi: 0.05, step: 0.001, log: false },
+  { path: 'returns.activityStd', lo: 0, hi: 1.2, step: 0.1, log: false },
+  { path: 'returns.activityHalfLifeHours', lo: 0.1, hi: 6, step: 0.4, log: true },
+  { path: 'returns.transientShare', lo: 0, hi: 0.8, step: 0.05, log: false },
+  { path: 'returns.transientHalfLifeHours', lo: 0.25, hi: 12, step: 0.4, log: true },
+  { path: 'returns.reversionStd', lo: 0, hi: 1, step: 0.05, log: false },
+  { path: 'returns.reversionHalfLifeHours', lo: 0.1, hi: 12, step: 0.4, log: true },
+  { path: 'volatility.leverage', lo: 0, hi: 0.3, step: 0.02, log: false },
+  { path: 'volatility.feedback', lo: 0, hi: 0.6, step: 0.03, log: false },
+  { path: 'volatility.newsHalfLifeHours', lo: 0.25, hi: 48, step: 0.5, log: true },
+  // The fast log-volatility components (timescales up to FAST_SHAPE_HOURS; the slower ones are
+  // levels, fitted to the autocovariances of log |r| over days to months).
+  ...VOL_TIMESCALES.flatMap((t, k) =>
+    t <= FAST_SHAPE_HOURS
+      ? [{ path: `volatility.components.${k}.std`, lo: 0.01, hi: 1, step: 0.05, log: false }]
+      : [],
+  ),
+  { path: 'jumps.ratePerDay', lo: 0.005, hi: 1, step: 0.4, log: true },
+  { path: 'jumps.volBoost', lo: 0, hi: 2, step: 0.1, log: false },
+  { path: 'jumps.volumeBoost', lo: 0, hi: 3, step: 0.2, log: false },
+  { path: 'jumps.decayHours', lo: 0.25, hi: 24, step: 0.4, log: true },
+  { path: 'microstructure.rangeScale', lo: 0.5, hi: 2, step: 0.05, log: true },
+  { path: 'microstructure.spikeProb', lo: 0, hi: 0.2, step: 0.01, log: false },
+  { path: 'microstructure.spikeSigmas', lo: 0.05, hi: 10, step: 0.3, log: true },
+  { path: 'microstructure.noWickProb', lo: 0.001, hi: 0.5, step: 0.2, log: true },
+  { path: 'microstructure.spikeVolumeBeta', lo: 0, hi: 1, step: 0.05, log: false },
+  { path: 'volume.volBeta', lo: 0.05, hi: 3, step: 0.2, log: true },
+  { path: 'volume.volBetaFast', lo: 0.05, hi: 4, step: 0.2, log: true },
+  { path: 'volume.activityBeta', lo: 0.01, hi: 6, step: 0.2, log: true },
+  { path: 'volume.shockBeta', lo: 0.01, hi: 2, step: 0.2, log: true },
+  { path: 'volume.shockMemoryBeta', lo: 0, hi: 10, step: 0.5, log: false },
+  { path: 'volume.shockMemoryHalfLifeHours', lo: 0.1, hi: 12, step: 0.4, log: true },
+  ...VOLUME_TIMESCALES.map((_, k) => ({
+    path: `volume.components.${k}.std`,
+    lo: 0.01,
+    hi: 1.5,
+    step: 0.05,
+    log: false,
+  })),
+  { path: 'volume.noiseStd', lo: 0.05, hi: 1.5, step: 0.05, log: false },
+]);
+
+/** The object holding the last key of a dotted path (array indices allowed), and that key. */
+function shapeSlot(p: BaseProcessParams, path: string): [Record<string, unknown>, string] {
+  const keys = path.split('.');
+  let obj = p as unknown as Record<string, unknown>;
+  for (let i = 0; i < keys.length - 1; i++) obj = obj[keys[i]] as Record<string, unknown>;
+  return [obj, keys[keys.length - 1]];
+}
+
+function shapeGet(p: BaseProcessParams, path: string): number {
+  if (path === TREND_DRIFT) return p.regimes.driftPerDay[1];
+  const [obj, key] = shapeSlot(p, path);
+  const v = obj[key];
+  return typeof v === 'number' ? v : 0;
+}
+
+function shapeSet(p: BaseProcessParams, path: string, value: number): void {
+  if (path === TREND_DRIFT) {
+    const rg = p.regimes;
+    rg.driftPerDay = [0, value, -value, rg.driftPerDay[3]];
+    let meanDrift = 0;
+    for (let k = 0; k < REGIME_NAMES.length; k++) meanDrift += rg.initial[k] * rg.driftPerDay[k];
+    p.returns.driftPerDay = round(-meanDrift, 4);
+    return;
+  }
+  const [obj, key] = shapeSlot(p, path);
+  obj[key] = value;
+}
+
+/**
+ * Weight of `calibrationLoss` beside `windowLoss` in the window-statistics stage: the window
+ * statistics lead there; the long-range targets (autocovariances over weeks, volume level,
+ * regimes) keep the levels in place.
+ */
+const TARGETS_WEIGHT = 0.3;
+
+interface WindowFitOptions {
+  rounds: number;
+  days: number;
+  stride: number;
+  seed: number;
+  tables: SeasonalTables;
+  referencePrice: number;
+  onRound: (round: number) => void;
+}
+
+interface WindowFitState {
+  params: BaseProcessParams;
+  loss: number;
+  sim: CalibrationTargets;
+  simWindows: WindowTargets;
+}
+
+/**
+ * The window-statistics stage: alternates a few indirect-inference steps of the level
+ * parameters with one coordinate sweep over `SHAPE_PARAMETERS` (each moved up or down by its
+ * step; a move is kept when it lowers calibrationLoss + windowLoss; steps of parameters that did
+ * not move shrink). Every simulation uses the same seed (common random numbers), so the loss is
+ * a deterministic function of the parameters.
+ */
+function fitWindowStatistics(
+  start: BaseProcessParams,
+  real: CalibrationTargets,
+  realWindows: WindowTargets,
+  o: WindowFitOptions,
+): WindowFitState {
+  const evaluate = (params: BaseProcessParams): WindowFitState => {
+    const mkt = generateBaseMarket(params, { seed: o.seed, days: o.days });
+    const sim = measureCalibrationTargets(
+      mkt.m15,
+      o.tables,
+      params.volume.priceElasticity,
+      o.referencePrice,
+    );
+    const simWindows = measureWindowTargets(mkt, o.stride);
+    const loss = TARGETS_WEIGHT * calibrationLoss(real, sim) + windowLoss(realWindows, simWindows);
+    return { params, loss, sim, simWindows };
+  };
+  let cur = evaluate(structuredClone(start));
+  const steps = SHAPE_PARAMETERS.map((s) => s.step);
+  for (let round = 1; round <= o.rounds; round++) {
+    for (let k = 0; k < 3; k++) {
+      const next = structuredClone(cur.params);
+      updateParams(next, real, cur.sim, true);
+      const e = evaluate(next);
+      if (e.loss < cur.loss) cur = e;
+    }
+    SHAPE_PARAMETERS.forEach((sp, k) => {
+      const x0 = shapeGet(cur.params, sp.path);
+      for (const dir of [1, -1]) {
+        const x = clamp(
+          sp.log ? Math.max(x0, sp.lo) * Math.exp(dir * steps[k]) : x0 + dir * steps[k],
+          sp.lo,
+          sp.hi,
+        );
+        if (x === x0) continue;
+        const next = structuredClone(cur.params);
+        shapeSet(next, sp.path, round5(x));
+        const e = evaluate(next);
+        if (e.loss < cur.loss) {
+          cur = e;
+          // Keep going that way with doubled steps while it helps (at most 3 more moves).
+          let step = steps[k];
+          for (let extra = 0; extra < 3; extra++) {
+            step *= 2;
+            const xi = shapeGet(cur.params, sp.path);
+            const x2 = clamp(
+              sp.log ? Math.max(xi, sp.lo) * Math.exp(dir * step) : xi + dir * step,
+              sp.lo,
+              sp.hi,
+            );
+            if (x2 === xi) break;
+            const further = structuredClone(cur.params);
+            shapeSet(further, sp.path, round5(x2));
+            const e2 = evaluate(further);
+            if (!(e2.loss < cur.loss)) break;
+            cur = e2;
+          }
+          steps[k] *= 1.2;
+          return;
+        }
+      }
+      steps[k] *= 0.6;
+    });
+    logger.debug({ round, loss: cur.loss }, 'window-statistics round');
+    o.onRound(round);
+  }
+  return cur;
+}
+
+function round5(v: number): number {
+  return Number(v.toPrecision(5));
 }
 
 /** Rounds every number but the reference price to 5 significant digits (readable JSON). */

@@ -2107,6 +2107,39 @@ export function realismFacts(
   return { real: realMap, synthetic: synMap, table: realismTable(realMap, synMap) };
 }
 
+/** Where a real market stood at a time: the start state a synthetic continuation is given. */
+export interface MarketState {
+  /** Close of the last 15m candle that opened before `atMs` (quote currency). */
+  price: number;
+  /** RMS of the 15m log returns over the trailing days before `atMs` (gaps skipped). */
+  volatility15m: number;
+}
+
+/**
+ * The last close and the trailing realised volatility of 15m candles before `atMs`: only
+ * candles that opened before `atMs` are read (information available at that time).
+ * @throws {DataValidationError} when fewer than 96 returns fall in the trailing range.
+ */
+export function marketStateAt(m15: Candles, atMs: number, trailingDays = 30): MarketState {
+  const before = sliceByTime(m15, atMs - trailingDays * D1_MS - M15_MS, atMs);
+  const g = toGrid(before);
+  let ss = 0;
+  let n = 0;
+  for (let i = 1; i < g.logReturn.length; i++) {
+    const r = g.logReturn[i];
+    if (Number.isFinite(r)) {
+      ss += r * r;
+      n++;
+    }
+  }
+  if (n < 96)
+    throw new DataValidationError({
+      source: m15.symbol,
+      reason: `only ${n} 15m returns in the ${trailingDays} days before ${new Date(atMs).toISOString()}`,
+    });
+  return { price: before.close[before.close.length - 1], volatility15m: Math.sqrt(ss / n) };
+}
+
 /** Windows of `market` whose bars lie in [fromMs, toMs) (all of it when omitted, after a warm-up for the 1d context). */
 export function marketWindows(
   market: MarketSeries,

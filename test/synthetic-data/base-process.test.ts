@@ -18,6 +18,7 @@ import {
   simulateBasePath,
   writeSyntheticMarket,
   REGIME_NAMES,
+  type BasePathOptions,
   type BaseProcessParams,
   type SyntheticLabels,
 } from '../../src/synthetic-data/base-process.js';
@@ -223,6 +224,85 @@ describe('stylized facts of the base process (BTC calibration, 120 days)', () =>
     const beyond3 = x.filter((v) => Math.abs(v) > 3).length / x.length;
     expect(beyond3).toBeGreaterThan(0.0022);
     expect(beyond3).toBeLessThan(0.0032);
+  });
+});
+
+describe('start state and the mechanisms the calibration fits', () => {
+  /** RMS of 15m log returns over days [from, to) of a market, averaged over seeds. */
+  function rmsOver(
+    seeds: number[],
+    options: Partial<BasePathOptions>,
+    from: number,
+    to: number,
+  ): number {
+    let sum = 0;
+    for (const seed of seeds) {
+      const c = generateBaseMarket(btc, { seed, days: to, ...options }).m15.close;
+      let ss = 0;
+      for (let i = from * 96 + 1; i < to * 96; i++) ss += Math.log(c[i] / c[i - 1]) ** 2;
+      sum += Math.sqrt(ss / ((to - from) * 96 - 1));
+    }
+    return sum / seeds.length;
+  }
+
+  it('starts at the requested volatility and reverts towards the calibrated level', () => {
+    const seeds = [1, 2, 3, 4, 5, 6];
+    const s = btc.returns.sigma15m;
+    const calm = rmsOver(seeds, { initialVolatility15m: 0.3 * s }, 0, 2);
+    const wild = rmsOver(seeds, { initialVolatility15m: 3 * s }, 0, 2);
+    const free = rmsOver(seeds, {}, 0, 2);
+    expect(calm).toBeLessThan(0.6 * s);
+    expect(calm).toBeGreaterThan(0.2 * s);
+    expect(wild).toBeGreaterThan(2 * s);
+    expect(wild).toBeLessThan(4.5 * s);
+    expect(calm).toBeLessThan(free);
+    expect(free).toBeLessThan(wild);
+    // Months later the calm start is no longer calm: the slow components have reverted.
+    expect(rmsOver(seeds, { initialVolatility15m: 0.3 * s }, 150, 180)).toBeGreaterThan(2 * calm);
+    expect(() => generateBaseMarket(btc, { seed: 1, days: 2, initialVolatility15m: 0 })).toThrow(
+      /initialVolatility15m/,
+    );
+  });
+
+  it('keeps trading busy after a large move when volume remembers past shocks', () => {
+    const lagged = (p: BaseProcessParams): number => {
+      const g = toGrid(generateBaseMarket(p, { seed: 9, days: 90 }).m15);
+      const abs = Array.from(g.logReturn, Math.abs);
+      const lv = Array.from(g.volume, Math.log);
+      return correlation(abs.slice(0, -1), lv.slice(1));
+    };
+    const none = structuredClone(btc);
+    none.volume.shockMemoryBeta = 0;
+    const strong = structuredClone(btc);
+    strong.volume.shockMemoryBeta = 4;
+    strong.volume.shockMemoryHalfLifeHours = 1;
+    expect(lagged(strong)).toBeGreaterThan(lagged(none) + 0.03);
+  });
+
+  it('lets prices wander and come back within hours under liquidity noise', () => {
+    // Variance of 4h returns relative to 16 x the variance of 15m returns.
+    const ratio16 = (p: BaseProcessParams): number => {
+      const r = toGrid(generateBaseMarket(p, { seed: 4, days: 120 }).m15).logReturn;
+      let s1 = 0;
+      let s16 = 0;
+      let n16 = 0;
+      for (let i = 1; i + 16 <= r.length; i += 16) {
+        let sum = 0;
+        for (let k = i; k < i + 16; k++) {
+          sum += r[k];
+          s1 += r[k] * r[k];
+        }
+        s16 += sum * sum;
+        n16++;
+      }
+      return s16 / n16 / ((16 * s1) / (16 * n16));
+    };
+    const none = structuredClone(btc);
+    none.returns.reversionStd = 0;
+    const noisy = structuredClone(btc);
+    noisy.returns.reversionStd = 0.8;
+    noisy.returns.reversionHalfLifeHours = 0.5;
+    expect(ratio16(noisy)).toBeLessThan(ratio16(none) - 0.1);
   });
 });
 

@@ -8,10 +8,19 @@ import { join } from 'node:path';
 import {
   calibrateBaseProcess,
   loadCalibration,
+  measureWindowTargets,
+  SHAPE_PARAMETERS,
   SHIPPED_CALIBRATIONS,
+  windowLoss,
 } from '../../src/synthetic-data/calibration.js';
 import { generateBaseMarket } from '../../src/synthetic-data/base-process.js';
-import { correlation } from '../../src/synthetic-data/realism.js';
+import {
+  correlation,
+  garchMarket,
+  gaussianWalkMarket,
+  type ReferenceProcessOptions,
+} from '../../src/synthetic-data/realism.js';
+import { resample } from '../../src/data-processing/resample.js';
 import { repairCandles, sliceByTime } from '../../src/data-processing/candles.js';
 import { readCandlesCsv } from '../../src/data-processing/file-formats.js';
 import { DataValidationError } from '../../src/errors.js';
@@ -62,6 +71,7 @@ describe('calibrateBaseProcess', () => {
       simulationDays: 540,
       seed: 5,
       seasonalityMonths: 17,
+      windowRounds: 0,
     });
     const p = fit.params;
     expect(p.symbol).toBe('ETH/USDT');
@@ -86,6 +96,32 @@ describe('calibrateBaseProcess', () => {
     );
   });
 
+  it('measures window statistics whose distance is small between seeds of one process and large to a random walk or GARCH', () => {
+    const eth = loadCalibration('eth');
+    const days = 365;
+    const a = measureWindowTargets(generateBaseMarket(eth, { seed: 1, days }), 128);
+    const b = measureWindowTargets(generateBaseMarket(eth, { seed: 2, days }), 128);
+    const reference: ReferenceProcessOptions = {
+      seed: 3,
+      days,
+      startTimeMs: Date.UTC(2024, 0, 1),
+      sigma15m: eth.returns.sigma15m,
+      logVolumeMean: eth.volume.logLevel15m,
+      logVolumeStd: 0.6,
+      initialPrice: eth.referencePrice,
+      microstructure: eth.microstructure,
+      symbol: eth.symbol,
+    };
+    const walk = measureWindowTargets(gaussianWalkMarket(reference), 128);
+    const garch = measureWindowTargets(garchMarket(reference), 128);
+    expect(a.windows).toBeGreaterThan(200);
+    expect(a.names).toEqual(walk.names);
+    const same = windowLoss(a, b);
+    expect(same).toBeLessThan(8);
+    expect(windowLoss(a, walk)).toBeGreaterThan(10 * same);
+    expect(windowLoss(a, garch)).toBeGreaterThan(10 * same);
+  });
+
   it('rejects too short a range and a timeframe other than 15m', () => {
     const mkt = generateBaseMarket(loadCalibration('btc'), { seed: 1, days: 20 });
     expect(() => calibrateBaseProcess(mkt.m15)).toThrow(/at least 60 days/);
@@ -94,14 +130,22 @@ describe('calibrateBaseProcess', () => {
 });
 
 describe.skipIf(!hasSharedData)(`calibration on real BTC${SKIP_REASON}`, () => {
-  it('never reads candles at or after toMs: the fit is the same with the later data removed', async () => {
+  it('never reads candles at or after toMs, and its window stage brings the window statistics closer to the real ones', async () => {
     const { candles } = await readCandlesCsv(sharedFile('binance-BTCUSDT-15m.csv.gz'), {
       symbol: 'BTC/USDT',
       timeframe: '15m',
     });
     const all = sliceByTime(repairCandles(candles).candles, Date.UTC(2021, 6, 1), Infinity);
     const toMs = Date.UTC(2022, 0, 1);
-    const opts = { toMs, iterations: 3, simulationDays: 200, seed: 2 } as const;
+    const opts = {
+      toMs,
+      iterations: 3,
+      simulationDays: 200,
+      seed: 2,
+      windowRounds: 1,
+      windowSimulationDays: 150,
+      windowStrideBars: 192,
+    } as const;
     const full = calibrateBaseProcess(all, opts);
     const cut = calibrateBaseProcess(sliceByTime(all, -Infinity, toMs), opts);
     expect(JSON.stringify(full.params)).toBe(JSON.stringify(cut.params));
@@ -110,5 +154,26 @@ describe.skipIf(!hasSharedData)(`calibration on real BTC${SKIP_REASON}`, () => {
       all.close[sliceByTime(all, -Infinity, toMs).close.length - 1],
       6,
     );
+    // Shape parameters stay inside their bounds.
+    for (const sp of SHAPE_PARAMETERS) {
+      const v = sp.path
+        .split('.')
+        .reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], full.params);
+      if (typeof v === 'number') {
+        expect(v).toBeGreaterThanOrEqual(sp.lo);
+        expect(v).toBeLessThanOrEqual(sp.hi);
+      }
+    }
+    // Out of sample (another seed, a longer path): the window stage's fit is closer to the real
+    // window statistics than the fit without it.
+    const levelsOnly = calibrateBaseProcess(all, { ...opts, windowRounds: 0 });
+    const c = sliceByTime(all, -Infinity, toMs);
+    const real = measureWindowTargets(
+      { m15: c, h4: resample(c, '4h').candles, d1: resample(c, '1d').candles },
+      192,
+    );
+    const distance = (p: typeof full.params): number =>
+      windowLoss(real, measureWindowTargets(generateBaseMarket(p, { seed: 99, days: 400 }), 192));
+    expect(distance(full.params)).toBeLessThan(distance(levelsOnly.params));
   });
 });

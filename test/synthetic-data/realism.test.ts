@@ -17,6 +17,7 @@ import {
   garchMarket,
   gaussianWalkMarket,
   hillTailIndex,
+  marketStateAt,
   marketWindows,
   moments,
   poolWindows,
@@ -81,6 +82,30 @@ describe('statistics on hand-made series', () => {
     expect(f.values['rangeBody.q50']).toBe(3);
     expect(f.values['wick.upper.q50']).toBeCloseTo(1 / 3, 12);
     expect(f.values['acf.r.1']).toBeLessThan(-0.8);
+  });
+});
+
+describe('marketStateAt', () => {
+  it('reads only the candles before the time: last close and trailing RMS return', () => {
+    // 5 days of 15m closes alternating x1.01 and /1.01, then a wild day that must not count.
+    const t0 = Date.UTC(2024, 0, 1);
+    const n = 6 * 96;
+    const close = Float64Array.from({ length: n }, (_, i) =>
+      i < 5 * 96 ? (i % 2 === 0 ? 100 : 101) : i % 2 === 0 ? 50 : 200,
+    );
+    const c = makeCandles('X/USDT', '15m', {
+      openTime: Float64Array.from({ length: n }, (_, i) => t0 + i * 900_000),
+      open: close.slice(),
+      high: close.map((v) => v * 1.001),
+      low: close.map((v) => v * 0.999),
+      close,
+      volume: new Float64Array(n).fill(1),
+    });
+    const at = t0 + 5 * 86_400_000;
+    const s = marketStateAt(c, at, 4);
+    expect(s.price).toBe(101);
+    expect(s.volatility15m).toBeCloseTo(Math.log(1.01), 12);
+    expect(() => marketStateAt(c, t0 + 3_600_000, 4)).toThrow(/only 3 15m returns/);
   });
 });
 

@@ -339,6 +339,37 @@ interface PatternResult {
   perType: Map<string, { correct: number; count: number }>;
   /** Per variant (row order), per primary-timeframe code: test accuracy per seed. */
   byPrimary: Map<string, number[]>[];
+  /** Per variant (row order), per higher-timeframe alignment group: test accuracy per seed. */
+  byAlignment: Map<string, number[]>[];
+  /** Test patterns (15m and 4h) per alignment group over all seeds: count and failed. */
+  failures: Map<string, { count: number; failed: number }>;
+}
+
+/** Alignment groups of 15m and 4h pattern samples (the label `htfAlignment`). */
+const ALIGNMENT_GROUPS = ['confirms', 'flat', 'contradicts'] as const;
+
+function alignmentGroup(a: number): (typeof ALIGNMENT_GROUPS)[number] | null {
+  return a > 0 ? 'confirms' : a < 0 ? 'contradicts' : a === 0 ? 'flat' : null;
+}
+
+/**
+ * Direction accuracy of the 15m and 4h pattern samples by what the next higher timeframe's trend
+ * at the pattern's onset said about its expected direction (the context that moves its outcome).
+ */
+function accuracyByAlignment(probs: Float32Array, test: DiskDataset): Map<string, number> {
+  const align = test.column('htfAlignment');
+  const labels = test.directionLabels();
+  const correct = new Map<string, number>();
+  const count = new Map<string, number>();
+  for (let i = 0; i < labels.length; i++) {
+    const g = alignmentGroup(align[i]);
+    if (g === null) continue;
+    let best = 0;
+    for (let k = 1; k < 3; k++) if (probs[i * 3 + k] > probs[i * 3 + best]) best = k;
+    count.set(g, (count.get(g) ?? 0) + 1);
+    if (best === labels[i]) correct.set(g, (correct.get(g) ?? 0) + 1);
+  }
+  return new Map(ALIGNMENT_GROUPS.map((g) => [g, (correct.get(g) ?? 0) / (count.get(g) ?? NaN)]));
 }
 
 /** Direction accuracy per primary-timeframe code of the samples (`none`, `15m`, `4h`, `1d`). */
@@ -384,13 +415,19 @@ async function patternExperiment(s: Scale): Promise<PatternResult> {
     patternAccuracy: [],
     perType: new Map(),
     byPrimary: rows.map(() => new Map()),
+    byAlignment: rows.map(() => new Map()),
+    failures: new Map(),
   };
   const addPrimary = (k: number, probs: Float32Array, test: DiskDataset): void => {
-    for (const [code, a] of accuracyByPrimary(probs, test)) {
-      const list = result.byPrimary[k].get(code) ?? [];
-      list.push(a);
-      result.byPrimary[k].set(code, list);
-    }
+    for (const [by, groups] of [
+      [result.byPrimary[k], accuracyByPrimary(probs, test)],
+      [result.byAlignment[k], accuracyByAlignment(probs, test)],
+    ] as const)
+      for (const [code, a] of groups) {
+        const list = by.get(code) ?? [];
+        list.push(a);
+        by.set(code, list);
+      }
   };
   for (const seed of s.seeds) {
     const dir = mkdtempSync(join(tmpdir(), 'ctm-seqexp-'));
@@ -401,6 +438,16 @@ async function patternExperiment(s: Scale): Promise<PatternResult> {
         (['train', 'validation', 'test'] as const).map((split) => DiskDataset.open(outDir, split)),
       );
       result.sizes = { train: train.size, validation: validation.size, test: test.size };
+      const align = test.column('htfAlignment');
+      const failed = test.column('adversarial');
+      for (let i = 0; i < test.size; i++) {
+        const g = alignmentGroup(align[i]);
+        if (g === null) continue;
+        const f = result.failures.get(g) ?? { count: 0, failed: 0 };
+        f.count++;
+        f.failed += failed[i];
+        result.failures.set(g, f);
+      }
       const variants: [Timeframe[], (tf: Timeframe, name: string) => boolean][] = [
         [['15m', '4h', '1d'], () => true],
         [['15m'], ownTimeframeColumn],
@@ -616,6 +663,22 @@ function patternMarkdown(r: PatternResult): string {
   r.rows.forEach((row, k) =>
     lines.push(
       `| ${row.name} | ${codes.map((c) => pct(mean(r.byPrimary[k].get(c) ?? []))).join(' | ')} |`,
+    ),
+  );
+  const fails = ALIGNMENT_GROUPS.map((g) => {
+    const f = r.failures.get(g) ?? { count: 0, failed: 0 };
+    return `${g} ${f.count} samples, ${pct(f.failed / f.count)}% planted to fail`;
+  });
+  lines.push(
+    '',
+    `Direction accuracy (%) of the 15m and 4h pattern samples by what the next higher timeframe's trend (4h for 15m patterns, 1d for 4h ones) said at the pattern's onset — the context that moves the outcome (\`dataset.htfInfluence\`); test samples of all seeds: ${fails.join('; ')}. Mean over seeds:`,
+    '',
+    `| variant | ${ALIGNMENT_GROUPS.join(' | ')} |`,
+    `|---|${ALIGNMENT_GROUPS.map(() => '---:').join('|')}|`,
+  );
+  r.rows.forEach((row, k) =>
+    lines.push(
+      `| ${row.name} | ${ALIGNMENT_GROUPS.map((g) => pct(mean(r.byAlignment[k].get(g) ?? []))).join(' | ')} |`,
     ),
   );
   lines.push(

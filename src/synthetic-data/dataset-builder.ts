@@ -99,6 +99,7 @@ export const LABEL_COLUMNS = [
   'forwardReturn',
   'action',
   'adversarial',
+  'htfAlignment',
   'series',
   'heightAtr',
   'htfTrend',
@@ -124,6 +125,8 @@ export const LABEL_DEFINITIONS: Readonly<Record<(typeof LABEL_COLUMNS)[number], 
     action:
       'index into actionClasses: long when forwardReturn > roundTripCost, short when < -roundTripCost, else flat',
     adversarial: '1 when the pattern was planted to fail after completion (a look-alike), else 0',
+    htfAlignment:
+      'the next higher timeframe trend at the pattern onset that decided its outcome, relative to expectedDirection: 1 confirms, -1 contradicts, 0 flat; NaN when the outcome did not depend on it (none, 1d patterns, non-directional, htfInfluence 0)',
     series: 'index of the generated market the sample was cut from (-1 for real data)',
     heightAtr: 'pattern height in ATRs of its primary timeframe at onset (NaN when none)',
     htfTrend:
@@ -148,7 +151,7 @@ const BASE_TF: Timeframe = '15m';
 const BASE_MS = TIMEFRAME_MS[BASE_TF];
 const DAY_MS = 86_400_000;
 const FORMAT = 'ctm-dataset';
-const VERSION = 1;
+const VERSION = 2;
 
 // ---------------------------------------------------------------------------------------------
 // DatasetSettings
@@ -225,6 +228,8 @@ export interface DatasetManifest {
     warmupDays: number;
     decisionsPerPattern: Readonly<Partial<Record<Timeframe, number>>>;
     adversarialFraction: number;
+    htfInfluence: number;
+    resolutionDelayBars: number;
     noneFraction: number;
     patternWeights: Readonly<Record<string, number>>;
     timeframeWeights: Readonly<Partial<Record<Timeframe, number>>>;
@@ -352,6 +357,14 @@ function resolveSettings(
   const f = cfg.splits;
   if (!(f.train > 0 && f.validation >= 0 && f.test >= 0))
     usage('dataset.splits must be shares >= 0 with train > 0');
+  for (const tf of timeframes) {
+    const h = cfg.horizonBars[tf] ?? DEFAULT_RESOLUTION_BARS[tf];
+    if (!(h > cfg.resolutionDelayBars))
+      usage(
+        `dataset.horizonBars.${tf} (${h}) must exceed dataset.resolutionDelayBars (${cfg.resolutionDelayBars})`,
+        'the resolution, delay included, lands within the label horizon',
+      );
+  }
   return {
     cfg,
     seed,
@@ -798,9 +811,12 @@ export const SERIES_START_MS = Date.UTC(2024, 0, 1);
 
 /**
  * Market `k` of a dataset: patterns planned back to back after the warm-up (types, timeframes,
- * spans and gaps drawn from the settings), a share turned adversarial, planted and aggregated by
- * `generateMultiTimeframeData`. A pure function of the settings and k: the dataset's samples of
- * market k are cut from exactly this market.
+ * spans and gaps drawn from the settings), a share turned adversarial (`createAdversarialExamples`
+ * at `dataset.adversarialFraction`), planted and aggregated by `generateMultiTimeframeData`, where
+ * the next higher timeframe's trend at each 15m or 4h pattern's onset moves that draw toward
+ * success or failure (`dataset.htfInfluence`, see `htfOutcomeRule`), and each resolution starts
+ * `dataset.resolutionDelayBars` primary bars after completion. A pure function of the settings
+ * and k: the dataset's samples of market k are cut from exactly this market.
  */
 export function seriesMarket(k: number, s: DatasetSettings): MultiTimeframeData {
   const cfg = s.cfg;
@@ -819,8 +835,10 @@ export function seriesMarket(k: number, s: DatasetSettings): MultiTimeframeData 
     const barMs = TIMEFRAME_MS[tf];
     const span = drawSpanBars(tf, s.windows, rng);
     const horizon = cfg.horizonBars[tf] ?? DEFAULT_RESOLUTION_BARS[tf];
-    // The resolution lands within the horizon, so the forward label sees the move completed.
-    const resolution = Math.max(1, Math.round(horizon * rng.uniform(0.6, 1)));
+    // The resolution starts after the delay and lands within the horizon of every decision (all
+    // inside the delay), so the forward label sees the move completed.
+    const delay = cfg.resolutionDelayBars;
+    const resolution = delay + Math.max(1, Math.round((horizon - delay) * rng.uniform(0.6, 1)));
     const slack = Math.ceil(cfg.visibilityShift * span);
     const gap = slack + 1 + rng.int(slack + 3);
     const onset = Math.ceil((cursor + gap * barMs) / barMs) * barMs;
@@ -832,6 +850,7 @@ export function seriesMarket(k: number, s: DatasetSettings): MultiTimeframeData 
       onsetTimeMs: onset,
       spanBars: span,
       resolutionBars: resolution,
+      delayBars: delay,
       noiseLevel: cfg.noiseLevel,
     });
     cursor = end;
@@ -852,6 +871,7 @@ export function seriesMarket(k: number, s: DatasetSettings): MultiTimeframeData 
     maxShiftBars: 0,
     maxShiftFraction: cfg.visibilityShift,
     maxAmplitudeScale: cfg.maxAmplitudeScale,
+    htfInfluence: cfg.htfInfluence,
   });
 }
 
@@ -952,6 +972,7 @@ export function seriesSamples(k: number, s: DatasetSettings): SeriesBlock {
     labels[o + COL.forwardReturn] = fwd;
     labels[o + COL.action] = fwd > s.cost ? 2 : fwd < -s.cost ? 0 : 1;
     labels[o + COL.adversarial] = label?.adversarial === true ? 1 : 0;
+    labels[o + COL.htfAlignment] = label?.htfAlignment ?? NaN;
     labels[o + COL.series] = k;
     labels[o + COL.heightAtr] = label?.heightAtr ?? NaN;
     const htf = higherTimeframe(tf);
@@ -1361,6 +1382,8 @@ export async function buildSyntheticDataset(
       warmupDays: s.warmupDays,
       decisionsPerPattern: s.cfg.decisionsPerPattern,
       adversarialFraction: s.cfg.adversarialFraction,
+      htfInfluence: s.cfg.htfInfluence,
+      resolutionDelayBars: s.cfg.resolutionDelayBars,
       noneFraction: s.noneShare,
       patternWeights: Object.fromEntries(s.classWeights),
       timeframeWeights: s.cfg.timeframeWeights,

@@ -40,8 +40,10 @@ import {
   type PatternSkeleton,
   type PatternType,
   type PlantedPath,
+  type PlantHistory,
   type Strength,
   type VolumeProfile,
+  withOutcome,
 } from './pattern-generator.js';
 
 /** The timeframes a pattern can be primary on. */
@@ -64,6 +66,12 @@ export interface PatternRequest {
   spanBars?: number;
   /** Bars of the resolution after completion (default: the timeframe's default horizon). */
   resolutionBars?: number;
+  /**
+   * Bars after completion before the resolution starts (default 0): the market keeps its own
+   * returns in them, so a decision inside them does not yet see which way the pattern resolves.
+   */
+  delayBars?: number;
+  /** Plant as a look-alike that fails (before any `htfInfluence` on the outcome). */
   adversarial?: boolean;
   strength?: Strength;
   /** Noise relative to the base's own (0.05 = natural). */
@@ -101,6 +109,11 @@ export interface MultiTimeframePatternParams {
   maxShiftFraction?: number;
   /** Largest growth of an unclear pattern's size (default 1.3; 1 = never grow). */
   maxAmplitudeScale?: number;
+  /**
+   * How strongly the next higher timeframe's trend at a pattern's onset decides its outcome, in
+   * [0, 1] (default 0: outcomes as requested). See `htfOutcomeRule`.
+   */
+  htfInfluence?: number;
   symbol?: string;
 }
 
@@ -142,6 +155,8 @@ export interface MultiTimeframeData {
   plans: PatternPlan[];
   seed: number;
   windows: Partial<Record<Timeframe, number>>;
+  /** The `htfInfluence` the outcomes were decided with (re-planting decides them alike). */
+  htfInfluence: number;
 }
 
 function fail(field: string, reason: string): never {
@@ -210,6 +225,7 @@ export function planRequests(
       });
     const plan = planPattern(skeleton, tf, onsetStep, barSteps, span, {
       resolutionBars: resolution,
+      delayBars: req.delayBars,
       adversarial: req.adversarial,
       noiseLevel: req.noiseLevel,
       noiseProfile: req.noiseProfile,
@@ -264,10 +280,14 @@ export function generateMultiTimeframeData(
     leadDays: p.leadDays ?? 3,
     rng: rng.fork('plans'),
   });
+  const htfInfluence = p.htfInfluence ?? 0;
+  if (!(htfInfluence >= 0 && htfInfluence <= 1))
+    fail('htfInfluence', `must be in [0, 1], got ${htfInfluence}`);
   const planted = plantPatterns(basePath, plans, {
     maxShiftBars: p.maxShiftBars ?? 0,
     maxShiftFraction: p.maxShiftFraction,
     maxAmplitudeScale: p.maxAmplitudeScale,
+    outcome: htfOutcomeRule(htfInfluence, basePath.startTimeMs, p.seed),
   });
   return assemble({
     symbol: p.symbol ?? params.symbol,
@@ -278,7 +298,93 @@ export function generateMultiTimeframeData(
     seed: p.seed,
     windows,
     timeframes,
+    htfInfluence,
   });
+}
+
+/**
+ * The trend of timeframe `tf` at fine step `onsetStep` of a path being planted, as
+ * `timeframeTrend` reads it from candles (sign of the last close against the SMA of the last
+ * `period` closes when the distance exceeds `minAtr` mean ranges, else 0), computed in log prices
+ * from the fine steps before the onset (`logReturn` final there, `anchorLogPrice` the log close of
+ * step onsetStep − 1). 0 when fewer than `period` bars closed. Bars are on the UTC grid of `tf`
+ * (`startTimeMs` = open time of step 0).
+ */
+export function pathTimeframeTrend(
+  logReturn: Float64Array,
+  anchorLogPrice: number,
+  onsetStep: number,
+  tf: Timeframe,
+  startTimeMs: number,
+  period = 20,
+  minAtr = 0.5,
+): Direction {
+  const H = fineStepsPerBar(tf);
+  const g = ((Math.round(startTimeMs / FINE_MS) % H) + H) % H;
+  const lastBar = Math.floor((g + onsetStep) / H) - 1;
+  const firstBar = lastBar - period + 1;
+  const firstStep = firstBar * H - g;
+  if (firstStep < 0) return 0;
+  // Log close of every step from firstStep - 1 to onsetStep - 1, walking back from the anchor.
+  const lastStep = (lastBar + 1) * H - g - 1;
+  let level = anchorLogPrice;
+  for (let i = onsetStep - 1; i > lastStep; i--) level -= logReturn[i];
+  let closeSum = 0;
+  let rangeSum = 0;
+  const lastClose = level;
+  for (let b = lastBar; b >= firstBar; b--) {
+    const from = b * H - g;
+    closeSum += level;
+    let hi = level;
+    let lo = level;
+    for (let i = from + H - 1; i >= from; i--) {
+      level -= logReturn[i];
+      if (level > hi) hi = level;
+      if (level < lo) lo = level;
+    }
+    rangeSum += hi - lo;
+  }
+  const dist = lastClose - closeSum / period;
+  return Math.abs(dist) < (minAtr * rangeSum) / period ? 0 : dist > 0 ? 1 : -1;
+}
+
+/**
+ * The outcome rule of patterns in a market with higher-timeframe influence `s` in [0, 1]: for a
+ * directional pattern with a resolution on 15m or 4h, the trend of the next higher timeframe
+ * (4h, 1d) at its onset (`pathTimeframeTrend`, from the market before the pattern) decides how
+ * often it fails. A pattern planned to fail (the base draw, e.g. `createAdversarialExamples` at a
+ * rate p) still fails with probability 1 − s when that trend confirms it, and one planned to
+ * resolve its textbook way fails anyway with probability s when the trend contradicts it: failure
+ * rates p·(1 − s) confirmed, p + (1 − p)·s contradicted, p when the trend is flat or there is no
+ * higher timeframe (1d patterns). Seeded per pattern (market seed and onset step), so re-planting
+ * the same plans decides alike. `undefined` (no rule) for s = 0.
+ */
+export function htfOutcomeRule(
+  s: number,
+  startTimeMs: number,
+  seed: number,
+): ((plan: PatternPlan, history: PlantHistory) => PatternPlan) | undefined {
+  if (!(s > 0)) return undefined;
+  return (plan, history) => {
+    const htf = higherTimeframe(plan.primaryTimeframe);
+    if (htf === null || plan.expectedDirection === 0 || plan.resolutionBar < 0) return plan;
+    const trend = pathTimeframeTrend(
+      history.logReturn,
+      history.anchorLogPrice,
+      plan.onsetStep,
+      htf,
+      startTimeMs,
+    );
+    const alignment = trend * plan.expectedDirection;
+    const u = new Rng(seed).fork(`outcome-${plan.onsetStep}`).next();
+    const failed =
+      alignment > 0
+        ? plan.adversarial && u >= s
+        : alignment < 0
+          ? plan.adversarial || u < s
+          : plan.adversarial;
+    return { ...withOutcome(plan, failed), htfAlignment: alignment };
+  };
 }
 
 interface AssembleInput {
@@ -290,6 +396,7 @@ interface AssembleInput {
   seed: number;
   windows: Partial<Record<Timeframe, number>>;
   timeframes: readonly Timeframe[];
+  htfInfluence: number;
 }
 
 /** Candles of every timeframe from a planted path (fine → 15m → higher), validated. */
@@ -315,6 +422,7 @@ function assemble(a: AssembleInput): MultiTimeframeData {
     plans: a.plans,
     seed: a.seed,
     windows: a.windows,
+    htfInfluence: a.htfInfluence,
   };
   data.visibility = a.planted.planted.map((_, k) => measureVisibility(data, k));
   return data;
@@ -416,6 +524,7 @@ export function ensurePatternVisibility(
     maxShiftBars: maxShift,
     maxAmplitudeScale: options.maxAmplitudeScale,
     searchFilter: match,
+    outcome: htfOutcomeRule(d.htfInfluence, d.basePath.startTimeMs, d.seed),
   });
   return assemble({
     symbol: d.symbol,
@@ -426,6 +535,7 @@ export function ensurePatternVisibility(
     seed: d.seed,
     windows: d.windows,
     timeframes: [...d.frames.keys()],
+    htfInfluence: d.htfInfluence,
   });
 }
 
@@ -562,7 +672,10 @@ export function createTimeframeConfluences(
       plans.push(plan);
       last = plan.endStep;
     });
-    const planted = plantPatterns(d.basePath, plans, { maxShiftBars: 0 });
+    const planted = plantPatterns(d.basePath, plans, {
+      maxShiftBars: 0,
+      outcome: htfOutcomeRule(d.htfInfluence, d.basePath.startTimeMs, d.seed),
+    });
     return assemble({
       symbol: d.symbol,
       basePath: d.basePath,
@@ -572,6 +685,7 @@ export function createTimeframeConfluences(
       seed: d.seed,
       windows: d.windows,
       timeframes: [...d.frames.keys()],
+      htfInfluence: d.htfInfluence,
     });
   };
   // Verify with the higher timeframe's own candles; per pattern keep the first attempt that shows

@@ -695,11 +695,25 @@ export interface PatternPlan {
   points: PlanPoint[];
   /** Bar (from onset) whose close the resolution waypoint pins, or -1 for none. */
   resolutionBar: number;
-  /** Resolution move from the completion close, in ATR units (signed). */
+  /**
+   * Primary bars after the completion bar before the resolution starts: the path keeps its own
+   * returns in them (no move toward the resolution shows yet); the resolution move is measured
+   * from the close at their end. 0 = the resolution starts right after completion.
+   */
+  delayBars: number;
+  /** Resolution move from the completion close (or the end of the delay), in ATR units (signed). */
   resolutionY: number;
+  /** The resolution moves of both outcomes: textbook (with `expectedDirection`) and failed. */
+  outcomeY: { textbook: number; failed: number };
   expectedDirection: Direction;
   /** True when the resolution goes against `expectedDirection` on purpose (an adversarial look-alike). */
   adversarial: boolean;
+  /**
+   * What the next higher timeframe's trend said at onset when the outcome was decided from it
+   * (see `plantPatterns`' `outcome`): 1 confirms `expectedDirection`, -1 contradicts it, 0 flat;
+   * NaN when not consulted.
+   */
+  htfAlignment: number;
   strength: Strength;
   /** Multiplies every y: `spanScale(spanBars)` times any visibility growth. */
   amplitudeScale: number;
@@ -720,6 +734,8 @@ export interface PatternPlan {
 export interface PlanOptions {
   /** Bars of the resolution after completion (0: no resolution waypoint). */
   resolutionBars: number;
+  /** Bars after completion before the resolution starts (default 0; < `resolutionBars`). */
+  delayBars?: number;
   adversarial?: boolean;
   amplitudeScale?: number;
   noiseLevel?: number;
@@ -793,8 +809,22 @@ export function planPattern(
     });
   const adversarial = options.adversarial ?? false;
   const resolutionBar = options.resolutionBars > 0 ? last + options.resolutionBars : -1;
-  let resolutionY = skeleton.resolutionY;
-  if (adversarial) resolutionY = -Math.sign(skeleton.resolutionY || 1) * failedMove(skeleton);
+  const delayBars = options.delayBars ?? 0;
+  if (!(
+    Number.isInteger(delayBars) &&
+    delayBars >= 0 &&
+    (delayBars === 0 || delayBars < options.resolutionBars)
+  ))
+    throw new DataValidationError({
+      source: 'pattern generator',
+      field: 'delayBars',
+      reason: `must be a whole number >= 0 below resolutionBars (${options.resolutionBars}), got ${delayBars}`,
+    });
+  const outcomeY = {
+    textbook: skeleton.resolutionY,
+    failed: -Math.sign(skeleton.resolutionY || 1) * failedMove(skeleton),
+  };
+  const resolutionY = adversarial ? outcomeY.failed : outcomeY.textbook;
   return {
     type: skeleton.type,
     primaryTimeframe,
@@ -803,9 +833,12 @@ export function planPattern(
     spanBars,
     points,
     resolutionBar,
+    delayBars,
     resolutionY,
+    outcomeY,
     expectedDirection: skeleton.expectedDirection,
     adversarial,
+    htfAlignment: NaN,
     strength: skeleton.strength,
     amplitudeScale: (options.amplitudeScale ?? 1) * spanScale(spanBars),
     noiseScale: noiseLevel / NATURAL_NOISE_LEVEL,
@@ -831,6 +864,18 @@ function failedMove(sk: PatternSkeleton): number {
   // Retrace the breakout and most of the pattern: a failed double top rallies back to its peaks.
   const room = sk.expectedDirection < 0 ? hi - completion : completion - lo;
   return Math.max(Math.abs(sk.resolutionY), 0.8 * room);
+}
+
+/**
+ * The plan with the given outcome: `failed` resolves against its expected direction (back through
+ * the pattern, as an adversarial look-alike does), else the textbook way.
+ */
+export function withOutcome(plan: PatternPlan, failed: boolean): PatternPlan {
+  return {
+    ...plan,
+    adversarial: failed,
+    resolutionY: failed ? plan.outcomeY.failed : plan.outcomeY.textbook,
+  };
 }
 
 /** The first bar (from onset) of a plan's points whose role is `completion` (the last point). */
@@ -878,6 +923,21 @@ export interface PlantOptions {
   maxAmplitudeScale?: number;
   /** Which plans the search applies to (default: all). */
   searchFilter?: (plan: PatternPlan) => boolean;
+  /**
+   * Decides each plan's outcome from the market before it: called once per plan, in time order,
+   * before it is placed, with the path as planted so far (`logReturn[i]` is final for every step
+   * before the plan's onset, `anchorLogPrice` the log close just before it); returns the plan to
+   * plant (e.g. `withOutcome(plan, failed)`). Default: plans keep their outcome.
+   */
+  outcome?: (plan: PatternPlan, history: PlantHistory) => PatternPlan;
+}
+
+/** The path before a plan's onset, as `PlantOptions.outcome` sees it. */
+export interface PlantHistory {
+  /** Fine-step log returns; entries before `plan.onsetStep` are final (do not modify). */
+  logReturn: Float64Array;
+  /** Log close of step `plan.onsetStep - 1`. */
+  anchorLogPrice: number;
 }
 
 /** Clarity at or below which a pattern counts as clearly visible on its primary timeframe. */
@@ -928,8 +988,17 @@ export function shiftPlan(plan: PatternPlan, bars: number): PatternPlan {
   return { ...plan, onsetStep: plan.onsetStep + d, endStep: plan.endStep + d };
 }
 
-/** Waypoints of a plan measured from `anchor` with ATR `atrLog` (absolute steps). */
-function planWaypoints(plan: PatternPlan, anchor: number, atrLog: number): Waypoint[] {
+/**
+ * Waypoints of a plan measured from `anchor` with ATR `atrLog` (absolute steps). With a delay the
+ * close at its end is pinned where the plan's own returns `r` (index 0 = onset step) take it from
+ * the completion close, so the delay keeps them unchanged, and the resolution is measured from it.
+ */
+function planWaypoints(
+  plan: PatternPlan,
+  anchor: number,
+  atrLog: number,
+  r: Float64Array,
+): Waypoint[] {
   const scale = atrLog * plan.amplitudeScale;
   const barEnd = (bar: number): number => plan.onsetStep + (bar + 1) * plan.barSteps - 1;
   const wps: Waypoint[] = plan.points.map((p) => ({
@@ -937,13 +1006,21 @@ function planWaypoints(plan: PatternPlan, anchor: number, atrLog: number): Waypo
     logPrice: anchor + p.y * scale + plan.tiltPerBar * (p.bar + 1),
   }));
   if (plan.resolutionBar >= 0) {
-    const completion = plan.points[plan.points.length - 1];
+    const last = plan.spanBars - 1;
+    let from = wps[wps.length - 1];
+    if (plan.delayBars > 0) {
+      const step = barEnd(last + plan.delayBars);
+      let move = 0;
+      for (let i = from.step + 1; i <= step; i++) move += r[i - plan.onsetStep];
+      from = { step, logPrice: from.logPrice + move };
+      wps.push(from);
+    }
     wps.push({
       step: barEnd(plan.resolutionBar),
       logPrice:
-        anchor +
-        (completion.y + plan.resolutionY) * scale +
-        plan.tiltPerBar * (plan.resolutionBar + 1),
+        from.logPrice +
+        plan.resolutionY * scale +
+        plan.tiltPerBar * (plan.resolutionBar - last - plan.delayBars),
     });
   }
   return wps;
@@ -971,7 +1048,7 @@ function place(
   shapeVolatility(plan, r, sg);
   if (plan.noiseProfile !== 'market_like') shapeNoise(r, 0, len, plan.noiseProfile, plan.barSteps);
   const atrLog = estimateAtrLog(sigma, from, plan.barSteps);
-  const waypoints = planWaypoints(plan, anchor, atrLog);
+  const waypoints = planWaypoints(plan, anchor, atrLog, r);
   const local = conditionOnWaypoints(
     { logReturn: r, sigma: sg, initialLogPrice: anchor },
     waypoints.map((w) => ({ step: w.step - from, logPrice: w.logPrice })),
@@ -988,7 +1065,8 @@ function place(
  * `noiseScale`, `noiseProfile`), its steps are conditioned on its waypoints with the path's own
  * shocks (`conditionOnWaypoints`), and its volume is multiplied by its envelope; after its last
  * waypoint the path continues with its own returns. With `maxShiftBars` > 0 an unclear plan is
- * moved and grown until it reads clearly (see `PlantOptions`). The input path is not modified.
+ * moved and grown until it reads clearly (see `PlantOptions`); with `outcome` each plan's outcome
+ * is first decided from the path before it. The input path is not modified.
  * @throws {DataValidationError} when plans are not in time order, overlap, start at step 0 or end
  *   after the path.
  */
@@ -1027,16 +1105,18 @@ export function plantPatterns(
       for (let i = cursor; i < onset; i++) l += logReturn[i];
       return l;
     };
-    let best = place(plans[k], logReturn, sigma, levelAt(plans[k].onsetStep));
+    const anchor = levelAt(plans[k].onsetStep);
+    const decided = options.outcome?.(plans[k], { logReturn, anchorLogPrice: anchor }) ?? plans[k];
+    let best = place(decided, logReturn, sigma, anchor);
     const shiftK = Math.max(
       maxShift,
-      Math.floor((options.maxShiftFraction ?? 0) * plans[k].spanBars),
+      Math.floor((options.maxShiftFraction ?? 0) * decided.spanBars),
     );
-    const search = shiftK > 0 && (options.searchFilter?.(plans[k]) ?? true);
+    const search = shiftK > 0 && (options.searchFilter?.(decided) ?? true);
     if (search && best.planted.clarity > target) {
       for (let d = 1; d <= shiftK && best.planted.clarity > target; d++) {
         for (const shift of [d, -d]) {
-          const moved = shiftPlan(plans[k], shift);
+          const moved = shiftPlan(decided, shift);
           if (moved.onsetStep <= lastEnd + 1 || moved.endStep >= nextOnset) continue;
           const p = place(moved, logReturn, sigma, levelAt(moved.onsetStep));
           if (p.planted.clarity < best.planted.clarity) best = p;
@@ -1198,6 +1278,11 @@ export interface PatternLabel {
   resolutionTimeMs: number;
   expectedDirection: Direction;
   adversarial: boolean;
+  /**
+   * The next higher timeframe's trend at onset relative to `expectedDirection` when it decided the
+   * outcome: 1 confirms, -1 contradicts, 0 flat; NaN when the outcome did not depend on it.
+   */
+  htfAlignment: number;
   strength: Strength;
   /** ATR of the primary timeframe at onset (quote currency): the unit of every size. */
   atr: number;
@@ -1249,6 +1334,7 @@ export function plantedLabel(
     resolutionTimeMs: plan.resolutionBar >= 0 ? barClose(plan.resolutionBar) : NaN,
     expectedDirection: plan.expectedDirection,
     adversarial: plan.adversarial,
+    htfAlignment: plan.htfAlignment,
     strength: plan.strength,
     atr: Math.exp(anchorLogPrice) * (Math.exp(atrLog) - 1),
     heightAtr: (hi - lo) * plan.amplitudeScale,

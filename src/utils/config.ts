@@ -174,6 +174,8 @@ export const configSchema = z.strictObject({
     patternWeights: z.record(z.string(), z.number().min(0)),
     timeframeWeights: z.partialRecord(timeframe, z.number().min(0)),
     adversarialFraction: z.number().min(0).max(1),
+    htfInfluence: z.number().min(0).max(1),
+    resolutionDelayBars: z.number().int().nonnegative(),
     decisionsPerPattern: z.partialRecord(timeframe, positiveInt),
     horizonBars: z.partialRecord(timeframe, positiveInt),
     roundTripCost: z.number().min(0).nullable(),

@@ -5,6 +5,7 @@ import {
   ensurePatternVisibility,
   generateMultiTimeframeData,
   htfRsiDivergence,
+  pathTimeframeTrend,
   timeframeTrend,
   type MultiTimeframeData,
   type PatternRequest,
@@ -178,6 +179,107 @@ describe('ensurePatternVisibility', () => {
   });
 });
 
+/** Close of the 15m bar that closes at `closeMs`. */
+function closeAt(d: MultiTimeframeData, closeMs: number): number {
+  const m15 = d.frames.get('15m') as Candles;
+  return m15.close[m15.openTime.indexOf(closeMs - 900_000)];
+}
+
+describe('outcomes decided by the higher timeframe (htfInfluence)', () => {
+  // Back-to-back 15m and 4h patterns (half of them planned to fail) and a 1d one.
+  const rng = (k: number): number => ((k * 2654435761) >>> 0) / 2 ** 32;
+  const types: PatternType[] = ['bull_flag', 'double_top', 'support_bounce', 'falling_wedge'];
+  const requests: PatternRequest[] = Array.from({ length: 32 }, (_, k) => ({
+    type: types[k % types.length],
+    primaryTimeframe: k === 12 ? '1d' : rng(k) < 0.6 ? '15m' : '4h',
+    adversarial: rng(k + 100) < 0.5,
+    delayBars: 1,
+  }));
+  const market = (htfInfluence: number): MultiTimeframeData =>
+    generateMultiTimeframeData({
+      seed: 5,
+      days: 200,
+      patterns: requests,
+      htfInfluence,
+      leadDays: 25,
+    });
+  const full = market(1);
+  const none = market(0);
+
+  it('reads the trend of a higher timeframe from the path before an onset as timeframeTrend reads it from the candles', () => {
+    const m = full;
+    const logClose = new Float64Array(m.planted.path.logReturn.length);
+    let level = m.planted.path.initialLogPrice;
+    m.planted.path.logReturn.forEach((r, i) => (logClose[i] = level += r));
+    let agree = 0;
+    let n = 0;
+    for (let step = 30 * 288 + 7; step < logClose.length - 1; step += 97) {
+      const onsetMs = m.basePath.startTimeMs + step * 300_000;
+      for (const tf of ['4h', '1d'] as const) {
+        const fromPath = pathTimeframeTrend(
+          m.planted.path.logReturn,
+          logClose[step - 1],
+          step,
+          tf,
+          m.basePath.startTimeMs,
+        );
+        n++;
+        if (fromPath === timeframeTrend(m.frames.get(tf) as Candles, onsetMs)) agree++;
+      }
+    }
+    expect(n).toBeGreaterThan(500);
+    expect(agree / n).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it('at full influence a 15m or 4h pattern fails exactly when the higher timeframe contradicts it (a flat one keeps the plan)', () => {
+    let contradicted = 0;
+    let confirmed = 0;
+    full.labels.forEach((l, k) => {
+      if (l.primaryTimeframe === '1d') {
+        expect(l.htfAlignment).toBeNaN();
+        expect(l.adversarial).toBe(requests[k].adversarial);
+        return;
+      }
+      expect([-1, 0, 1]).toContain(l.htfAlignment);
+      if (l.htfAlignment === 0) expect(l.adversarial).toBe(requests[k].adversarial);
+      else expect(l.adversarial).toBe(l.htfAlignment < 0);
+      if (l.htfAlignment < 0) contradicted++;
+      if (l.htfAlignment > 0) confirmed++;
+      // What the market then did: from completion to resolution, with or against the textbook.
+      const move = Math.log(closeAt(full, l.resolutionTimeMs) / closeAt(full, l.completionTimeMs));
+      expect(Math.sign(move)).toBe(l.adversarial ? -l.expectedDirection : l.expectedDirection);
+    });
+    expect(contradicted).toBeGreaterThan(5);
+    expect(confirmed).toBeGreaterThan(5);
+  });
+
+  it('without influence plants every outcome as requested and records no alignment', () => {
+    none.labels.forEach((l, k) => {
+      expect(l.adversarial).toBe(requests[k].adversarial);
+      expect(l.htfAlignment).toBeNaN();
+    });
+    expect(() => market(1.5)).toThrow(DataValidationError);
+  });
+
+  it('keeps the market own returns through the resolution delay and starts the move after it', () => {
+    for (const pp of none.planted.planted) {
+      const plan = pp.plan;
+      const completionEnd = plan.onsetStep + plan.spanBars * plan.barSteps - 1;
+      const delayEnd = completionEnd + plan.barSteps;
+      if (plan.consolidation !== null) continue; // volatility expands after a consolidation
+      for (let i = completionEnd + 1; i <= delayEnd; i++)
+        expect(none.planted.path.logReturn[i]).toBeCloseTo(none.basePath.logReturn[i], 12);
+      // The resolution move is measured from where the delay ended.
+      const [delayWp, resolutionWp] = pp.waypoints.slice(-2);
+      expect(delayWp.step).toBe(delayEnd);
+      expect(resolutionWp.logPrice - delayWp.logPrice).toBeCloseTo(
+        plan.resolutionY * pp.atrLog * plan.amplitudeScale,
+        12,
+      );
+    }
+  });
+});
+
 describe('createTimeframeConfluences', () => {
   // Lower-timeframe patterns with room before them for a higher-timeframe trend.
   const requests = (seed: number): PatternRequest[] => [
@@ -237,6 +339,34 @@ describe('createTimeframeConfluences', () => {
       }
     }
     expect(found / n).toBeGreaterThanOrEqual(0.6);
+  });
+
+  it('with higher-timeframe influence, a planted confirming trend lets the pattern resolve its textbook way and a contradicting one makes it fail', () => {
+    let n = 0;
+    let aligned = 0;
+    for (let seed = 0; seed < 4; seed++) {
+      const base = generateMultiTimeframeData({
+        seed,
+        days: 50,
+        patterns: requests(seed).map((r) => ({ ...r, adversarial: seed % 2 === 0 })),
+        htfInfluence: 1,
+      });
+      for (const [type, want] of [
+        ['htf_confirms', 1],
+        ['htf_contradicts', -1],
+      ] as const) {
+        const d = createTimeframeConfluences(base, type);
+        for (const l of d.labels) {
+          if (l.type === 'uptrend' || l.type === 'downtrend') continue;
+          n++;
+          if (l.htfAlignment === want) {
+            aligned++;
+            expect(l.adversarial).toBe(want < 0);
+          }
+        }
+      }
+    }
+    expect(aligned / n).toBeGreaterThanOrEqual(0.75);
   });
 
   it('refuses an unknown confluence', () => {

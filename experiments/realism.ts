@@ -26,6 +26,7 @@ import {
   type LabelledMarket,
   type NamedScore,
   type RealismReport,
+  type WindowSet,
 } from '../src/synthetic-data/realism.js';
 import { defaultConfig } from '../src/utils/config.js';
 import { createRun } from '../src/utils/runs.js';
@@ -63,6 +64,20 @@ const starts: { calibration: string; price: number; volatility15m: number; start
 /** The last calibration year: the in-sample check scores the synthetic data against it. */
 const IN_SAMPLE_YEAR = 2021;
 const inSample: { calibration: string; scores: NamedScore[] }[] = [];
+const diagnostics: { calibration: string; scores: NamedScore[] }[] = [];
+/** Window statistics of candle microstructure (price discreteness and the exchange's matching). */
+const MICROSTRUCTURE = ['gap.zero', 'gap.abs.mean', 'wick.upper.zero', 'wick.lower.zero', 'doji'];
+
+/** A copy of a window set with the microstructure statistics set to 0 (a diagnostic). */
+function withoutMicrostructure(set: WindowSet): WindowSet {
+  const x = set.x.slice();
+  const cols = set.names.length;
+  for (const name of MICROSTRUCTURE) {
+    const j = set.names.indexOf(name);
+    for (let i = 0; i < set.rows; i++) x[i * cols + j] = 0;
+  }
+  return { ...set, x };
+}
 for (const name of ['btc', 'eth']) {
   const params = loadCalibration(name);
   const scoring = bySymbol.get(name.toUpperCase()) as LabelledMarket;
@@ -157,6 +172,34 @@ for (const name of ['btc', 'eth']) {
       {
         name: `in-sample: synthetic (unconditioned start) vs ${scoring.label} ${fitYear}`,
         result: discriminativeScore(fitWindows, unconditioned, d),
+      },
+    ],
+  });
+  // Diagnostic, not the protocol: the same two comparisons with the candle-microstructure
+  // statistics (close-to-open gaps, bars without a wick, doji) held constant on both sides.
+  const control = marketWindows(scoring.market, w, Y(r.controlYear), Y(r.controlYear + 1));
+  const conditioned = r.conditionOnStart
+    ? poolWindows(synthetic.map((x) => marketWindows(x.market, w)))
+    : poolWindows(otherSet);
+  log(`${name}: diagnostic without microstructure statistics`);
+  diagnostics.push({
+    calibration: name,
+    scores: [
+      {
+        name: `diagnostic, microstructure statistics held constant: control ${scoring.label} ${r.controlYear} vs ${r.scoreYear}`,
+        result: discriminativeScore(
+          withoutMicrostructure(scoreWindows),
+          withoutMicrostructure(control),
+          d,
+        ),
+      },
+      {
+        name: `diagnostic, microstructure statistics held constant: synthetic vs ${scoring.label} ${r.scoreYear}`,
+        result: discriminativeScore(
+          withoutMicrostructure(scoreWindows),
+          withoutMicrostructure(conditioned),
+          d,
+        ),
       },
     ],
   });
@@ -290,8 +333,16 @@ for (const { calibration, report } of reports) {
     lines.push(
       `- In-sample check (the last calibration year, seen by the fit): synthetic vs ${IN_SAMPLE_YEAR} ${est(ins.scores[1].result.accuracy)} beside its control ${IN_SAMPLE_YEAR - 1} vs ${IN_SAMPLE_YEAR} ${est(ins.scores[0].result.accuracy)}.`,
     );
+  const diag = diagnostics.find((x) => x.calibration === calibration);
+  if (diag !== undefined)
+    lines.push(
+      `- Diagnostic (not the protocol): with the microstructure statistics (${MICROSTRUCTURE.join(', ')}) held constant on both sides, synthetic ${est(diag.scores[1].result.accuracy)} vs control ${est(diag.scores[0].result.accuracy)}.`,
+    );
   lines.push('');
-  lines.push(scoresMarkdown([...report.scores, ...(ins?.scores ?? [])]), '');
+  lines.push(
+    scoresMarkdown([...report.scores, ...(ins?.scores ?? []), ...(diag?.scores ?? [])]),
+    '',
+  );
   const scoring = bySymbol.get(calibration.toUpperCase()) as LabelledMarket;
   const extrapolation = microstructureExtrapolation(
     scoring,
@@ -318,6 +369,21 @@ for (const { calibration, report } of reports) {
   lines.push('<details><summary>Full stylized-facts table</summary>', '');
   lines.push(realismTableMarkdown(t), '</details>', '');
 }
+const btcReport = reports.find((x) => x.calibration === 'btc')?.report;
+const yearRow = (y: number): string => {
+  const row = btcReport?.scores.find((x) => x.name === `BTC ${y} vs ${r.scoreYear}`);
+  return row === undefined ? 'n/a' : fmt(row.result.accuracy.value);
+};
+lines.push(
+  '### What limits the score',
+  '',
+  `The goal (synthetic no more than 0.05 above the control) is not met. The control year ${r.controlYear} holds both microstructure regimes of ${r.scoreYear} (almost only zero- or one-tick close-to-open gaps from March to June 2022, the zero-fee period from July 2022 to March 2023); the calibration years hold neither, and nothing may be fitted to 2022-23. ` +
+    `Real years that the calibration has seen are themselves far from ${r.scoreYear}: BTC 2020 vs ${r.scoreYear} ${yearRow(2020)}, BTC 2021 vs ${r.scoreYear} ${yearRow(2021)} (table above), about where the synthetic data lands. ` +
+    `The microstructure tables show that the 2018-2021 relations of wickless bars and multi-tick gaps to volatility and volume do not predict ${r.scoreYear} (they predict the wrong level, for ETH gaps by two orders of magnitude), so a structural microstructure model fitted on 2018-2021 cannot close this; conditioning on the start state (price, trailing volatility) changes the score by less than its interval. ` +
+    `With the microstructure statistics held constant (diagnostic rows) the synthetic data is still told apart; the strongest statistics there are the volume-range coupling and the median upper wick, whose ${r.scoreYear} values lie outside those of every calibration year, and the 4h range/body, which the model also falls short of on its own calibration years. ` +
+    `In-sample, where no such shift exists, the synthetic data is scored against ${IN_SAMPLE_YEAR} at ${inSample.map((x) => `${x.calibration.toUpperCase()} ${fmt(x.scores[1].result.accuracy.value)} (control ${fmt(x.scores[0].result.accuracy.value)})`).join(', ')}.`,
+  '',
+);
 lines.push(END);
 
 const section = lines.join('\n');

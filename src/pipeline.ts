@@ -16,7 +16,11 @@ import { CandleStore } from './data-processing/store.js';
 import { checkFeatureLookAhead } from './data-processing/feature-engineering.js';
 import { loadEvaluationData, runBacktest } from './evaluation/evaluate.js';
 import type { PerformanceMetrics } from './evaluation/metrics.js';
-import { generateBaseMarket, writeSyntheticMarket } from './synthetic-data/base-process.js';
+import {
+  generateBaseMarket,
+  marketOptionsFromSettings,
+  writeSyntheticMarket,
+} from './synthetic-data/base-process.js';
 import { loadCalibration } from './synthetic-data/calibration.js';
 import { rangeMs, type Config } from './utils/config.js';
 import { createRun } from './utils/runs.js';
@@ -87,13 +91,10 @@ export async function runDefaultPipeline(options: PipelineOptions): Promise<Pipe
     const to = rangeMs(config.splits.test).toMs;
     const params = loadCalibration(config.synthetic.calibration);
     const market = generateBaseMarket(params, {
+      ...marketOptionsFromSettings(config.synthetic),
       seed: config.seed,
       days: Math.round((to - from) / DAY_MS),
       startTimeMs: from,
-      fineTimeframe: config.synthetic.fineTimeframe,
-      initialPrice: config.synthetic.initialPrice ?? undefined,
-      annualDrift: config.synthetic.annualDrift,
-      volatilityScale: config.synthetic.volatilityScale,
     });
     dataDir = pipelineRun.path('data');
     writeSyntheticMarket(dataDir, market, { ...params, symbol }, config.seed);

@@ -12,6 +12,7 @@ import { createProgress } from '../utils/progress.js';
 import { writeFileAtomicSync, writeJsonAtomic } from '../utils/fs.js';
 import {
   generateBaseMarket,
+  marketOptionsFromSettings,
   symbolStem,
   writeSyntheticMarket,
   type BaseProcessParams,
@@ -100,14 +101,11 @@ export function registerSynthCommands(program: Command): void {
       const startTimeMs = dateMs(opts.start ?? s.startDate, '--start');
       const t0 = performance.now();
       const market = generateBaseMarket(params, {
+        ...marketOptionsFromSettings(s),
         seed: config.seed,
         days: Math.round(years * 365),
         startTimeMs,
         fineTimeframe: fine,
-        initialPrice: s.initialPrice ?? undefined,
-        initialVolatility15m: s.initialVolatility ?? undefined,
-        annualDrift: s.annualDrift,
-        volatilityScale: s.volatilityScale,
       });
       const ms = performance.now() - t0;
       const files = writeSyntheticMarket(opts.out, market, params, config.seed);

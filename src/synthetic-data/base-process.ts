@@ -1062,6 +1062,34 @@ export function generateBaseMarket(
   return { fine, m15, h4, d1, path };
 }
 
+/** The `synthetic` config keys that shape a generated market (see config/default.yaml). */
+export interface SyntheticMarketSettings {
+  fineTimeframe: FineTimeframe;
+  initialPrice: number | null;
+  initialVolatility: number | null;
+  annualDrift: number;
+  volatilityScale: number;
+}
+
+/**
+ * The `generateBaseMarket` options the `synthetic` config section sets (fine step, price level,
+ * starting volatility, drift, volatility scale), so every caller reads them the same way.
+ */
+export function marketOptionsFromSettings(
+  s: SyntheticMarketSettings,
+): Pick<
+  BasePathOptions,
+  'fineTimeframe' | 'initialPrice' | 'initialVolatility15m' | 'annualDrift' | 'volatilityScale'
+> {
+  return {
+    fineTimeframe: s.fineTimeframe,
+    initialPrice: s.initialPrice ?? undefined,
+    initialVolatility15m: s.initialVolatility ?? undefined,
+    annualDrift: s.annualDrift,
+    volatilityScale: s.volatilityScale,
+  };
+}
+
 /** The timeframes `generateBaseMarket` returns besides the fine one. */
 export const SYNTHETIC_TIMEFRAMES: readonly Timeframe[] = Object.freeze(['15m', '4h', '1d']);
 

@@ -224,61 +224,110 @@ function coreFamily(spec: FeatureSpec): Family {
   );
 }
 
-function returnsFamily(periods: readonly number[]): Family {
+/** A streaming indicator updated with one value (a close) per row. */
+interface ValueStream {
+  update(value: number): number;
+}
+
+/** A streaming indicator updated with one candle's high, low and close per row. */
+interface HlcStream {
+  update(high: number, low: number, close: number): number;
+}
+
+/**
+ * How a family turns a stream's output `v` into a stationary feature (a code, not a callback, so
+ * that the shared row loop stays monomorphic and fast).
+ */
+const enum Transform {
+  /** `close / v - 1`: price relative to a moving average. */
+  RelativeToClose,
+  /** `v / close`: a price distance as a fraction of the close. */
+  FractionOfClose,
+  /** `(v - 50) / 50`: a 0..100 oscillator centred and scaled to -1..1. */
+  Centred100,
+  /** `v / 100`: a percentage as a fraction. */
+  Percent,
+  /** `log1p(v / 100)`: a rate of change in percent as a log return. */
+  LogReturn,
+}
+
+function transformed(t: Transform, v: number, close: number): number {
+  switch (t) {
+    case Transform.RelativeToClose:
+      return close / v - 1;
+    case Transform.FractionOfClose:
+      return v / close;
+    case Transform.Centred100:
+      return (v - 50) / 50;
+    case Transform.Percent:
+      return v / 100;
+    case Transform.LogReturn:
+      return Math.log1p(v / 100);
+  }
+}
+
+/**
+ * One feature per period, named `${prefix}${period}`, from a stream updated with each close,
+ * its output turned into the feature by `transform`.
+ */
+function closeFamily(
+  prefix: string,
+  periods: readonly number[],
+  create: (period: number) => ValueStream,
+  transform: Transform,
+): Family {
   return family(
-    periods.map((n) => `ret_${n}`),
-    () => periods.map((n) => new RocStream(n)),
+    periods.map((n) => `${prefix}${n}`),
+    () => periods.map(create),
     (s, c, from, to, { values, cols, col0 }) => {
       const close = c.close;
       for (let i = from; i < to; i++) {
         const o = i * cols + col0;
-        // ROC is 100 (close / close n bars ago - 1): the log return is log1p(ROC / 100).
-        for (let k = 0; k < s.length; k++) values[o + k] = Math.log1p(s[k].update(close[i]) / 100);
+        const cl = close[i];
+        for (let k = 0; k < s.length; k++)
+          values[o + k] = transformed(transform, s[k].update(cl), cl);
       }
     },
   );
+}
+
+/** As {@link closeFamily}, for a stream updated with each candle's high, low and close. */
+function hlcFamily(
+  prefix: string,
+  periods: readonly number[],
+  create: (period: number) => HlcStream,
+  transform: Transform,
+): Family {
+  return family(
+    periods.map((n) => `${prefix}${n}`),
+    () => periods.map(create),
+    (s, c, from, to, { values, cols, col0 }) => {
+      const { high, low, close } = c;
+      for (let i = from; i < to; i++) {
+        const o = i * cols + col0;
+        const cl = close[i];
+        for (let k = 0; k < s.length; k++)
+          values[o + k] = transformed(transform, s[k].update(high[i], low[i], cl), cl);
+      }
+    },
+  );
+}
+
+function returnsFamily(periods: readonly number[]): Family {
+  // ROC is 100 (close / close n bars ago - 1): the log return is log1p(ROC / 100).
+  return closeFamily('ret_', periods, (n) => new RocStream(n), Transform.LogReturn);
 }
 
 function smaFamily(periods: readonly number[]): Family {
-  return family(
-    periods.map((n) => `close_sma_${n}`),
-    () => periods.map((n) => new SmaStream(n)),
-    (s, c, from, to, { values, cols, col0 }) => {
-      const close = c.close;
-      for (let i = from; i < to; i++) {
-        const o = i * cols + col0;
-        for (let k = 0; k < s.length; k++) values[o + k] = close[i] / s[k].update(close[i]) - 1;
-      }
-    },
-  );
+  return closeFamily('close_sma_', periods, (n) => new SmaStream(n), Transform.RelativeToClose);
 }
 
 function emaFamily(periods: readonly number[]): Family {
-  return family(
-    periods.map((n) => `close_ema_${n}`),
-    () => periods.map((n) => new EmaStream(n)),
-    (s, c, from, to, { values, cols, col0 }) => {
-      const close = c.close;
-      for (let i = from; i < to; i++) {
-        const o = i * cols + col0;
-        for (let k = 0; k < s.length; k++) values[o + k] = close[i] / s[k].update(close[i]) - 1;
-      }
-    },
-  );
+  return closeFamily('close_ema_', periods, (n) => new EmaStream(n), Transform.RelativeToClose);
 }
 
 function rsiFamily(periods: readonly number[]): Family {
-  return family(
-    periods.map((n) => `rsi_${n}`),
-    () => periods.map((n) => new RsiStream(n)),
-    (s, c, from, to, { values, cols, col0 }) => {
-      const close = c.close;
-      for (let i = from; i < to; i++) {
-        const o = i * cols + col0;
-        for (let k = 0; k < s.length; k++) values[o + k] = (s[k].update(close[i]) - 50) / 50;
-      }
-    },
-  );
+  return closeFamily('rsi_', periods, (n) => new RsiStream(n), Transform.Centred100);
 }
 
 function macdFamily(list: FeatureSpec['macd']): Family {
@@ -330,18 +379,7 @@ function bollingerFamily(list: FeatureSpec['bollinger']): Family {
 }
 
 function atrFamily(periods: readonly number[]): Family {
-  return family(
-    periods.map((n) => `atr_${n}`),
-    () => periods.map((n) => new AtrStream(n)),
-    (s, c, from, to, { values, cols, col0 }) => {
-      const { high, low, close } = c;
-      for (let i = from; i < to; i++) {
-        const o = i * cols + col0;
-        for (let k = 0; k < s.length; k++)
-          values[o + k] = s[k].update(high[i], low[i], close[i]) / close[i];
-      }
-    },
-  );
+  return hlcFamily('atr_', periods, (n) => new AtrStream(n), Transform.FractionOfClose);
 }
 
 function adxFamily(periods: readonly number[]): Family {
@@ -386,47 +424,15 @@ function stochasticFamily(list: FeatureSpec['stochastic']): Family {
 }
 
 function williamsFamily(periods: readonly number[]): Family {
-  return family(
-    periods.map((n) => `willr_${n}`),
-    () => periods.map((n) => new WilliamsRStream(n)),
-    (s, c, from, to, { values, cols, col0 }) => {
-      const { high, low, close } = c;
-      for (let i = from; i < to; i++) {
-        const o = i * cols + col0;
-        for (let k = 0; k < s.length; k++)
-          values[o + k] = s[k].update(high[i], low[i], close[i]) / 100;
-      }
-    },
-  );
+  return hlcFamily('willr_', periods, (n) => new WilliamsRStream(n), Transform.Percent);
 }
 
 function cciFamily(periods: readonly number[]): Family {
-  return family(
-    periods.map((n) => `cci_${n}`),
-    () => periods.map((n) => new CciStream(n)),
-    (s, c, from, to, { values, cols, col0 }) => {
-      const { high, low, close } = c;
-      for (let i = from; i < to; i++) {
-        const o = i * cols + col0;
-        for (let k = 0; k < s.length; k++)
-          values[o + k] = s[k].update(high[i], low[i], close[i]) / 100;
-      }
-    },
-  );
+  return hlcFamily('cci_', periods, (n) => new CciStream(n), Transform.Percent);
 }
 
 function rocFamily(periods: readonly number[]): Family {
-  return family(
-    periods.map((n) => `roc_${n}`),
-    () => periods.map((n) => new RocStream(n)),
-    (s, c, from, to, { values, cols, col0 }) => {
-      const close = c.close;
-      for (let i = from; i < to; i++) {
-        const o = i * cols + col0;
-        for (let k = 0; k < s.length; k++) values[o + k] = s[k].update(close[i]) / 100;
-      }
-    },
-  );
+  return closeFamily('roc_', periods, (n) => new RocStream(n), Transform.Percent);
 }
 
 function obvFamily(periods: readonly number[]): Family {

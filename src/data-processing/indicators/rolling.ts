@@ -215,54 +215,28 @@ export class RollingMax {
   }
 }
 
-/** Minimum of the last `size` pushed values, exact; the mirror image of {@link RollingMax}. */
+/**
+ * Minimum of the last `size` pushed values, exact: a {@link RollingMax} of the negated values
+ * (negation is exact, and ties resolve to the latest value in both, so this is the mirror image of
+ * `RollingMax` bit for bit).
+ */
 export class RollingMin {
   /** Window length in values. */
   readonly size: number;
   /** Minimum of the values currently in the window (+Infinity before the first push). */
   value = Infinity;
-  private readonly buf: Float64Array;
-  private pos = 0;
-  private pushed = 0;
-  private at = -1;
+  private readonly negated: RollingMax;
 
   /** @throws {RangeError} when `size` is not an integer >= 1. */
   constructor(size: number) {
-    checkPeriod('rolling window size', size);
+    this.negated = new RollingMax(size);
     this.size = size;
-    this.buf = new Float64Array(size);
   }
 
   /** Pushes `x` and returns the window minimum. */
   push(x: number): number {
-    const i = this.pushed++;
-    this.buf[this.pos] = x;
-    this.pos = this.pos + 1 === this.size ? 0 : this.pos + 1;
-    if (this.at < 0 || this.at <= i - this.size) this.rescan(i);
-    else if (x <= this.value) {
-      this.value = x;
-      this.at = i;
-    }
-    return this.value;
-  }
-
-  /** The extreme left the window (or none yet): find it again among the values of rows <= i. */
-  private rescan(i: number): void {
-    const size = this.size;
-    const buf = this.buf;
-    const filled = i + 1 < size ? i + 1 : size;
-    const start = i - filled + 1;
-    let slot = start % size;
-    let best = buf[slot];
-    let bestAt = start;
-    for (let k = 1; k < filled; k++) {
-      slot = slot + 1 === size ? 0 : slot + 1;
-      if (buf[slot] <= best) {
-        best = buf[slot];
-        bestAt = start + k;
-      }
-    }
-    this.value = best;
-    this.at = bestAt;
+    const v = -this.negated.push(-x);
+    this.value = v;
+    return v;
   }
 }

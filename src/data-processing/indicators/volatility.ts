@@ -210,6 +210,10 @@ export class BollingerStream {
   private shift = 0;
   private s1 = 0;
   private s2 = 0;
+  /** One-row input and outputs through which `update` runs `updateRange` (the one kernel). */
+  private readonly row = new Float64Array(1);
+  private readonly rowUpper = new Float64Array(1);
+  private readonly rowLower = new Float64Array(1);
 
   /** @throws {RangeError} when `period` is not an integer >= 1 or a multiplier is not finite. */
   constructor(options: BollingerOptions = {}) {
@@ -228,62 +232,15 @@ export class BollingerStream {
 
   /** Adds the next close and returns the middle band (NaN during warm-up); sets `upper`, `lower`. */
   update(close: number): number {
-    // The same steps as `updateRange`, on fields (kept in step by the batch == stream tests).
-    const p = this.period;
-    const buf = this.buf;
-    const pos = this.pos;
-    if (this.count < p) {
-      if (this.count === 0) this.shift = close;
-      const d = close - this.shift;
-      this.sum += close;
-      this.s1 += d;
-      this.s2 += d * d;
-      this.count++;
-    } else {
-      const old = buf[pos];
-      const d = close - this.shift;
-      const od = old - this.shift;
-      this.sum += close - old;
-      this.s1 += d - od;
-      this.s2 += d * d - od * od;
-    }
-    buf[pos] = close;
-    if (pos + 1 === p) {
-      this.pos = 0;
-      let total = 0;
-      for (let k = 0; k < p; k++) total += buf[k];
-      this.sum = total;
-      this.recentre();
-    } else {
-      this.pos = pos + 1;
-      if (this.s1 * this.s1 > this.s2 * this.count * 0.999999) this.recentre();
-    }
+    const row = this.row;
+    row[0] = close;
+    this.updateRange(row, 0, 1, this.rowUpper, row, this.rowLower);
     this.close = close;
-    if (this.count < p) return NaN;
-    const m = this.sum / p;
-    const v = (this.s2 - this.s1 * (this.s1 / this.count)) / this.count;
-    const sd = Math.sqrt(v > 0 ? v : v === v ? 0 : v);
-    this.upper = m + this.up * sd;
-    this.lower = m - this.down * sd;
-    this.middle = m;
-    return m;
-  }
-
-  /** Resets the shift to the window mean and recomputes the deviation sums (as RollingMoments). */
-  private recentre(): void {
-    const buf = this.buf;
-    const n = this.count;
-    const c = this.sum / n;
-    let a = 0;
-    let b = 0;
-    for (let k = 0; k < n; k++) {
-      const e = buf[k] - c;
-      a += e;
-      b += e * e;
-    }
-    this.shift = c;
-    this.s1 = a;
-    this.s2 = b;
+    if (this.count < this.period) return NaN;
+    this.upper = this.rowUpper[0];
+    this.lower = this.rowLower[0];
+    this.middle = row[0];
+    return row[0];
   }
 
   /** %B of the last close (computed on read; NaN during warm-up, 0.5 when the bands coincide). */
@@ -300,7 +257,8 @@ export class BollingerStream {
   /**
    * Adds `close[start..end)` in order and writes the outputs that are given at the same rows: the
    * same as calling `update` on each row and reading its fields (the batch path; `middle` may be
-   * `close` itself). The window sums follow {@link RollingMoments} step for step.
+   * `close` itself). The window sums follow {@link RollingMoments} step for step, inlined because
+   * this is the benchmarked batch kernel.
    */
   updateRange(
     close: Float64Array,

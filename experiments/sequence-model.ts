@@ -10,9 +10,9 @@
 // experiments/run-all); the section goes to docs/results.md unless --out names another file.
 // Never reads the holdout split; never tunes anything on test rows.
 
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { Candles, Timeframe } from '../src/data-processing/candles.js';
@@ -48,6 +48,7 @@ import {
   type WindowDatasets,
 } from '../src/models/time-series/trainer.js';
 import { defaultConfig } from '../src/utils/config.js';
+import { writeResultsSection } from './results-section.js';
 import { logger } from '../src/utils/logger.js';
 import { Rng } from '../src/utils/random.js';
 
@@ -738,22 +739,6 @@ function realMarkdown(folds: FoldResult[]): string {
   return lines.join('\n');
 }
 
-/** Writes `body` between the section markers of docs/results.md (creating the file or section). */
-export function writeResultsSection(body: string, file = join(ROOT, 'docs/results.md')): void {
-  const start = `<!-- ${SECTION}:start -->`;
-  const end = `<!-- ${SECTION}:end -->`;
-  const block = `${start}\n${body.trim()}\n${end}`;
-  mkdirSync(dirname(file), { recursive: true });
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : '# Results\n';
-  const i = text.indexOf(start);
-  const j = text.indexOf(end);
-  const next =
-    i >= 0 && j > i
-      ? text.slice(0, i) + block + text.slice(j + end.length)
-      : `${text.trimEnd()}\n\n${block}\n`;
-  writeFileSync(file, next);
-}
-
 /** Options of `runSequenceModelExperiments`. */
 export interface SequenceModelExperimentOptions {
   tiny?: boolean;
@@ -793,6 +778,6 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   const tiny = process.argv.includes('--tiny');
   const out = process.argv.indexOf('--out');
   const body = await runSequenceModelExperiments({ tiny });
-  writeResultsSection(body, out > 0 ? process.argv[out + 1] : undefined);
+  writeResultsSection(SECTION, body, out > 0 ? process.argv[out + 1] : undefined);
   process.stdout.write(body + '\n');
 }

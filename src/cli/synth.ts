@@ -24,6 +24,7 @@ import {
   realismReportHtml,
   realismReportMarkdown,
   runRealism,
+  type RunRealismOptions,
 } from '../synthetic-data/realism.js';
 import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
 
@@ -203,7 +204,6 @@ export function registerSynthCommands(program: Command): void {
   ).action(
     action(async (opts: RealismOptions) => {
       const config = resolveConfig(opts);
-      const r = config.synthetic.realism;
       const real = await readMarkets(opts.real);
       const synthetic = await readMarkets(opts.synthetic, 'synthetic-');
       const params = syntheticParams(opts.synthetic, synthetic[0].market.m15.symbol);
@@ -211,16 +211,7 @@ export function registerSynthCommands(program: Command): void {
       const bar = createProgress('realism', 1, { unit: 'steps' });
       let steps = 0;
       const report = runRealism(real, synthetic, real[0], {
-        realYears: r.realYears,
-        scoreYear: r.scoreYear,
-        controlYear: r.controlYear,
-        windows: realismWindows(config),
-        discriminative: {
-          folds: r.folds,
-          bootstrap: r.bootstrap,
-          clusterDays: r.clusterDays,
-          gbt: r.gbt,
-        },
+        ...realismSettings(config),
         strengthChecks: opts.strength !== false,
         yearControls: opts.years === true,
         microstructure: params.microstructure,
@@ -258,6 +249,31 @@ export function registerSynthCommands(program: Command): void {
       );
     }),
   );
+}
+
+/**
+ * The config-derived part of `runRealism`'s options (`synthetic.realism`): real and score years,
+ * window options and discriminator settings; the caller adds the checks, seed and progress.
+ */
+export function realismSettings(
+  config: Config,
+): Pick<
+  RunRealismOptions,
+  'realYears' | 'scoreYear' | 'controlYear' | 'windows' | 'discriminative'
+> {
+  const r = config.synthetic.realism;
+  return {
+    realYears: r.realYears,
+    scoreYear: r.scoreYear,
+    controlYear: r.controlYear,
+    windows: realismWindows(config),
+    discriminative: {
+      folds: r.folds,
+      bootstrap: r.bootstrap,
+      clusterDays: r.clusterDays,
+      gbt: r.gbt,
+    },
+  };
 }
 
 /** Window options of the realism measurement from the config. */

@@ -53,6 +53,14 @@ export function resolveConfig(
   });
 }
 
+/** The items of a comma-separated option (`BTC/USDT, ETH/USDT`), trimmed, empty items dropped. */
+export function listOption(value: string): string[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
 /** A ccxt unified symbol: `BTC/USDT`, or `BTC/USDT:USDT` for a contract. */
 const SYMBOL_RE = /^[A-Z0-9]+\/[A-Z0-9]+(:[A-Z0-9]+)?$/;
 

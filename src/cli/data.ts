@@ -17,18 +17,12 @@ import type { Config } from '../utils/config.js';
 import {
   action,
   dateOption,
+  listOption,
   resolveConfig,
   symbolOption,
   withCommonOptions,
   type CommonOptions,
 } from './common.js';
-
-function list(value: string): string[] {
-  return value
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-}
 
 /** `2021-03-04 05:15` (UTC, minutes; seconds and ms shown only when present). */
 function when(ms: number): string {
@@ -264,11 +258,11 @@ async function runExport(opts: ExportOptions): Promise<void> {
 async function runDownload(opts: DownloadCliOptions): Promise<void> {
   const config = resolveConfig(opts, dataOverrides(opts));
   const exchange = opts.exchange ?? config.data.exchange;
-  const symbols = (opts.symbols === undefined ? config.data.symbols : list(opts.symbols)).map(
+  const symbols = (opts.symbols === undefined ? config.data.symbols : listOption(opts.symbols)).map(
     symbolOption,
   );
   const timeframes = (
-    opts.timeframes === undefined ? config.data.timeframes : list(opts.timeframes)
+    opts.timeframes === undefined ? config.data.timeframes : listOption(opts.timeframes)
   ).map((tf) => parseTimeframe(tf));
   const sinceMs = dateOption(opts.since ?? config.data.startDate ?? undefined, 'since') ?? null;
   const untilMs = dateOption(opts.until ?? config.data.endDate ?? undefined, 'until') ?? null;

@@ -33,6 +33,7 @@ import { parseDateMs, type Config } from '../utils/config.js';
 import {
   action,
   dateOption,
+  listOption,
   resolveConfig,
   symbolOption,
   withCommonOptions,
@@ -48,13 +49,7 @@ function intOption(value: string | undefined, name: string): number | undefined 
 }
 
 function timeframesOf(config: Config, value: string | undefined): Timeframe[] {
-  const list =
-    value === undefined
-      ? config.data.timeframes
-      : value
-          .split(',')
-          .map((s) => s.trim())
-          .filter((s) => s !== '');
+  const list = value === undefined ? config.data.timeframes : listOption(value);
   return list.map((tf) => parseTimeframe(tf, '--timeframes'));
 }
 

@@ -2,7 +2,13 @@
 
 import type { Command } from 'commander';
 import { runDefaultPipeline } from '../pipeline.js';
-import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
+import {
+  action,
+  listOption,
+  resolveConfig,
+  withCommonOptions,
+  type CommonOptions,
+} from './common.js';
 
 interface RunOptions extends CommonOptions {
   policies?: string;
@@ -26,10 +32,7 @@ export function registerRunCommand(program: Command): void {
       const config = resolveConfig(opts);
       const result = await runDefaultPipeline({
         config,
-        policies: (opts.policies ?? '')
-          .split(',')
-          .map((p) => p.trim())
-          .filter((p) => p !== ''),
+        policies: listOption(opts.policies ?? ''),
         onLine: (line) => process.stdout.write(line + '\n'),
       });
       process.stdout.write(

@@ -254,16 +254,11 @@ async function withRetries<T>(
   }
 }
 
-/** Counters of one series. */
-interface SeriesCounters {
-  pages: number;
-  retries: number;
-  added: number;
-  changed: number;
-  unchanged: number;
-  skippedForming: boolean;
-  repaired: number;
-}
+/** Counters of one series (the running part of its report). */
+type SeriesCounters = Pick<
+  SeriesDownloadReport,
+  'pages' | 'retries' | 'added' | 'changed' | 'unchanged' | 'skippedForming' | 'repaired'
+>;
 
 /**
  * Fetches `[start, end)` of one series page by page. Each page (closed candles only) is written in

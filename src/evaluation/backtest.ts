@@ -339,17 +339,10 @@ export function backtestStrategy(options: BacktestOptions): BacktestResult {
   const closeAtEnd = options.closeAtEnd ?? true;
   const progressAfterSeconds = options.progressAfterSeconds ?? 2;
   const bo = options.brokerOptions ?? {};
-  const run = runBroker(
-    options.policy,
-    data,
-    cfg,
-    bo,
-    initialCapital,
-    startRow,
-    endRow,
-    closeAtEnd,
-    progressAfterSeconds,
-  );
+  // The policy and its buy-and-hold benchmark run over the same rows, broker and capital.
+  const runOn = (policy: Policy, progressAfter: number): Run =>
+    runBroker(policy, data, cfg, bo, initialCapital, startRow, endRow, closeAtEnd, progressAfter);
+  const run = runOn(options.policy, progressAfterSeconds);
   const rows = endRow - startRow + 1;
   const time = base.openTime.slice(startRow, endRow + 1);
   const closeTimes = new Float64Array(rows - 1);
@@ -371,17 +364,7 @@ export function backtestStrategy(options: BacktestOptions): BacktestResult {
   let benchmarkMetrics: PerformanceMetrics | null = null;
   let benchmarkTrades: Trade[] = [];
   if (options.benchmark ?? true) {
-    const b = runBroker(
-      BUY_AND_HOLD,
-      data,
-      cfg,
-      bo,
-      initialCapital,
-      startRow,
-      endRow,
-      closeAtEnd,
-      Infinity,
-    );
+    const b = runOn(BUY_AND_HOLD, Infinity);
     benchmarkEquity = b.equity;
     benchmarkTrades = b.broker.trades.toArray();
     benchmarkMetrics = calculatePerformanceMetrics(

@@ -2,7 +2,7 @@
 // override (a user copies it), and options parse into a validated config.
 import { describe, expect, it } from 'vitest';
 import { Command } from 'commander';
-import { resolveConfig, withCommonOptions } from '../../src/cli/common.js';
+import { listOption, resolveConfig, withCommonOptions } from '../../src/cli/common.js';
 
 describe('common options', () => {
   it('the --set example printed in every help applies to the config', () => {
@@ -15,5 +15,12 @@ describe('common options', () => {
       .split('.')
       .reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], config);
     expect(leaf).toBe(Number(value));
+  });
+});
+
+describe('listOption', () => {
+  it('splits a comma-separated option into trimmed items, dropping empty ones', () => {
+    expect(listOption(' BTC/USDT, ETH/USDT ,,')).toEqual(['BTC/USDT', 'ETH/USDT']);
+    expect(listOption('')).toEqual([]);
   });
 });

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import {
-  makeCandles,
+  allocateCandles,
   sliceByTime,
   TIMEFRAME_MS,
   type Candles,
@@ -42,14 +42,7 @@ async function loadBase(): Promise<{ candles: Candles; source: string }> {
   }
   const n = 200_000;
   const rng = new Rng(1);
-  const cols = {
-    openTime: new Float64Array(n),
-    open: new Float64Array(n),
-    high: new Float64Array(n),
-    low: new Float64Array(n),
-    close: new Float64Array(n),
-    volume: new Float64Array(n),
-  };
+  const cols = allocateCandles('SYN/USDT', '15m', n);
   let p = 10_000;
   for (let i = 0; i < n; i++) {
     const c = p * Math.exp(0.004 * rng.normal());
@@ -61,7 +54,7 @@ async function loadBase(): Promise<{ candles: Candles; source: string }> {
     cols.volume[i] = 100 * (1 + rng.exponential());
     p = c;
   }
-  return { candles: makeCandles('SYN/USDT', '15m', cols), source: 'random walk 200k 15m' };
+  return { candles: cols, source: 'random walk 200k 15m' };
 }
 
 /**

@@ -2,7 +2,7 @@
 // built by hand from named columns (so that backtests can be tested independently of the feature
 // registry), plus the SMA ratio columns the sma-cross baseline reads.
 import {
-  makeCandles,
+  allocateCandles,
   timeframeMs,
   type Candles,
   type Timeframe,
@@ -14,6 +14,7 @@ import type {
 } from '../../src/data-processing/feature-engineering.js';
 import { resample } from '../../src/data-processing/resample.js';
 import { Rng } from '../../src/utils/random.js';
+import { featureMatrix } from '../helpers/features.js';
 
 /** A seeded random walk of `n` candles (log-normal steps, valid OHLC). */
 export function walkCandles(
@@ -31,12 +32,8 @@ export function walkCandles(
   const step = timeframeMs(tf);
   const start = options.startMs ?? Date.UTC(2023, 0, 1);
   const vol = options.vol ?? 0.004;
-  const openTime = new Float64Array(n);
-  const open = new Float64Array(n);
-  const high = new Float64Array(n);
-  const low = new Float64Array(n);
-  const close = new Float64Array(n);
-  const volume = new Float64Array(n);
+  const candles = allocateCandles('BTC/USDT', tf, n);
+  const { openTime, open, high, low, close, volume } = candles;
   let p = options.price ?? 20_000;
   for (let i = 0; i < n; i++) {
     openTime[i] = start + i * step;
@@ -48,7 +45,7 @@ export function walkCandles(
     volume[i] = 10 + 5 * rng.next();
     p = c;
   }
-  return makeCandles('BTC/USDT', tf, { openTime, open, high, low, close, volume });
+  return candles;
 }
 
 /** close / SMA(period) − 1 per row (NaN during warm-up), computed naively. */
@@ -60,15 +57,6 @@ export function closeOverSma(close: Float64Array, period: number): Float32Array 
     out[i] = close[i] / (s / period) - 1;
   }
   return out;
-}
-
-function matrix(
-  tf: Timeframe,
-  names: string[],
-  time: Float64Array,
-  values: Float32Array,
-): FeatureMatrix {
-  return { timeframe: tf, names, time, values, rows: time.length, cols: names.length };
 }
 
 /**
@@ -94,14 +82,14 @@ export function handFeatures(
   });
   const identity = Int32Array.from({ length: n }, (_, i) => i);
   const perTimeframe = new Map<Timeframe, FeatureMatrix>([
-    [base.timeframe, matrix(base.timeframe, names, time, values)],
+    [base.timeframe, featureMatrix(base.timeframe, names, time, values)],
   ]);
   const rowIndex = new Map<Timeframe, Int32Array>([[base.timeframe, identity]]);
   for (const h of aligned.higher) {
     const m = h.candles.openTime.length;
     const t = new Float64Array(m);
     for (let i = 0; i < m; i++) t[i] = h.candles.openTime[i] + timeframeMs(h.timeframe);
-    perTimeframe.set(h.timeframe, matrix(h.timeframe, [], t, new Float32Array(0)));
+    perTimeframe.set(h.timeframe, featureMatrix(h.timeframe, [], t, new Float32Array(0)));
     rowIndex.set(h.timeframe, h.lastClosed);
   }
   let firstValidRow = 0;

@@ -3,7 +3,7 @@
 // alignTimeframes, so that every test knows exactly what an observation holds.
 
 import {
-  makeCandles,
+  allocateCandles,
   TIMEFRAME_MS,
   type Candles,
   type Timeframe,
@@ -115,14 +115,7 @@ export function walkCandles(
   const ms = TIMEFRAME_MS[tf];
   const rng = new Rng(seed);
   const sigma = options.sigma ?? 0.004;
-  const cols = {
-    openTime: new Float64Array(n),
-    open: new Float64Array(n),
-    high: new Float64Array(n),
-    low: new Float64Array(n),
-    close: new Float64Array(n),
-    volume: new Float64Array(n),
-  };
+  const cols = allocateCandles('SYN/USDT', tf, n);
   let p = options.price ?? 100;
   const t0 = options.start ?? Date.UTC(2024, 0, 1);
   for (let i = 0; i < n; i++) {
@@ -136,7 +129,7 @@ export function walkCandles(
     cols.volume[i] = 100 * (1 + rng.exponential());
     p = c;
   }
-  return makeCandles('SYN/USDT', tf, cols);
+  return cols;
 }
 
 /** Single-timeframe features over `candles` with window `w`. */

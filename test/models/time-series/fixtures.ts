@@ -8,13 +8,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Candles, Timeframe } from '../../../src/data-processing/candles.js';
-import { TIMEFRAME_MS } from '../../../src/data-processing/candles.js';
+import { allocateCandles, TIMEFRAME_MS } from '../../../src/data-processing/candles.js';
 import type { AlignedFrames } from '../../../src/data-processing/data-alignment.js';
 import type {
   FeatureMatrix,
   MultiTimeframeFeatures,
 } from '../../../src/data-processing/feature-engineering.js';
 import { Rng } from '../../../src/utils/random.js';
+import { featureMatrix } from '../../helpers/features.js';
 
 export interface FixtureOptions {
   seed: number;
@@ -31,28 +32,6 @@ export interface FixtureOptions {
   startMs?: number;
 }
 
-function candles(tf: Timeframe, n: number): Candles & { [k: string]: unknown } {
-  return {
-    symbol: 'FIX/USDT',
-    timeframe: tf,
-    openTime: new Float64Array(n),
-    open: new Float64Array(n),
-    high: new Float64Array(n),
-    low: new Float64Array(n),
-    close: new Float64Array(n),
-    volume: new Float64Array(n),
-  };
-}
-
-function matrix(
-  tf: Timeframe,
-  names: string[],
-  time: Float64Array,
-  values: Float32Array,
-): FeatureMatrix {
-  return { timeframe: tf, names, time, values, rows: time.length, cols: names.length };
-}
-
 /** Builds the fixture features (see the file comment). */
 export function fixtureFeatures(o: FixtureOptions): MultiTimeframeFeatures {
   const rng = new Rng(o.seed);
@@ -62,7 +41,7 @@ export function fixtureFeatures(o: FixtureOptions): MultiTimeframeFeatures {
   const baseMs = TIMEFRAME_MS['15m'];
   const n = o.bars;
   const sigma = o.volatility ?? 0.002;
-  const base = candles('15m', n);
+  const base = allocateCandles('FIX/USDT', '15m', n);
   // Higher-timeframe features are drawn up front (one row per complete candle), so the base path
   // can drift with the 4h feature f1 known at each bar.
   const per4h = 16;
@@ -88,7 +67,7 @@ export function fixtureFeatures(o: FixtureOptions): MultiTimeframeFeatures {
     for (let j = 1; j < cols; j++) baseValues[i * cols + j] = rng.normal();
   }
   const perTimeframe = new Map<Timeframe, FeatureMatrix>([
-    ['15m', matrix('15m', baseNames, baseTime, baseValues)],
+    ['15m', featureMatrix('15m', baseNames, baseTime, baseValues)],
   ]);
   const rowIndex = new Map<Timeframe, Int32Array>([
     ['15m', Int32Array.from({ length: n }, (_, i) => i)],
@@ -97,7 +76,7 @@ export function fixtureFeatures(o: FixtureOptions): MultiTimeframeFeatures {
   for (const tf of higher) {
     const k = TIMEFRAME_MS[tf] / baseMs;
     const m = Math.floor(n / k);
-    const c = candles(tf, m);
+    const c = allocateCandles('FIX/USDT', tf, m);
     for (let j = 0; j < m; j++) {
       c.openTime[j] = start + j * k * baseMs;
       c.open[j] = base.open[j * k];
@@ -121,7 +100,7 @@ export function fixtureFeatures(o: FixtureOptions): MultiTimeframeFeatures {
         values[j * cols + q] = tf === '4h' && q === 1 ? signal4h[j] : rng.normal();
     }
     const time = Float64Array.from(c.openTime, (t) => t + k * baseMs);
-    perTimeframe.set(tf, matrix(tf, names, time, values));
+    perTimeframe.set(tf, featureMatrix(tf, names, time, values));
     const lastClosed = Int32Array.from({ length: n }, (_, i) =>
       Math.min(m - 1, Math.floor((i + 1) / k) - 1),
     );
@@ -147,7 +126,7 @@ export function fixtureFeatures(o: FixtureOptions): MultiTimeframeFeatures {
     perTimeframe,
     rowIndex,
     aligned: { mode: 'last-closed', base, higher: alignedHigher },
-    decisionRows: matrix(
+    decisionRows: featureMatrix(
       '15m',
       baseNames.map((s) => `15m.${s}`),
       baseTime,

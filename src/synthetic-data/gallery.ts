@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import {
   lowerBound,
+  sliceCandles,
   TIMEFRAME_MS,
   type Candles,
   type Timeframe,
@@ -134,16 +135,7 @@ const PANEL_BARS: Record<string, number> = { '15m': 160, '4h': 60, '1d': 40 };
 function panelCandles(c: Candles, endMs: number, bars: number): Candles {
   const end = Math.min(c.openTime.length, lowerBound(c.openTime, endMs));
   const start = Math.max(0, end - bars);
-  return {
-    symbol: c.symbol,
-    timeframe: c.timeframe,
-    openTime: c.openTime.subarray(start, end),
-    open: c.open.subarray(start, end),
-    high: c.high.subarray(start, end),
-    low: c.low.subarray(start, end),
-    close: c.close.subarray(start, end),
-    volume: c.volume.subarray(start, end),
-  };
+  return sliceCandles(c, start, end);
 }
 
 /**

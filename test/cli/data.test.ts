@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { CandleStore, type SeriesKey } from '../../src/data-processing/store.js';
 import { FakeBinance } from '../helpers/fake-binance.js';
 import { hasSharedData, sharedFile, SKIP_REASON } from '../helpers/shared-data.js';
+import { candleRows } from '../helpers/candles.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 const GOOD = fileURLToPath(new URL('../fixtures/good', import.meta.url));
@@ -59,15 +60,7 @@ async function checksum(storePath: string, filter: Partial<SeriesKey> = {}): Pro
 async function readRows(storePath: string, key: SeriesKey): Promise<number[][]> {
   const s = await CandleStore.open(storePath, { readOnly: true });
   try {
-    const c = await s.read(key);
-    return Array.from(c.openTime, (t, i) => [
-      t,
-      c.open[i],
-      c.high[i],
-      c.low[i],
-      c.close[i],
-      c.volume[i],
-    ]);
+    return candleRows(await s.read(key));
   } finally {
     s.close();
   }

@@ -8,6 +8,7 @@ import { downloadCandles, type DownloadSettings } from '../../src/data-processin
 import { CandleStore, type SeriesKey } from '../../src/data-processing/store.js';
 import { DataValidationError, ExchangeError, UsageError } from '../../src/errors.js';
 import { FakeBinance } from '../helpers/fake-binance.js';
+import { candleRows } from '../helpers/candles.js';
 
 const M15 = 900_000;
 const H4 = 14_400_000;
@@ -51,15 +52,7 @@ afterEach(async () => {
 
 /** Stored rows of a series as [t, o, h, l, c, v] arrays, for comparison with the server's truth. */
 async function storedRows(key: SeriesKey): Promise<number[][]> {
-  const c = await store.read(key);
-  return Array.from(c.openTime, (t, i) => [
-    t,
-    c.open[i],
-    c.high[i],
-    c.low[i],
-    c.close[i],
-    c.volume[i],
-  ]);
+  return candleRows(await store.read(key));
 }
 
 const btc15: SeriesKey = { exchange: 'binance', symbol: 'BTC/USDT', timeframe: '15m' };

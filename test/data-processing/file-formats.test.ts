@@ -15,8 +15,8 @@ import {
   readCandlesCsvStream,
   readCandlesJsonStream,
 } from '../../src/data-processing/file-formats.js';
-import type { Candles } from '../../src/data-processing/candles.js';
 import { DataValidationError, UsageError } from '../../src/errors.js';
+import { candleRows as rowsOf } from '../helpers/candles.js';
 
 const GOOD = fileURLToPath(new URL('../fixtures/good', import.meta.url));
 const BAD = fileURLToPath(new URL('../fixtures/bad', import.meta.url));
@@ -36,16 +36,6 @@ const ROWS = [
   [16580, 16581, 16560, 16565.5, 75],
 ];
 
-function rowsOf(c: Candles): number[][] {
-  return Array.from(c.openTime, (t, i) => [
-    t,
-    c.open[i],
-    c.high[i],
-    c.low[i],
-    c.close[i],
-    c.volume[i],
-  ]);
-}
 const EXPECTED = ROWS.map((r, i) => [T0 + i * 900_000, ...r]);
 
 let dir: string;

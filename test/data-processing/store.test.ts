@@ -12,6 +12,7 @@ import { readCandleFile } from '../../src/data-processing/file-formats.js';
 import { CandleStore, exportFormatOf, type SeriesKey } from '../../src/data-processing/store.js';
 import { CtmError, DataValidationError, UsageError } from '../../src/errors.js';
 import { setLogLevel } from '../../src/utils/logger.js';
+import { candleRows } from '../helpers/candles.js';
 
 const M15 = 900_000;
 const T0 = Date.UTC(2024, 0, 1);
@@ -35,17 +36,6 @@ function series(start: number, n: number, bump = 0): Candles {
   });
 }
 
-function rows(c: Candles): number[][] {
-  return Array.from(c.openTime, (t, i) => [
-    t,
-    c.open[i],
-    c.high[i],
-    c.low[i],
-    c.close[i],
-    c.volume[i],
-  ]);
-}
-
 let dir: string;
 let store: CandleStore;
 beforeEach(async () => {
@@ -62,9 +52,9 @@ describe('CandleStore', () => {
     const c = series(T0, 500);
     const r = await store.upsert(key, c, { source: 'test' });
     expect(r).toMatchObject({ rows: 500, added: 500, changed: 0, unchanged: 0 });
-    expect(rows(await store.read(key))).toEqual(rows(c));
+    expect(candleRows(await store.read(key))).toEqual(candleRows(c));
     const part = await store.read(key, { fromMs: T0 + 10 * M15, toMs: T0 + 20 * M15 });
-    expect(rows(part)).toEqual(rows(c).slice(10, 20));
+    expect(candleRows(part)).toEqual(candleRows(c).slice(10, 20));
     expect((await store.read({ ...key, symbol: 'ETH/USDT' })).openTime.length).toBe(0);
   });
 
@@ -80,10 +70,10 @@ describe('CandleStore', () => {
     // Rows 50..149 again, with rows 50..99 carrying other prices.
     const r = await store.upsert(key, series(T0 + 50 * M15, 100, 1));
     expect(r).toMatchObject({ rows: 100, added: 50, changed: 50, unchanged: 0 });
-    const all = rows(await store.read(key));
+    const all = candleRows(await store.read(key));
     expect(all).toHaveLength(150);
-    expect(all.slice(0, 50)).toEqual(rows(series(T0, 50)));
-    expect(all.slice(50)).toEqual(rows(series(T0 + 50 * M15, 100, 1)));
+    expect(all.slice(0, 50)).toEqual(candleRows(series(T0, 50)));
+    expect(all.slice(50)).toEqual(candleRows(series(T0 + 50 * M15, 100, 1)));
   });
 
   it('keeps series apart and keys them by exchange, symbol, timeframe and open time (property)', async () => {
@@ -110,12 +100,12 @@ describe('CandleStore', () => {
               const c = series(T0 + w.start * M15, w.n, w.bump);
               await s.upsert({ exchange: w.exchange, symbol: w.symbol, timeframe: '15m' }, c);
               const m = model.get(`${w.exchange} ${w.symbol}`) ?? new Map<number, number[]>();
-              for (const r of rows(c)) m.set(r[0], r);
+              for (const r of candleRows(c)) m.set(r[0], r);
               model.set(`${w.exchange} ${w.symbol}`, m);
             }
             for (const [name, m] of model) {
               const [exchange, symbol] = name.split(' ');
-              const got = rows(await s.read({ exchange, symbol, timeframe: '15m' }));
+              const got = candleRows(await s.read({ exchange, symbol, timeframe: '15m' }));
               expect(got).toEqual([...m.values()].sort((a, b) => a[0] - b[0]));
             }
           } finally {
@@ -196,7 +186,7 @@ describe('CandleStore', () => {
       const r = await store.exportSeries(key, path, { fromMs: T0 + 100 * M15 });
       expect(r).toMatchObject({ rows: 200, format: exportFormatOf(out) });
       const back = await readCandleFile(path, { symbol: 'BTC/USDT', timeframe: '15m' });
-      expect(rows(back.candles)).toEqual(rows(c).slice(100));
+      expect(candleRows(back.candles)).toEqual(candleRows(c).slice(100));
     }
     expect(readdirSync(join(dir, 'out')).sort()).toEqual(['x.csv', 'x.csv.gz', 'x.parquet']);
     await expect(store.exportSeries(key, join(dir, 'x.xlsx'))).rejects.toThrow(UsageError);

@@ -139,6 +139,21 @@ export function lowerBound(sorted: Float64Array, timeMs: number): number {
   return lo;
 }
 
+/**
+ * Index of the last candle closed by `closeMs` (`openTime + barMs <= closeMs`, binary search over
+ * sorted open times), or -1 if none. All times in UTC epoch ms.
+ */
+export function lastClosedIndex(sorted: Float64Array, closeMs: number, barMs: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] + barMs <= closeMs) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
+}
+
 /** Candles whose open time lies in `[fromMs, toMs)`, as views. */
 export function sliceByTime(c: Candles, fromMs: number, toMs: number): Candles {
   return sliceCandles(c, lowerBound(c.openTime, fromMs), lowerBound(c.openTime, toMs));

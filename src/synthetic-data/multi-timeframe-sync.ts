@@ -8,6 +8,7 @@
 
 import { DataValidationError } from '../errors.js';
 import {
+  lastClosedIndex,
   TIMEFRAME_MS,
   validateCandles,
   type Candles,
@@ -731,13 +732,7 @@ export function timeframeTrend(
   period = 20,
   minAtr = 0.5,
 ): Direction {
-  const barMs = TIMEFRAME_MS[candles.timeframe];
-  let last = -1;
-  for (let i = candles.openTime.length - 1; i >= 0; i--)
-    if (candles.openTime[i] + barMs <= decisionTimeMs) {
-      last = i;
-      break;
-    }
+  const last = lastClosedIndex(candles.openTime, decisionTimeMs, TIMEFRAME_MS[candles.timeframe]);
   if (last < period) return 0;
   const close = candles.close.subarray(0, last + 1);
   const m = sma(close, period);
@@ -759,13 +754,7 @@ export function htfRsiDivergence(
   direction: 1 | -1,
   lookback = 32,
 ): boolean {
-  const barMs = TIMEFRAME_MS[candles.timeframe];
-  let last = -1;
-  for (let i = candles.openTime.length - 1; i >= 0; i--)
-    if (candles.openTime[i] + barMs <= decisionTimeMs) {
-      last = i;
-      break;
-    }
+  const last = lastClosedIndex(candles.openTime, decisionTimeMs, TIMEFRAME_MS[candles.timeframe]);
   if (last < lookback + 14) return false;
   const close = candles.close.subarray(0, last + 1);
   const r = rsi(close, 14);

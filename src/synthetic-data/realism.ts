@@ -9,6 +9,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import {
   allocateCandles,
+  lastClosedIndex,
   repairCandles,
   sliceByTime,
   sliceCandles,
@@ -858,18 +859,6 @@ export function extractWindowFeatures(
     names,
     endTimes: Float64Array.from(ends),
   };
-}
-
-/** Index of the last bar with openTime + barMs <= closeMs, or -1. */
-function lastClosedIndex(openTime: Float64Array, closeMs: number, barMs: number): number {
-  let lo = 0;
-  let hi = openTime.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (openTime[mid] + barMs <= closeMs) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo - 1;
 }
 
 function windowRow(

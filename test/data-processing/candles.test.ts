@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { DataValidationError } from '../../src/errors.js';
 import {
   findGaps,
+  lastClosedIndex,
   makeCandles,
   parseTimeframe,
   repairCandles,
@@ -110,6 +111,36 @@ describe('repairCandles', () => {
           const rows = prices.map((p, i) => [i * H, p, p * 1.01, p * 0.99, p, 1]);
           const c = candles(rows);
           return repairCandles(c).candles === c;
+        },
+      ),
+    );
+  });
+});
+
+describe('lastClosedIndex', () => {
+  it('finds the last candle whose close time is at or before the given time, -1 before the first', () => {
+    const openTime = Float64Array.from([0, H, 2 * H, 3 * H]);
+    expect(lastClosedIndex(openTime, H - 1, H)).toBe(-1);
+    expect(lastClosedIndex(openTime, H, H)).toBe(0); // candle 0 closes exactly at H
+    expect(lastClosedIndex(openTime, 3 * H - 1, H)).toBe(1);
+    expect(lastClosedIndex(openTime, 10 * H, H)).toBe(3);
+    expect(lastClosedIndex(new Float64Array(0), H, H)).toBe(-1);
+  });
+
+  it('agrees with a scan from the end on sorted grids with gaps (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 0, max: 200 }), { maxLength: 40 }),
+        fc.integer({ min: -5, max: 210 }),
+        (slots, t) => {
+          const openTime = Float64Array.from(slots.sort((a, b) => a - b).map((k) => k * H));
+          let expected = -1;
+          for (let i = openTime.length - 1; i >= 0; i--)
+            if (openTime[i] + H <= t * H) {
+              expected = i;
+              break;
+            }
+          expect(lastClosedIndex(openTime, t * H, H)).toBe(expected);
         },
       ),
     );

@@ -21,6 +21,10 @@ export class CtmError extends Error {
   /** A one-line hint on how to fix the problem, printed by the CLI after the message. */
   readonly hint: string | undefined;
 
+  /**
+   * @param message - one line saying what went wrong (the CLI prints it as is).
+   * @param options - `hint`: how to fix it; `cause`: the underlying error, kept as `cause`.
+   */
   constructor(message: string, options?: { hint?: string; cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
@@ -63,13 +67,20 @@ function describeLocation(loc: DataErrorLocation): string {
  */
 export class DataValidationError extends CtmError {
   override readonly exitCode: number = ExitCode.Data;
+  /** See {@link DataErrorLocation.source}. */
   readonly source: string | undefined;
+  /** See {@link DataErrorLocation.line} (1-based). */
   readonly line: number | undefined;
+  /** See {@link DataErrorLocation.row} (0-based). */
   readonly row: number | undefined;
+  /** See {@link DataErrorLocation.openTime} (UTC epoch ms). */
   readonly openTime: number | undefined;
+  /** See {@link DataErrorLocation.field}. */
   readonly field: string | undefined;
+  /** What is wrong, in words (the message without the location). */
   readonly reason: string;
 
+  /** The message is the location (source, line or row, field, open time) followed by the reason. */
   constructor(loc: DataErrorLocation, options?: { hint?: string; cause?: unknown }) {
     super(describeLocation(loc), options);
     this.source = loc.source;
@@ -89,6 +100,7 @@ export class ConfigError extends CtmError {
   /** The config file involved, when there is one. */
   readonly file: string | undefined;
 
+  /** The message is prefixed with the file and key path when they are known. */
   constructor(keyPath: string, message: string, options?: { file?: string; hint?: string }) {
     const where = [options?.file, keyPath === '' ? undefined : keyPath].filter(Boolean).join(': ');
     super(where === '' ? message : `${where}: ${message}`, options);
@@ -108,6 +120,7 @@ export class ExchangeError extends CtmError {
   /** The URL or endpoint involved, when known. */
   readonly url: string | undefined;
 
+  /** @param options - `url`: the endpoint involved; `hint`, `cause` as {@link CtmError}. */
   constructor(message: string, options?: { url?: string; hint?: string; cause?: unknown }) {
     super(message, options);
     this.url = options?.url;
@@ -119,6 +132,7 @@ export class CheckpointError extends CtmError {
   /** The path involved. */
   readonly path: string;
 
+  /** The message is `<path>: <message>`. */
   constructor(path: string, message: string, options?: { hint?: string; cause?: unknown }) {
     super(`${path}: ${message}`, options);
     this.path = path;

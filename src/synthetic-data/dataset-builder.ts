@@ -1553,18 +1553,25 @@ export class DiskDataset implements SequenceDataset {
     return out;
   }
 
+  /** The `action` label column (0 down, 1 flat, 2 up) in dataset order, as a new array. */
   directionLabels(): Int32Array {
     return Int32Array.from(this.column('action'));
   }
 
+  /** The `forwardReturn` label column in dataset order, as a new array. */
   forwardReturns(): Float32Array {
     return Float32Array.from(this.column('forwardReturn'));
   }
 
+  /** Batches of `batchSize` in one pass (the last one partial unless `dropLast`). */
   numBatches(batchSize: number, dropLast = false): number {
     return dropLast ? Math.floor(this.size / batchSize) : Math.ceil(this.size / batchSize);
   }
 
+  /**
+   * The batches of one pass (see {@link SequenceDataset.batches}), windows read from the shards.
+   * @throws {UsageError} when `batchSize` is not a whole number > 0.
+   */
   async *batches(options: BatchOptions): AsyncIterableIterator<SequenceBatch> {
     const { batchSize } = options;
     if (!(Number.isInteger(batchSize) && batchSize > 0))

@@ -35,7 +35,9 @@ export interface EnvCheckReport {
 
 /** Thrown by `assertEnv` when the checker finds problems; `problems` lists them. */
 export class EnvCheckError extends CtmError {
+  /** Every problem found, one sentence each. */
   readonly problems: readonly string[];
+  /** The message joins the problems with `; `. */
   constructor(problems: string[]) {
     super(`env check failed: ${problems.join('; ')}`);
     this.problems = problems;

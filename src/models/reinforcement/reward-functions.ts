@@ -40,10 +40,15 @@ export class DifferentialSharpe {
   a = 0;
   /** Moving second moment of returns. */
   b = 0;
+  /**
+   * @param eta - adaptation rate of the moving moments per step, in (0, 1].
+   * @throws {RangeError} when `eta` is outside (0, 1].
+   */
   constructor(readonly eta: number) {
     if (!(eta > 0 && eta <= 1)) throw new RangeError(`DifferentialSharpe: eta must be in (0, 1]`);
   }
 
+  /** Clears the moving moments (start of an episode). */
   reset(): void {
     this.a = 0;
     this.b = 0;
@@ -69,13 +74,19 @@ export class DifferentialSharpe {
  * (DD² (R - A/2) - A R² / 2) / DD³ otherwise. D is 0 while DD is 0.
  */
 export class DifferentialDownside {
+  /** Moving mean of returns. */
   a = 0;
   /** Moving mean of squared negative returns. */
   dd2 = 0;
+  /**
+   * @param eta - adaptation rate of the moving moments per step, in (0, 1].
+   * @throws {RangeError} when `eta` is outside (0, 1].
+   */
   constructor(readonly eta: number) {
     if (!(eta > 0 && eta <= 1)) throw new RangeError(`DifferentialDownside: eta must be in (0, 1]`);
   }
 
+  /** Clears the moving moments (start of an episode). */
   reset(): void {
     this.a = 0;
     this.dd2 = 0;

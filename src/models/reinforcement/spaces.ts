@@ -188,6 +188,7 @@ export class Dict implements Space<DictValue> {
   readonly dtype = 'float32' as const;
   readonly spaces: Readonly<Record<string, Space<unknown>>>;
 
+  /** @param spaces - the sub-spaces by name (copied; key order is kept). */
   constructor(spaces: Record<string, Space<unknown>>) {
     this.spaces = Object.freeze({ ...spaces });
   }

@@ -654,6 +654,7 @@ export class DictObservationEnv implements Env<DictObservation, TradingAction, T
   private readonly layout: Array<{ key: string; offset: number; size: number }> = [];
   private readonly stepResult: StepResult<DictObservation, TradingEnvInfo>;
 
+  /** Wraps `env` (which keeps stepping underneath); the dict keys follow its observation spec. */
   constructor(readonly env: CryptoTradingEnv) {
     const spec = env.builder.spec;
     const spaces: Record<string, Box> = {};
@@ -706,10 +707,12 @@ export class DictObservationEnv implements Env<DictObservation, TradingAction, T
     return res;
   }
 
+  /** As `CryptoTradingEnv.actionMasks`. */
   actionMasks(): Uint8Array | null {
     return this.env.actionMasks();
   }
 
+  /** As `CryptoTradingEnv.render`. */
   render(): string {
     return this.env.render();
   }

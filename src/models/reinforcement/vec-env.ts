@@ -54,6 +54,10 @@ export class VecEnv<I extends object = Record<string, unknown>> {
   private readonly maskBuf: Uint8Array | null;
   private readonly result: VecStepResult<I>;
 
+  /**
+   * @param envs - the copies to step together; same observation shape and action space type.
+   * @throws {RangeError} when `envs` is empty or the envs' shapes or action spaces differ.
+   */
   constructor(envs: ReadonlyArray<Env<Float32Array, AnyAction, I>>) {
     if (envs.length === 0) throw new RangeError('VecEnv: no envs');
     this.numEnvs = envs.length;

@@ -66,6 +66,11 @@ export class SequenceModelPolicy implements Policy {
     this.sizes = windowSizes(spec);
   }
 
+  /**
+   * Predicts direction probabilities for `numEnvs` observations (each the model's windows,
+   * timeframe after timeframe) in one batch and writes each env's target position in [-1, 1]
+   * to `out` (see {@link positionFromProbabilities}).
+   */
   act(obs: Float32Array, numEnvs: number, out: Float32Array): void {
     if (numEnvs > this.capacity) {
       this.buffers = this.sizes.map((s) => new Float32Array(s * numEnvs));

@@ -178,18 +178,25 @@ export class WindowDataset implements SequenceDataset {
     );
   }
 
+  /** Direction labels (0 down, 1 flat, 2 up) in dataset order: the dataset's own array, not a copy. */
   directionLabels(): Int32Array {
     return this.direction;
   }
 
+  /** Forward returns in dataset order: the dataset's own array, not a copy. */
   forwardReturns(): Float32Array {
     return this.returns;
   }
 
+  /** Batches of `batchSize` in one pass (the last one partial unless `dropLast`). */
   numBatches(batchSize: number, dropLast = false): number {
     return dropLast ? Math.floor(this.size / batchSize) : Math.ceil(this.size / batchSize);
   }
 
+  /**
+   * The batches of one pass (see {@link SequenceDataset.batches}); windows are cut from the
+   * feature matrices on the fly, freshly allocated per batch.
+   */
   async *batches(options: BatchOptions): AsyncIterableIterator<SequenceBatch> {
     const { batchSize } = options;
     const order = sampleOrder(this.size, options.shuffleSeed, options.epoch ?? 0);
@@ -630,8 +637,11 @@ export async function evaluateTimeSeriesModel(
 
 /** Options of `Adam`. */
 export interface AdamOptions {
+  /** Decay rate of the first-moment estimate, default 0.9. */
   beta1?: number;
+  /** Decay rate of the second-moment estimate, default 0.999. */
   beta2?: number;
+  /** Added to the root of the second moment in the denominator, default 1e-8. */
   epsilon?: number;
   /** Decoupled weight decay (AdamW), per step: p −= lr · weightDecay · p. Default 0. */
   weightDecay?: number;
@@ -660,6 +670,10 @@ export class Adam {
   private readonly clipNorm: number;
   private state: AdamState;
 
+  /**
+   * @param variables - the trainable variables, in the order gradients are passed.
+   * @param options - PyTorch's defaults: betas 0.9 / 0.999, epsilon 1e-8, no decay, no clipping.
+   */
   constructor(variables: readonly tf.Variable[], options: AdamOptions = {}) {
     this.variables = variables;
     this.beta1 = options.beta1 ?? 0.9;

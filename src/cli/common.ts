@@ -104,7 +104,7 @@ export function action<A extends unknown[]>(
 }
 
 /** Prints an error as one line (plus a hint line) and exits with its code. */
-export function reportAndExit(err: unknown): never {
+function reportAndExit(err: unknown): never {
   if (err instanceof CtmError) {
     process.stderr.write(`error: ${err.message}\n`);
     if (err.hint !== undefined) process.stderr.write(`hint: ${err.hint}\n`);

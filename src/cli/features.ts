@@ -54,7 +54,7 @@ function timeframesOf(config: Config, value: string | undefined): Timeframe[] {
 }
 
 /** `binance`, `BTC/USDT`, `15m` -> `binance-BTCUSDT-15m.csv.gz` (the shared data layout). */
-export function dataFileName(exchange: string, symbol: string, tf: Timeframe): string {
+function dataFileName(exchange: string, symbol: string, tf: Timeframe): string {
   const pair = symbol.split(':')[0].replace('/', '');
   return `${exchange}-${pair}-${tf}.csv.gz`;
 }

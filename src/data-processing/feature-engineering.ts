@@ -224,110 +224,61 @@ function coreFamily(spec: FeatureSpec): Family {
   );
 }
 
-/** A streaming indicator updated with one value (a close) per row. */
-interface ValueStream {
-  update(value: number): number;
-}
-
-/** A streaming indicator updated with one candle's high, low and close per row. */
-interface HlcStream {
-  update(high: number, low: number, close: number): number;
-}
-
-/**
- * How a family turns a stream's output `v` into a stationary feature (a code, not a callback, so
- * that the shared row loop stays monomorphic and fast).
- */
-const enum Transform {
-  /** `close / v - 1`: price relative to a moving average. */
-  RelativeToClose,
-  /** `v / close`: a price distance as a fraction of the close. */
-  FractionOfClose,
-  /** `(v - 50) / 50`: a 0..100 oscillator centred and scaled to -1..1. */
-  Centred100,
-  /** `v / 100`: a percentage as a fraction. */
-  Percent,
-  /** `log1p(v / 100)`: a rate of change in percent as a log return. */
-  LogReturn,
-}
-
-function transformed(t: Transform, v: number, close: number): number {
-  switch (t) {
-    case Transform.RelativeToClose:
-      return close / v - 1;
-    case Transform.FractionOfClose:
-      return v / close;
-    case Transform.Centred100:
-      return (v - 50) / 50;
-    case Transform.Percent:
-      return v / 100;
-    case Transform.LogReturn:
-      return Math.log1p(v / 100);
-  }
-}
-
-/**
- * One feature per period, named `${prefix}${period}`, from a stream updated with each close,
- * its output turned into the feature by `transform`.
- */
-function closeFamily(
-  prefix: string,
-  periods: readonly number[],
-  create: (period: number) => ValueStream,
-  transform: Transform,
-): Family {
+function returnsFamily(periods: readonly number[]): Family {
   return family(
-    periods.map((n) => `${prefix}${n}`),
-    () => periods.map(create),
+    periods.map((n) => `ret_${n}`),
+    () => periods.map((n) => new RocStream(n)),
     (s, c, from, to, { values, cols, col0 }) => {
       const close = c.close;
       for (let i = from; i < to; i++) {
         const o = i * cols + col0;
-        const cl = close[i];
-        for (let k = 0; k < s.length; k++)
-          values[o + k] = transformed(transform, s[k].update(cl), cl);
+        // ROC is 100 (close / close n bars ago - 1): the log return is log1p(ROC / 100).
+        for (let k = 0; k < s.length; k++) values[o + k] = Math.log1p(s[k].update(close[i]) / 100);
       }
     },
   );
-}
-
-/** As {@link closeFamily}, for a stream updated with each candle's high, low and close. */
-function hlcFamily(
-  prefix: string,
-  periods: readonly number[],
-  create: (period: number) => HlcStream,
-  transform: Transform,
-): Family {
-  return family(
-    periods.map((n) => `${prefix}${n}`),
-    () => periods.map(create),
-    (s, c, from, to, { values, cols, col0 }) => {
-      const { high, low, close } = c;
-      for (let i = from; i < to; i++) {
-        const o = i * cols + col0;
-        const cl = close[i];
-        for (let k = 0; k < s.length; k++)
-          values[o + k] = transformed(transform, s[k].update(high[i], low[i], cl), cl);
-      }
-    },
-  );
-}
-
-function returnsFamily(periods: readonly number[]): Family {
-  // ROC is 100 (close / close n bars ago - 1): the log return is log1p(ROC / 100).
-  return closeFamily('ret_', periods, (n) => new RocStream(n), Transform.LogReturn);
 }
 
 function smaFamily(periods: readonly number[]): Family {
-  return closeFamily('close_sma_', periods, (n) => new SmaStream(n), Transform.RelativeToClose);
+  return family(
+    periods.map((n) => `close_sma_${n}`),
+    () => periods.map((n) => new SmaStream(n)),
+    (s, c, from, to, { values, cols, col0 }) => {
+      const close = c.close;
+      for (let i = from; i < to; i++) {
+        const o = i * cols + col0;
+        for (let k = 0; k < s.length; k++) values[o + k] = close[i] / s[k].update(close[i]) - 1;
+      }
+    },
+  );
 }
 
 function emaFamily(periods: readonly number[]): Family {
-  return closeFamily('close_ema_', periods, (n) => new EmaStream(n), Transform.RelativeToClose);
+  return family(
+    periods.map((n) => `close_ema_${n}`),
+    () => periods.map((n) => new EmaStream(n)),
+    (s, c, from, to, { values, cols, col0 }) => {
+      const close = c.close;
+      for (let i = from; i < to; i++) {
+        const o = i * cols + col0;
+        for (let k = 0; k < s.length; k++) values[o + k] = close[i] / s[k].update(close[i]) - 1;
+      }
+    },
+  );
 }
 
 function rsiFamily(periods: readonly number[]): Family {
-  return closeFamily('rsi_', periods, (n) => new RsiStream(n), Transform.Centred100);
+  return family(
+    periods.map((n) => `rsi_${n}`),
+    () => periods.map((n) => new RsiStream(n)),
+    (s, c, from, to, { values, cols, col0 }) => {
+      const close = c.close;
+      for (let i = from; i < to; i++) {
+        const o = i * cols + col0;
+        for (let k = 0; k < s.length; k++) values[o + k] = (s[k].update(close[i]) - 50) / 50;
+      }
+    },
+  );
 }
 
 function macdFamily(list: FeatureSpec['macd']): Family {
@@ -379,7 +330,18 @@ function bollingerFamily(list: FeatureSpec['bollinger']): Family {
 }
 
 function atrFamily(periods: readonly number[]): Family {
-  return hlcFamily('atr_', periods, (n) => new AtrStream(n), Transform.FractionOfClose);
+  return family(
+    periods.map((n) => `atr_${n}`),
+    () => periods.map((n) => new AtrStream(n)),
+    (s, c, from, to, { values, cols, col0 }) => {
+      const { high, low, close } = c;
+      for (let i = from; i < to; i++) {
+        const o = i * cols + col0;
+        for (let k = 0; k < s.length; k++)
+          values[o + k] = s[k].update(high[i], low[i], close[i]) / close[i];
+      }
+    },
+  );
 }
 
 function adxFamily(periods: readonly number[]): Family {
@@ -424,15 +386,47 @@ function stochasticFamily(list: FeatureSpec['stochastic']): Family {
 }
 
 function williamsFamily(periods: readonly number[]): Family {
-  return hlcFamily('willr_', periods, (n) => new WilliamsRStream(n), Transform.Percent);
+  return family(
+    periods.map((n) => `willr_${n}`),
+    () => periods.map((n) => new WilliamsRStream(n)),
+    (s, c, from, to, { values, cols, col0 }) => {
+      const { high, low, close } = c;
+      for (let i = from; i < to; i++) {
+        const o = i * cols + col0;
+        for (let k = 0; k < s.length; k++)
+          values[o + k] = s[k].update(high[i], low[i], close[i]) / 100;
+      }
+    },
+  );
 }
 
 function cciFamily(periods: readonly number[]): Family {
-  return hlcFamily('cci_', periods, (n) => new CciStream(n), Transform.Percent);
+  return family(
+    periods.map((n) => `cci_${n}`),
+    () => periods.map((n) => new CciStream(n)),
+    (s, c, from, to, { values, cols, col0 }) => {
+      const { high, low, close } = c;
+      for (let i = from; i < to; i++) {
+        const o = i * cols + col0;
+        for (let k = 0; k < s.length; k++)
+          values[o + k] = s[k].update(high[i], low[i], close[i]) / 100;
+      }
+    },
+  );
 }
 
 function rocFamily(periods: readonly number[]): Family {
-  return closeFamily('roc_', periods, (n) => new RocStream(n), Transform.Percent);
+  return family(
+    periods.map((n) => `roc_${n}`),
+    () => periods.map((n) => new RocStream(n)),
+    (s, c, from, to, { values, cols, col0 }) => {
+      const close = c.close;
+      for (let i = from; i < to; i++) {
+        const o = i * cols + col0;
+        for (let k = 0; k < s.length; k++) values[o + k] = s[k].update(close[i]) / 100;
+      }
+    },
+  );
 }
 
 function obvFamily(periods: readonly number[]): Family {

@@ -79,10 +79,10 @@ const fp = new Map<string, number>();
 let noneWindows = 0;
 const adversarial = { n: 0, found: 0, against: 0 };
 const ordinary = { n: 0, against: 0 };
-/** Directional patterns by the higher timeframe's say at onset: planted to fail, and failed. */
+/** Directional patterns by the higher timeframes' confluence at onset: planted to fail, and failed. */
 const byAlignment = new Map<string, { n: number; planted: number; against: number }>();
 const alignmentName = (a: number): string =>
-  a > 0 ? 'confirms' : a < 0 ? 'contradicts' : a === 0 ? 'flat' : 'not consulted (1d)';
+  a > 0 ? 'confirms' : a < 0 ? 'contradicts' : a === 0 ? 'flat or split' : 'not consulted (1d)';
 const synthSignals: FalseSignalReport[] = [];
 const patternedWindows: WindowSet[] = [];
 const decisionWindows: WindowSet[] = [];
@@ -285,9 +285,9 @@ const lines: string[] = [
   '### False signals',
   '',
   `- Planted patterns resolving against their textbook direction over the label horizon (15m: ${config.dataset.horizonBars['15m']}, 4h: ${config.dataset.horizonBars['4h']}, 1d: ${config.dataset.horizonBars['1d']} bars): **${pct(ordinary.against, ordinary.n)}** of ordinary patterns (natural failures: the noise after the resolution), plus the adversarial look-alikes (${pct(adversarial.against, adversarial.n)} of which failed as planted); share of failing patterns overall ${pct(ordinary.against + adversarial.against, ordinary.n + adversarial.n)}.`,
-  `- Outcomes and the higher timeframe (the next higher timeframe's trend at the pattern's onset relative to its expected direction; 1d patterns have none in the data): ${[
+  `- Outcomes and the higher timeframe (the confluence of the higher timeframes' trends at the pattern's onset — 4h and 1d for 15m patterns, 1d for 4h ones — relative to its expected direction; 1d patterns have none in the data): ${[
     'confirms',
-    'flat',
+    'flat or split',
     'contradicts',
     'not consulted (1d)',
   ]

@@ -347,15 +347,15 @@ interface PatternResult {
 }
 
 /** Alignment groups of 15m and 4h pattern samples (the label `htfAlignment`). */
-const ALIGNMENT_GROUPS = ['confirms', 'flat', 'contradicts'] as const;
+const ALIGNMENT_GROUPS = ['confirms', 'flat or split', 'contradicts'] as const;
 
 function alignmentGroup(a: number): (typeof ALIGNMENT_GROUPS)[number] | null {
-  return a > 0 ? 'confirms' : a < 0 ? 'contradicts' : a === 0 ? 'flat' : null;
+  return a > 0 ? 'confirms' : a < 0 ? 'contradicts' : a === 0 ? 'flat or split' : null;
 }
 
 /**
- * Direction accuracy of the 15m and 4h pattern samples by what the next higher timeframe's trend
- * at the pattern's onset said about its expected direction (the context that moves its outcome).
+ * Direction accuracy of the 15m and 4h pattern samples by what the higher timeframes' trends at
+ * the pattern's onset said about its expected direction (the context that moves its outcome).
  */
 function accuracyByAlignment(probs: Float32Array, test: DiskDataset): Map<string, number> {
   const align = test.column('htfAlignment');
@@ -672,7 +672,7 @@ function patternMarkdown(r: PatternResult): string {
   });
   lines.push(
     '',
-    `Direction accuracy (%) of the 15m and 4h pattern samples by what the next higher timeframe's trend (4h for 15m patterns, 1d for 4h ones) said at the pattern's onset — the context that moves the outcome (\`dataset.htfInfluence\`); test samples of all seeds: ${fails.join('; ')}. Mean over seeds:`,
+    `Direction accuracy (%) of the 15m and 4h pattern samples by the confluence of the higher timeframes' trends at the pattern's onset (4h and 1d for 15m patterns, 1d for 4h ones; the sign of their mean relative to the pattern's direction) — the context that moves the outcome (\`dataset.htfInfluence\`); test samples of all seeds: ${fails.join('; ')}. Mean over seeds:`,
     '',
     `| variant | ${ALIGNMENT_GROUPS.join(' | ')} |`,
     `|---|${ALIGNMENT_GROUPS.map(() => '---:').join('|')}|`,

@@ -126,7 +126,7 @@ export const LABEL_DEFINITIONS: Readonly<Record<(typeof LABEL_COLUMNS)[number], 
       'index into actionClasses: long when forwardReturn > roundTripCost, short when < -roundTripCost, else flat',
     adversarial: '1 when the pattern was planted to fail after completion (a look-alike), else 0',
     htfAlignment:
-      'the next higher timeframe trend at the pattern onset that decided its outcome, relative to expectedDirection: 1 confirms, -1 contradicts, 0 flat; NaN when the outcome did not depend on it (none, 1d patterns, non-directional, htfInfluence 0)',
+      'the confluence of the higher timeframes (4h and 1d for a 15m pattern, 1d for a 4h one) at the pattern onset that decided its outcome: the mean of their trends relative to expectedDirection, 1 = all confirm, -1 = all contradict, 0 = flat or split; NaN when the outcome did not depend on it (none, 1d patterns, non-directional, htfInfluence 0)',
     series: 'index of the generated market the sample was cut from (-1 for real data)',
     heightAtr: 'pattern height in ATRs of its primary timeframe at onset (NaN when none)',
     htfTrend:
@@ -151,7 +151,7 @@ const BASE_TF: Timeframe = '15m';
 const BASE_MS = TIMEFRAME_MS[BASE_TF];
 const DAY_MS = 86_400_000;
 const FORMAT = 'ctm-dataset';
-const VERSION = 2;
+const VERSION = 3;
 
 // ---------------------------------------------------------------------------------------------
 // DatasetSettings
@@ -813,7 +813,7 @@ export const SERIES_START_MS = Date.UTC(2024, 0, 1);
  * Market `k` of a dataset: patterns planned back to back after the warm-up (types, timeframes,
  * spans and gaps drawn from the settings), a share turned adversarial (`createAdversarialExamples`
  * at `dataset.adversarialFraction`), planted and aggregated by `generateMultiTimeframeData`, where
- * the next higher timeframe's trend at each 15m or 4h pattern's onset moves that draw toward
+ * the higher timeframes' confluence at each 15m or 4h pattern's onset moves that draw toward
  * success or failure (`dataset.htfInfluence`, see `htfOutcomeRule`), and each resolution starts
  * `dataset.resolutionDelayBars` primary bars after completion. A pure function of the settings
  * and k: the dataset's samples of market k are cut from exactly this market.

@@ -111,7 +111,7 @@ export interface MultiTimeframePatternParams {
   /** Largest growth of an unclear pattern's size (default 1.3; 1 = never grow). */
   maxAmplitudeScale?: number;
   /**
-   * How strongly the next higher timeframe's trend at a pattern's onset decides its outcome, in
+   * How strongly the higher timeframes' trends at a pattern's onset decide its outcome, in
    * [0, 1] (default 0: outcomes as requested). See `htfOutcomeRule`.
    */
   htfInfluence?: number;
@@ -351,14 +351,17 @@ export function pathTimeframeTrend(
 
 /**
  * The outcome rule of patterns in a market with higher-timeframe influence `s` in [0, 1]: for a
- * directional pattern with a resolution on 15m or 4h, the trend of the next higher timeframe
- * (4h, 1d) at its onset (`pathTimeframeTrend`, from the market before the pattern) decides how
- * often it fails. A pattern planned to fail (the base draw, e.g. `createAdversarialExamples` at a
- * rate p) still fails with probability 1 − s when that trend confirms it, and one planned to
- * resolve its textbook way fails anyway with probability s when the trend contradicts it: failure
- * rates p·(1 − s) confirmed, p + (1 − p)·s contradicted, p when the trend is flat or there is no
- * higher timeframe (1d patterns). Seeded per pattern (market seed and onset step), so re-planting
- * the same plans decides alike. `undefined` (no rule) for s = 0.
+ * directional pattern with a resolution on 15m or 4h, the confluence of every higher pattern
+ * timeframe at its onset decides how often it fails. The confluence `c` in [-1, 1] is the mean
+ * over those timeframes (4h and 1d for a 15m pattern, 1d for a 4h one) of their trend
+ * (`pathTimeframeTrend`, from the market before the pattern) times the pattern's expected
+ * direction: 1 when all confirm it, -1 when all contradict it. A pattern planned to fail (the base
+ * draw, e.g. `createAdversarialExamples` at a rate p) still fails with probability 1 − s·c when
+ * c > 0, and one planned to resolve its textbook way fails anyway with probability s·|c| when
+ * c < 0: failure rates p·(1 − s·c) confirmed, p + (1 − p)·s·|c| contradicted, p at c = 0 or
+ * without a higher timeframe (1d patterns). No single timeframe sees the whole confluence of a
+ * 15m pattern. Seeded per pattern (market seed and onset step), so re-planting the same plans
+ * decides alike. `undefined` (no rule) for s = 0.
  */
 export function htfOutcomeRule(
   s: number,
@@ -367,22 +370,24 @@ export function htfOutcomeRule(
 ): ((plan: PatternPlan, history: PlantHistory) => PatternPlan) | undefined {
   if (!(s > 0)) return undefined;
   return (plan, history) => {
-    const htf = higherTimeframe(plan.primaryTimeframe);
-    if (htf === null || plan.expectedDirection === 0 || plan.resolutionBar < 0) return plan;
-    const trend = pathTimeframeTrend(
-      history.logReturn,
-      history.anchorLogPrice,
-      plan.onsetStep,
-      htf,
-      startTimeMs,
-    );
-    const alignment = trend * plan.expectedDirection;
+    const higher = higherTimeframes(plan.primaryTimeframe);
+    if (higher.length === 0 || plan.expectedDirection === 0 || plan.resolutionBar < 0) return plan;
+    let sum = 0;
+    for (const tf of higher)
+      sum += pathTimeframeTrend(
+        history.logReturn,
+        history.anchorLogPrice,
+        plan.onsetStep,
+        tf,
+        startTimeMs,
+      );
+    const alignment = (sum * plan.expectedDirection) / higher.length;
     const u = new Rng(seed).fork(`outcome-${plan.onsetStep}`).next();
     const failed =
       alignment > 0
-        ? plan.adversarial && u >= s
+        ? plan.adversarial && u >= s * alignment
         : alignment < 0
-          ? plan.adversarial || u < s
+          ? plan.adversarial || u < -s * alignment
           : plan.adversarial;
     return { ...withOutcome(plan, failed), htfAlignment: alignment };
   };
@@ -547,6 +552,12 @@ export type TimeframeConfluence = 'htf_confirms' | 'htf_contradicts' | 'tf_diver
 export function higherTimeframe(tf: Timeframe): Timeframe | null {
   const k = PATTERN_TIMEFRAMES.indexOf(tf);
   return k >= 0 && k + 1 < PATTERN_TIMEFRAMES.length ? PATTERN_TIMEFRAMES[k + 1] : null;
+}
+
+/** Every coarser pattern timeframe, nearest first (15m → [4h, 1d], 4h → [1d], 1d → []). */
+export function higherTimeframes(tf: Timeframe): readonly Timeframe[] {
+  const k = PATTERN_TIMEFRAMES.indexOf(tf);
+  return k >= 0 ? PATTERN_TIMEFRAMES.slice(k + 1) : [];
 }
 
 /** Options of `createTimeframeConfluences`. */

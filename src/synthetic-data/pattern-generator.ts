@@ -709,9 +709,10 @@ export interface PatternPlan {
   /** True when the resolution goes against `expectedDirection` on purpose (an adversarial look-alike). */
   adversarial: boolean;
   /**
-   * What the next higher timeframe's trend said at onset when the outcome was decided from it
-   * (see `plantPatterns`' `outcome`): 1 confirms `expectedDirection`, -1 contradicts it, 0 flat;
-   * NaN when not consulted.
+   * The higher timeframes' confluence at onset when the outcome was decided from it (see
+   * `plantPatterns`' `outcome` and `htfOutcomeRule`): the mean of their trends relative to
+   * `expectedDirection`, 1 = all confirm, -1 = all contradict, 0 = flat or split; NaN when not
+   * consulted.
    */
   htfAlignment: number;
   strength: Strength;
@@ -1279,8 +1280,9 @@ export interface PatternLabel {
   expectedDirection: Direction;
   adversarial: boolean;
   /**
-   * The next higher timeframe's trend at onset relative to `expectedDirection` when it decided the
-   * outcome: 1 confirms, -1 contradicts, 0 flat; NaN when the outcome did not depend on it.
+   * The higher timeframes' confluence at onset relative to `expectedDirection` when it decided the
+   * outcome (`htfOutcomeRule`): 1 = all confirm, -1 = all contradict, 0 = flat or split; NaN when
+   * the outcome did not depend on it.
    */
   htfAlignment: number;
   strength: Strength;

@@ -40,6 +40,10 @@ import { assertOutsideHoldout, type DateRange } from './walk-forward.js';
  * decision row in order.
  */
 export interface RowAwarePolicy extends Policy {
+  /**
+   * Told the absolute base row of the first decision (called after `reset`, before the first
+   * `act`).
+   */
   startAt(baseRow: number): void;
 }
 
@@ -65,6 +69,10 @@ export interface BacktestOptions {
   readonly range?: DateRange;
   /** The holdout split: a range touching it is refused unless `openHoldout`. */
   readonly holdout?: DateRange;
+  /**
+   * Allow a range that overlaps `holdout` (the final evaluation, `--open-holdout`); default false,
+   * which makes an overlap throw `LookAheadError`.
+   */
   readonly openHoldout?: boolean;
   /** Close the open position at the last close (taker fee and slippage), as freqtrade does. Default true. */
   readonly closeAtEnd?: boolean;
@@ -80,21 +88,27 @@ export interface BacktestOptions {
 
 /** Per-bar cost series of a backtest (one entry per return, quote currency). */
 export interface BacktestCosts {
+  /** Fees paid during each bar, quote currency. */
   readonly fees: Float64Array;
+  /** Slippage cost incurred during each bar, quote currency. */
   readonly slippage: Float64Array;
   /** Funding and borrow paid (negative = received). */
   readonly funding: Float64Array;
+  /** Absolute notional traded during each bar, quote currency. */
   readonly tradedNotional: Float64Array;
 }
 
 /** What `backtestStrategy` returns. Row-indexed arrays have `rows` entries, returns `rows - 1`. */
 export interface BacktestResult {
+  /** Symbol of the base candles, e.g. `BTC/USDT`. */
   readonly symbol: string;
+  /** Base (decision) timeframe. */
   readonly timeframe: Timeframe;
   /** Base rows traded: the first is primed (decision at its close), every later one is stepped. */
   readonly startRow: number;
   /** Last base row (inclusive). */
   readonly endRow: number;
+  /** Number of rows traded: `endRow - startRow + 1`. */
   readonly rows: number;
   /** Open time of each row (UTC ms). */
   readonly time: Float64Array;
@@ -106,6 +120,7 @@ export interface BacktestResult {
   readonly target: Float32Array;
   /** Simple returns of equity between consecutive closes. */
   readonly returns: Float64Array;
+  /** Per-bar fees, slippage, funding and traded notional (`rows - 1` entries each). */
   readonly costs: BacktestCosts;
   /** Every fill, columnar (`get(i)` / `toArray()`; empty when the broker's `recordLedger` is off). */
   readonly fills: FillLedger;
@@ -120,16 +135,23 @@ export interface BacktestResult {
     entryPrice: number;
     barsHeld: number;
   } | null;
+  /** Starting equity, quote currency. */
   readonly initialCapital: number;
+  /** Equity at the last row's close (after the close-out when `closeAtEnd`), quote currency. */
   readonly finalEquity: number;
+  /**
+   * Performance metrics of `returns` and `trades` (per-bar returns stamped at each bar's close).
+   */
   readonly metrics: PerformanceMetrics;
   /** Buy-and-hold equity through an identical broker (when `benchmark` is on). */
   readonly benchmarkEquity: Float64Array | null;
+  /** Metrics of the buy-and-hold benchmark (trials = 1), or null when `benchmark` is off. */
   readonly benchmarkMetrics: PerformanceMetrics | null;
   /** The benchmark's round trips (one when closed at the end, else none). */
   readonly benchmarkTrades: Trade[];
   /** The base candles of the traded rows and the higher timeframes as they were aligned. */
   readonly candles: Candles;
+  /** Each higher timeframe's candles with, per traded row, the index of its last closed candle. */
   readonly higher: readonly ReportHigherTimeframe[];
 }
 

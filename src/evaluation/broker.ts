@@ -70,14 +70,32 @@ export interface CcxtMarketLike {
    * (3 -> 0.001); 3 = SIGNIFICANT_DIGITS, no fixed step (precision ignored).
    */
   precisionMode?: number;
+  /** Unified market symbol, e.g. `BTC/USDT`; informational (the broker does not read it). */
   symbol?: string;
+  /** True for a spot market: sets `marketType` to `spot` (unless `swap` is also true). */
   spot?: boolean;
+  /** True for a perpetual swap: sets `marketType` to `perpetual` (takes precedence over `spot`). */
   swap?: boolean;
+  /** True for a derivative contract; informational (the broker does not read it). */
   contract?: boolean;
+  /**
+   * Base-currency units per contract (missing, null or <= 0 means 1); scales the amount step and
+   * minimum amount.
+   */
   contractSize?: number | null;
+  /** Taker fee as a fraction of traded notional (0.0005 = 5 bps); replaces `takerFeeRate`. */
   taker?: number | null;
+  /** Maker fee as a fraction of traded notional; replaces `makerFeeRate`. */
   maker?: number | null;
+  /**
+   * Amount (contracts) and price precision, read in `precisionMode`; become `constraints.lotSize`
+   * (x contractSize) and `constraints.priceTick`.
+   */
   precision?: { amount?: number | null; price?: number | null };
+  /**
+   * Exchange limits: `amount.min` (contracts, x contractSize -> `constraints.minQuantity`) and
+   * `cost.min` (quote currency -> `constraints.minNotional`); maxima are not read.
+   */
   limits?: {
     amount?: { min?: number | null; max?: number | null };
     cost?: { min?: number | null; max?: number | null };
@@ -124,6 +142,7 @@ export interface Fill {
   bar: number;
   /** Open time (UTC ms) of that bar. */
   timeMs: number;
+  /** Why the fill happened (order, stop-loss, take-profit, liquidation or final close). */
   kind: FillKind;
   /** Signed quantity traded in base currency (buy > 0). */
   quantity: number;
@@ -146,9 +165,11 @@ export type ChargeKind = 'funding' | 'borrow';
 
 /** One funding or borrow charge. */
 export interface Charge {
+  /** Broker step index of the bar the charge was taken in (0 = first `step`). */
   bar: number;
   /** Funding stamp time, or the start of the borrow accrual (the bar open, or a gap's start) (UTC ms). */
   timeMs: number;
+  /** Funding payment or borrow interest. */
   kind: ChargeKind;
   /** Amount paid in quote currency (negative = received). */
   amount: number;
@@ -164,9 +185,16 @@ export interface Charge {
 export interface Trade {
   /** +1 long, -1 short. */
   side: number;
+  /** Open time (UTC ms) of the bar of the fill that opened the trade. */
   entryTimeMs: number;
+  /**
+   * Open time (UTC ms) of the bar of the fill that closed it (for the still-open trade: the last
+   * bar's close time).
+   */
   exitTimeMs: number;
+  /** Broker step index of the opening fill's bar. */
   entryBar: number;
+  /** Broker step index of the closing fill's bar. */
   exitBar: number;
   /** Volume-weighted entry price of every fill that increased the position. */
   entryPrice: number;
@@ -176,6 +204,7 @@ export interface Trade {
   size: number;
   /** Realised price pnl (slippage included, fees and financing excluded), quote currency. */
   grossPnl: number;
+  /** Fees paid over the trade's fills, quote currency (a flipping fill's fee is split pro rata). */
   fees: number;
   /** Slippage cost (already inside grossPnl; reported separately). */
   slippage: number;
@@ -209,16 +238,29 @@ function growU8(a: Uint8Array, n: number): Uint8Array {
 
 /** Columnar ledger of fills: one typed-array column per field of `Fill` (kind as its index in `FILL_KINDS`), valid for indices `< length`. */
 export class FillLedger {
+  /**
+   * Number of fills recorded; columns are valid for indices `< length` (capacity may be larger).
+   */
   length = 0;
+  /** Broker step index of each fill's bar. */
   bar: Int32Array = new Int32Array(16);
+  /** Open time (UTC ms) of each fill's bar. */
   timeMs: Float64Array = new Float64Array(16);
+  /** Index in `FILL_KINDS` of each fill's kind. */
   kind: Uint8Array = new Uint8Array(16);
+  /** Signed quantity traded, base currency (buy > 0). */
   quantity: Float64Array = new Float64Array(16);
+  /** Execution price (slippage and tick rounding included), quote per base. */
   price: Float64Array = new Float64Array(16);
+  /** Price before slippage (bar open or trigger price). */
   referencePrice: Float64Array = new Float64Array(16);
+  /** Fee paid, quote currency (liquidations: the margin forfeited). */
   fee: Float64Array = new Float64Array(16);
+  /** Slippage cost, quote currency: |quantity| x |price - referencePrice|. */
   slippageCost: Float64Array = new Float64Array(16);
+  /** Position quantity after the fill, base currency (signed). */
   positionAfter: Float64Array = new Float64Array(16);
+  /** Cash after the fill, quote currency. */
   cashAfter: Float64Array = new Float64Array(16);
 
   /** Appends one fill (amortised O(1); allocates only when capacity doubles). */
@@ -293,14 +335,21 @@ export class FillLedger {
 
 /** Columnar ledger of funding and borrow charges: one column per field of `Charge`, valid for indices `< length`. */
 export class ChargeLedger {
+  /** Number of charges recorded; columns are valid for indices `< length`. */
   length = 0;
+  /** Broker step index of each charge's bar. */
   bar: Int32Array = new Int32Array(16);
+  /** Funding stamp time, or start of the borrow accrual (UTC ms). */
   timeMs: Float64Array = new Float64Array(16);
   /** 0 = funding, 1 = borrow. */
   kind: Uint8Array = new Uint8Array(16);
+  /** Amount paid, quote currency (negative = received). */
   amount: Float64Array = new Float64Array(16);
+  /** Rate applied as a fraction (funding: per interval; borrow: per year). */
   rate: Float64Array = new Float64Array(16);
+  /** Signed position quantity charged, base currency. */
   quantity: Float64Array = new Float64Array(16);
+  /** Mark price used, quote per base. */
   mark: Float64Array = new Float64Array(16);
 
   /** Appends one charge (amortised O(1)). */
@@ -364,22 +413,39 @@ export class ChargeLedger {
 
 /** Columnar list of closed round-trip trades: one column per field of `Trade` (exitKind as its index in `FILL_KINDS`), valid for indices `< length`. */
 export class TradeLedger {
+  /** Number of closed trades; columns are valid for indices `< length`. */
   length = 0;
+  /** +1 long, -1 short. */
   side: Int8Array = new Int8Array(16);
+  /** Open time (UTC ms) of the opening fill's bar. */
   entryTimeMs: Float64Array = new Float64Array(16);
+  /** Open time (UTC ms) of the closing fill's bar. */
   exitTimeMs: Float64Array = new Float64Array(16);
+  /** Broker step index of the opening fill's bar. */
   entryBar: Int32Array = new Int32Array(16);
+  /** Broker step index of the closing fill's bar. */
   exitBar: Int32Array = new Int32Array(16);
+  /** Volume-weighted price of the fills that increased the position. */
   entryPrice: Float64Array = new Float64Array(16);
+  /** Volume-weighted price of the fills that reduced it. */
   exitPrice: Float64Array = new Float64Array(16);
+  /** Largest absolute quantity held, base currency. */
   size: Float64Array = new Float64Array(16);
+  /** Realised price pnl (slippage included, fees and financing excluded), quote currency. */
   grossPnl: Float64Array = new Float64Array(16);
+  /** Fees paid, quote currency. */
   fees: Float64Array = new Float64Array(16);
+  /** Slippage cost (already inside `grossPnl`), quote currency. */
   slippage: Float64Array = new Float64Array(16);
+  /** Funding paid, quote currency (negative = received). */
   funding: Float64Array = new Float64Array(16);
+  /** Borrow interest paid, quote currency. */
   borrow: Float64Array = new Float64Array(16);
+  /** Net pnl: grossPnl - fees - funding - borrow, quote currency. */
   pnl: Float64Array = new Float64Array(16);
+  /** Bars the position was held (held at a bar's close, or exited inside it). */
   barsHeld: Int32Array = new Int32Array(16);
+  /** Index in `FILL_KINDS` of how the trade was closed. */
   exitKind: Uint8Array = new Uint8Array(16);
 
   /** Makes room for one more trade and returns its index (amortised O(1)). */

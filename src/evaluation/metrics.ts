@@ -21,6 +21,7 @@ export function barsPerYearOf(barMs: number): number {
  * Money is in quote currency.
  */
 export interface MetricsTrade {
+  /** Direction of the round trip. */
   readonly side: 'long' | 'short';
   /** Net pnl of the round trip: price pnl minus fees, slippage and funding paid. */
   readonly pnl: number;
@@ -106,6 +107,7 @@ export interface ReturnMetrics {
   tailRatio: Metric;
   /** Best and worst single-bar return. */
   bestBar: Metric;
+  /** Worst single-bar return (a loss is negative). */
   worstBar: Metric;
   /** Fraction of bars with a positive return. */
   positiveBars: Metric;
@@ -113,9 +115,11 @@ export interface ReturnMetrics {
 
 /** Drawdown metrics; depths are fractions >= 0 of the running peak. */
 export interface DrawdownMetrics {
+  /** Deepest drawdown, a fraction of the running peak (0.2 = 20% below the peak). */
   maxDrawdown: Metric;
   /** Longest peak-to-recovery span (to the end when unrecovered), in bars and days. */
   maxDrawdownDurationBars: Metric;
+  /** `maxDrawdownDurationBars` in days (bars / (barsPerYear / 365)). */
   maxDrawdownDurationDays: Metric;
   /** Mean of the deepest point of each drawdown episode. */
   averageDrawdown: Metric;
@@ -131,7 +135,9 @@ export interface DrawdownMetrics {
 
 /** Trade statistics of one side. */
 export interface SideMetrics {
+  /** Number of trades on this side. */
   count: number;
+  /** Fraction of this side's trades with pnl > 0. */
   winRate: Metric;
   /** Net pnl (quote currency). */
   pnl: number;
@@ -141,10 +147,13 @@ export interface SideMetrics {
 
 /** Round-trip trade metrics; money in quote currency, returns as fractions of entry notional. */
 export interface TradeMetrics {
+  /** Number of round-trip trades. */
   count: number;
   /** Fraction of trades with pnl > 0. */
   winRate: Metric;
+  /** Sum of the pnl of winning trades (quote currency, >= 0). */
   grossProfit: number;
+  /** Sum of the losses of losing trades as a positive amount (quote currency, >= 0). */
   grossLoss: number;
   /** Gross profit / gross loss. */
   profitFactor: Metric;
@@ -152,6 +161,7 @@ export interface TradeMetrics {
   expectancy: Metric;
   /** Mean trade return. */
   expectancyReturn: Metric;
+  /** Mean pnl of winning trades (quote currency). */
   averageWin: Metric;
   /** Mean pnl of losing trades (negative). */
   averageLoss: Metric;
@@ -159,28 +169,39 @@ export interface TradeMetrics {
   winLossRatio: Metric;
   /** Best and worst trade return. */
   bestTrade: Metric;
+  /** Worst trade return (net pnl / entry notional). */
   worstTrade: Metric;
+  /** Mean bars held per trade. */
   averageHoldingBars: Metric;
+  /** Mean holding time per trade in hours (bars x 8760 / barsPerYear). */
   averageHoldingHours: Metric;
+  /** Most consecutive trades with pnl > 0 (a zero-pnl trade breaks a streak). */
   longestWinStreak: number;
+  /** Most consecutive trades with pnl < 0 (a zero-pnl trade breaks a streak). */
   longestLossStreak: number;
   /** Van Tharp's system quality number: sqrt(n) × mean(pnl) / std(pnl). */
   sqn: Metric;
   /** Kelly fraction: winRate − (1 − winRate) / winLossRatio. */
   kelly: Metric;
+  /** Statistics of the long trades. */
   long: SideMetrics;
+  /** Statistics of the short trades. */
   short: SideMetrics;
 }
 
 /** Cost and exposure metrics (need `options.account`). */
 export interface CostMetrics {
+  /** Total fees paid over the period (quote currency). */
   fees: Metric;
+  /** Total slippage paid (quote currency). */
   slippage: Metric;
+  /** Total funding and borrow paid (quote currency; negative when received on balance). */
   funding: Metric;
   /** fees + slippage + funding. */
   total: Metric;
   /** Total traded notional / mean equity (times the book was turned over). */
   turnover: Metric;
+  /** `turnover` per year (turnover / years). */
   annualTurnover: Metric;
   /** Total return had no cost been paid (per-bar costs added back, compounded). */
   grossTotalReturn: Metric;
@@ -194,6 +215,7 @@ export interface CostMetrics {
   averageExposure: Metric;
   /** Fraction of bars long / short. */
   longExposure: Metric;
+  /** Fraction of bars with a short position. */
   shortExposure: Metric;
 }
 
@@ -205,6 +227,7 @@ export interface TrustMetrics {
   psr: Metric;
   /** PSR against the expected maximum Sharpe ratio of `trials` unskilled trials. */
   dsr: Metric;
+  /** Number of trials the deflated Sharpe ratio corrects for. */
   trials: number;
   /** Expected maximum annualised Sharpe ratio of `trials` trials with no skill (DSR's benchmark). */
   expectedMaxSharpe: Metric;
@@ -218,21 +241,31 @@ export interface TrustMetrics {
 export interface PeriodReturn {
   /** `YYYY-MM` for months, `YYYY` for years. */
   period: string;
+  /** Compounded return over the period (fraction). */
   return: number;
 }
 
 /** Everything `calculatePerformanceMetrics` returns. */
 export interface PerformanceMetrics {
+  /** Number of per-bar returns evaluated. */
   bars: number;
+  /** Bars in a year used for annualisation (from the bar length, 365-day year). */
   barsPerYear: number;
+  /** Length of the track record in years: bars / barsPerYear. */
   years: number;
+  /** Return and risk metrics. */
   returns: ReturnMetrics;
+  /** Drawdown metrics. */
   drawdown: DrawdownMetrics;
+  /** Round-trip trade metrics. */
   trades: TradeMetrics;
+  /** Cost and exposure metrics (null metrics without `options.account`). */
   costs: CostMetrics;
+  /** Probabilistic and deflated Sharpe ratio statistics. */
   trust: TrustMetrics;
   /** Monthly and yearly compounded returns (empty without `options.timeMs`). */
   monthly: PeriodReturn[];
+  /** Yearly compounded returns, UTC calendar years (empty without `options.timeMs`). */
   yearly: PeriodReturn[];
   /** Why each null metric is null, keyed `section.metric` (e.g. `returns.sharpe`). */
   nulls: Record<string, string>;

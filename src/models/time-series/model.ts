@@ -41,13 +41,17 @@ export type Pooling = 'last' | 'attention';
 
 /** Architecture and loss settings of a model (config section `model`, plus the data's spec). */
 export interface MultiTimeframeModelConfig {
+  /** The input spec: timeframes, window lengths (bars) and feature names the model reads. */
   readonly spec: ModelInputSpec;
+  /** Recurrent cell of every encoder layer. */
   readonly cell: RecurrentCell;
+  /** GRU implementation (read only when `cell` is `gru`). */
   readonly gruImplementation: GruImplementation;
   /** Units of every recurrent layer (the embedding size of each timeframe). */
   readonly hiddenDims: number;
   /** Recurrent layers per timeframe. */
   readonly numLayers: number;
+  /** How each encoder pools its states into one embedding: last state or attention pooling. */
   readonly pooling: Pooling;
   /** Heads of the attention across timeframes; 0 turns the fusion into a plain concatenation. */
   readonly attentionHeads: number;
@@ -69,7 +73,9 @@ export interface MultiTimeframeModelConfig {
 
 /** Scale of the forward-return target (fitted on training labels): z = (r − mean) / std. */
 export interface TargetScale {
+  /** Mean of the training forward returns (log return). */
   readonly mean: number;
+  /** Standard deviation of the training forward returns (log return), > 0. */
   readonly std: number;
 }
 
@@ -105,14 +111,22 @@ export interface ModelTargets {
 
 /** Loss of one batch: the weighted total and its parts. */
 export interface ModelLoss {
+  /** Weighted sum of the parts (`lossWeights`): the training objective. */
   total: tf.Scalar;
+  /** Class-weighted mean cross-entropy of the direction head. */
   direction: tf.Scalar;
+  /** Huber loss (delta 1) of the standardised forward return. */
   forwardReturn: tf.Scalar;
+  /**
+   * Mean cross-entropy of the pattern head over samples with a known pattern; null without a
+   * pattern head or labels.
+   */
   pattern: tf.Scalar | null;
 }
 
 /** The encoders (and fusion) of a model, reusable as the feature extractor of an RL policy. */
 export interface FeatureExtractor {
+  /** The input spec the extractor reads (timeframes, windows, feature names). */
   readonly spec: ModelInputSpec;
   /** Length of the feature vector `extract` returns per sample. */
   readonly outputSize: number;
@@ -196,7 +210,9 @@ export function makeInputSpec(
 
 /** Per-timeframe centre and inverse scale of a normaliser for the columns of a spec. */
 export interface SpecNormalization {
+  /** Centre subtracted from each column of the timeframe, spec column order. */
   center: Float32Array;
+  /** 1 / scale of each column (0 where the scale is 0, which zeroes the column). */
   invScale: Float32Array;
 }
 
@@ -304,6 +320,7 @@ function validateConfig(c: MultiTimeframeModelConfig): void {
  * const { direction } = model.predict(x15m, x4h, x1d); // probabilities [B, 3]
  */
 export class MultiTimeframeModel {
+  /** Architecture, loss weights and input spec the model was built with. */
   readonly config: MultiTimeframeModelConfig;
   /**
    * Feature normaliser fitted on the training rows (set by training; null until then: inputs

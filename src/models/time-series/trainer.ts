@@ -60,6 +60,7 @@ export interface SequenceBatch {
 
 /** Where and how a pass over a dataset starts. */
 export interface BatchOptions {
+  /** Samples per batch (> 0). */
   batchSize: number;
   /**
    * Seed of the sample order; each epoch draws its own permutation from (seed, epoch). null or
@@ -80,6 +81,7 @@ export interface BatchOptions {
  * pass can be resumed at any batch.
  */
 export interface SequenceDataset {
+  /** Timeframes, windows (bars) and feature names of the samples' inputs. */
   readonly spec: ModelInputSpec;
   /** Number of samples. */
   readonly size: number;
@@ -115,9 +117,13 @@ export function sampleOrder(
 
 /** A split's sample rows and labels, with the features they are cut from. */
 export class WindowDataset implements SequenceDataset {
+  /** Timeframes, windows (bars) and feature names of the samples' inputs. */
   readonly spec: ModelInputSpec;
+  /** Number of samples. */
   readonly size: number;
+  /** Pattern class names when samples carry pattern labels. */
   readonly patternClasses?: readonly string[];
+  /** Normaliser fitted on the training split's rows, or null. */
   readonly normalizer: FittedNormalizer | null;
   /** Base rows (decision rows) of the samples. */
   readonly rows: Int32Array;
@@ -314,13 +320,17 @@ export interface WindowDatasetOptions {
 
 /** What `createWindowDatasets` returns. */
 export interface WindowDatasets {
+  /** Training split. */
   train: WindowDataset;
+  /** Validation split (embargoed after the training split). */
   validation: WindowDataset;
+  /** Test split, or null when it has no rows. */
   test: WindowDataset | null;
   /** Fitted on the training split's rows only. */
   normalizer: FittedNormalizer;
   /** Flat band half-width θ (log return). */
   threshold: number;
+  /** Input spec shared by the three splits. */
   spec: ModelInputSpec;
   /** Eligible rows dropped because their label would cross the split end (the purge). */
   purged: { train: number; validation: number; test: number };
@@ -454,6 +464,7 @@ export function createWindowDatasets(
 export interface DirectionMetrics {
   /** Samples evaluated. */
   count: number;
+  /** Fraction of samples whose most probable class is the true one. */
   accuracy: number;
   /** Unweighted mean of the per-class F1 scores (classes absent from labels and predictions count 0). */
   macroF1: number;
@@ -651,8 +662,11 @@ export interface AdamOptions {
 
 /** Serialisable optimizer state. */
 export interface AdamState {
+  /** Optimizer steps taken (Adam's bias-correction counter). */
   step: number;
+  /** First-moment estimates, one array per variable (variable order). */
   m: Float32Array[];
+  /** Second-moment estimates, one array per variable (variable order). */
   v: Float32Array[];
 }
 
@@ -755,24 +769,48 @@ export class Adam {
 
 /** Learning-rate schedule. */
 export type LearningRateSchedule =
-  | { type: 'constant' }
+  | {
+      /** The base `learningRate` at every step. */
+      type: 'constant';
+    }
   /** Linear warm-up, then cosine decay to `minLearningRate` at the last step. */
-  | { type: 'cosine'; warmupSteps: number; minLearningRate: number }
+  | {
+      /** Warm-up then cosine decay. */
+      type: 'cosine';
+      /** Optimizer steps of linear warm-up from lr / warmupSteps to the base learning rate. */
+      warmupSteps: number;
+      /** Learning rate reached at the last optimizer step. */
+      minLearningRate: number;
+    }
   /** Multiply by `factor` after `patience` epochs without a validation-loss improvement. */
-  | { type: 'plateau'; factor: number; patience: number; minLearningRate: number };
+  | {
+      /** Reduce on plateau of the monitored validation figure. */
+      type: 'plateau';
+      /** Multiplier applied to the learning rate at each reduction, in (0, 1). */
+      factor: number;
+      /** Epochs without improvement of the monitored figure before a reduction. */
+      patience: number;
+      /** Floor of the learning rate. */
+      minLearningRate: number;
+    };
 
 /** Options of `trainTimeSeriesModel`. */
 export interface TrainOptions {
+  /** Maximum number of passes over the training data. */
   epochs: number;
+  /** Samples per optimizer step (the last partial batch of an epoch is dropped). */
   batchSize: number;
+  /** Base learning rate (peak of the cosine schedule, start of the plateau one). */
   learningRate: number;
   /** Seed of the data order and dropout. */
   seed: number;
+  /** Decoupled (AdamW) weight decay per step, scaled by the learning rate. Default 0. */
   weightDecay?: number;
   /** Global gradient-norm clip; 0 = off. Default 1. */
   clipNorm?: number;
   /** `balanced` = N / (3 · count_c) from the training labels; or explicit weights (down, flat, up). */
   classWeights?: 'balanced' | 'none' | readonly number[];
+  /** Learning-rate schedule. Default constant. */
   schedule?: LearningRateSchedule;
   /** Stop after `patience` epochs without a validation-loss improvement of `minDelta`. */
   earlyStopping?: { patience: number; minDelta: number } | null;
@@ -799,6 +837,7 @@ export interface TrainOptions {
   progress?: boolean;
   /** Called after each epoch. */
   onEpochEnd?: (metrics: EpochMetrics) => void;
+  /** Logger for progress lines (default: the root logger's `trainer` child). */
   logger?: Logger;
 }
 
@@ -807,31 +846,47 @@ export type TrainMonitor = 'loss' | 'directionLoss' | 'accuracy';
 
 /** Metrics of one epoch. */
 export interface EpochMetrics {
+  /** Epoch index, 0-based. */
   epoch: number;
   /** Optimizer steps so far. */
   step: number;
+  /** Learning rate of the epoch's last optimizer step. */
   learningRate: number;
+  /** Mean total training loss over the epoch's samples. */
   trainLoss: number;
+  /** Direction accuracy on the epoch's training samples (fraction, dropout on). */
   trainAccuracy: number;
+  /** Mean total loss on the validation set. */
   valLoss: number;
+  /** Mean class-weighted cross-entropy of the direction head on the validation set. */
   valDirectionLoss: number;
+  /** Direction accuracy on the validation set (fraction). */
   valAccuracy: number;
+  /** Macro F1 of the direction head on the validation set. */
   valMacroF1: number;
+  /** Multi-class Brier score on the validation set (lower is better). */
   valBrier: number;
+  /** Pearson correlation of predicted and realised forward returns on the validation set. */
   valReturnCorrelation: number;
   /** Mean global gradient norm (before clipping). */
   gradNorm: number;
+  /** Wall-clock seconds of the epoch's training steps (validation excluded). */
   seconds: number;
 }
 
 /** What training returns. */
 export interface TrainResult {
+  /** The trained model (the best epoch's weights when `restoreBestWeights`). */
   model: MultiTimeframeModel;
+  /** Metrics of every epoch run, in order. */
   history: EpochMetrics[];
+  /** 0-based epoch the monitored figure chose as best (-1 when no epoch finished). */
   bestEpoch: number;
   /** Validation loss of the best epoch (the epoch the monitored figure chose). */
   bestValLoss: number;
+  /** True when early stopping ended training before `epochs`. */
   stoppedEarly: boolean;
+  /** Optimizer steps taken in total (resumed steps included). */
   steps: number;
   /** Whether this call resumed from a checkpoint, and from which step. */
   resumedFromStep: number | null;

@@ -181,24 +181,37 @@ export interface BuildDatasetOptions {
 
 /** The manifest of a dataset directory (manifest.json). */
 export interface DatasetManifest {
+  /** Format tag, always `ctm-dataset` (checked when a dataset is opened). */
   format: typeof FORMAT;
+  /** Dataset format version (3); another version is refused when the dataset is opened. */
   version: typeof VERSION;
+  /** Build time, ISO 8601 UTC. */
   createdAt: string;
+  /** Seed the whole dataset was generated from. */
   seed: number;
+  /** Samples written, all splits together. */
   samples: number;
   /** Windows per timeframe and feature names per timeframe: the model's input spec. */
   spec: ModelInputSpec;
   /** The feature registry the windows were computed with (config `features`). */
   featureSpec: FeatureSpec;
+  /** Names of the label column `pattern`'s codes (`none` first). */
   patternClasses: readonly string[];
+  /** Names of the label column `timeframe`'s codes (`none` first). */
   timeframeCodes: readonly string[];
+  /** Names of the label column `action`'s codes: short, flat, long. */
   actionClasses: readonly string[];
+  /**
+   * Label columns in shard order with their definitions, the round-trip cost (fraction) the action
+   * label uses, and the forward-return horizon in bars per timeframe.
+   */
   labels: {
     columns: readonly string[];
     definitions: Readonly<Record<string, string>>;
     roundTripCost: number;
     horizonBars: Readonly<Partial<Record<Timeframe, number>>>;
   };
+  /** How samples were split by time: shares, embargo (ms), samples per split and purged samples. */
   splits: {
     method: string;
     fractions: { train: number; validation: number; test: number };
@@ -209,6 +222,9 @@ export interface DatasetManifest {
     /** Date ranges of real samples (when any). */
     realRanges?: Record<DatasetSplit, { fromMs: number; toMs: number }>;
   };
+  /**
+   * Sample counts by pattern class, timeframe, action and split, plus adversarial and real samples.
+   */
   counts: {
     byPattern: Record<string, number>;
     byTimeframe: Record<string, number>;
@@ -218,9 +234,14 @@ export interface DatasetManifest {
     /** Per split, per pattern class. */
     bySplitPattern: Record<DatasetSplit, Record<string, number>>;
   };
+  /** Shard file stems and their sample counts, per split, in order. */
   shards: Record<DatasetSplit, Array<{ name: string; samples: number }>>;
   /** File of the normaliser fitted on the training split's windows. */
   normalizer: string;
+  /**
+   * Generator settings the build used (calibration, market count and length in days, weights,
+   * augmentation) and its duration (`elapsedMs`).
+   */
   generator: {
     calibration: string;
     seriesDays: number;
@@ -245,19 +266,33 @@ export interface DatasetManifest {
 
 /** Resolved settings of a build (plain data: they are sent to worker threads). */
 export interface DatasetSettings {
+  /** The config `dataset` section. */
   cfg: Config['dataset'];
+  /** Seed of the whole build. */
   seed: number;
+  /** Base-process parameters the markets are generated with. */
   params: BaseProcessParams;
+  /** Name of the calibration (or the symbol of the given params). */
   calibration: string;
+  /** Window length in bars per timeframe (15m, 4h, 1d). */
   windows: Record<Timeframe, number>;
+  /** Feature registry settings (indicator families emptied when `withIndicators` is off). */
   featureSpec: FeatureSpec;
+  /** Pattern timeframes, in input order. */
   timeframes: Timeframe[];
+  /** Relative weight of each pattern type when a pattern is planned. */
   classWeights: Array<[PatternType, number]>;
+  /** Relative weight of each primary timeframe when a pattern is planned. */
   tfWeights: Array<[Timeframe, number]>;
+  /** Fraction of samples without a pattern (`none`), in [0, 1]. */
   noneShare: number;
+  /** Round-trip cost as a fraction (fees and slippage, both legs); the action label's flat band. */
   cost: number;
+  /** Embargo after each split start, ms. */
   embargoMs: number;
+  /** Days of each market before features are valid (measured on a probe market). */
   warmupDays: number;
+  /** Whether indicator feature families are included. */
   withIndicators: boolean;
 }
 
@@ -469,7 +504,9 @@ export interface BlendedMarket {
 
 /** Options of `blendSyntheticWithReal`. */
 export interface BlendOptions {
+  /** Seed of the synthetic segments and their placement. Default 0. */
   seed?: number;
+  /** Base-process parameters of the synthetic segments. Default the `btc` calibration. */
   params?: BaseProcessParams;
   /** Days of each synthetic segment (default 8; a 1d pattern needs about 20). */
   segmentDays?: number;
@@ -800,6 +837,7 @@ function splitOf(t: number, horizonMs: number, bounds: number[], embargoMs: numb
 export interface SeriesBlock extends SampleBlock {
   /** Market index. */
   series: number;
+  /** Feature names of the windows, per timeframe, in column order. */
   featureNames: Record<string, string[]>;
 }
 
@@ -1482,10 +1520,15 @@ export function readDatasetManifest(dir: string): DatasetManifest {
  * (shuffleSeed, epoch), so passes resume at any batch.
  */
 export class DiskDataset implements SequenceDataset {
+  /** Input spec of the samples (from the manifest). */
   readonly spec: ModelInputSpec;
+  /** Samples in this split. */
   readonly size: number;
+  /** Names of the pattern label's codes. */
   readonly patternClasses: readonly string[];
+  /** Normaliser fitted on the training split's windows, or null when its file is missing. */
   readonly normalizer: FittedNormalizer | null;
+  /** The dataset's manifest.json. */
   readonly manifest: DatasetManifest;
   /** All label columns of the split, [size, LABEL_COLUMNS] row-major. */
   readonly labels: Float64Array;
@@ -1620,12 +1663,17 @@ export class DiskDataset implements SequenceDataset {
 
 /** Options of `datasetBatches`. */
 export interface DatasetBatchOptions {
+  /** Split to read. */
   split: DatasetSplit;
+  /** Samples per batch (a whole number > 0). */
   batchSize: number;
   /** Seed of the sample order (null or omitted: dataset order). */
   shuffleSeed?: number | null;
+  /** Epoch number (selects the permutation). Default 0. */
   epoch?: number;
+  /** First batch to yield (resuming inside an epoch). Default 0. */
   startBatch?: number;
+  /** Drop a last partial batch. Default false. */
   dropLast?: boolean;
 }
 

@@ -144,9 +144,16 @@ export const NATURAL_NOISE_LEVEL = 0.05;
  * the log-price offset from the level at onset in ATR units of the primary timeframe.
  */
 export interface SkeletonPoint {
+  /**
+   * Position in the pattern span, in [0, 1] (0 = onset, 1 = completion bar); ignored when `fromEnd`
+   * is set.
+   */
   x: number;
+  /** Log-price offset from the level at onset, ATR units of the primary timeframe. */
   y: number;
+  /** What the point is in the pattern (peak, neckline, touch, completion, ...). */
   role: KeyRole;
+  /** Places the point this many primary bars before the completion bar instead of at `x`. */
   fromEnd?: number;
 }
 
@@ -154,15 +161,21 @@ export interface SkeletonPoint {
 export interface SkeletonVolumeEvent {
   /** spike: one bar (and a decaying tail); ramp: rises to `factor` over [x0, x1]; level: moves to `factor` over [x0, x1], then back. */
   kind: 'spike' | 'ramp' | 'level';
+  /** Start of the event as a position in the span, in [0, 1] (the bar of a spike). */
   x0: number;
+  /** End of the event as a position in the span, in [0, 1]. */
   x1: number;
+  /** Volume multiplier the event reaches (1 = the base volume). */
   factor: number;
 }
 
 /** A line of a skeleton: y = y0 + slope·(x − x0) in ATR units, e.g. a neckline or a support. */
 export interface SkeletonLevel {
+  /** What the line is (support, resistance, neckline, channel upper or lower). */
   kind: LevelKind;
+  /** Reference position of the line in the span, in [0, 1]. */
   x0: number;
+  /** Line's log-price offset at `x0`, ATR units. */
   y0: number;
   /** ATR units per unit of x (0 for a horizontal level). */
   slope: number;
@@ -170,16 +183,26 @@ export interface SkeletonLevel {
 
 /** The textbook shape of a pattern, before it is laid on bars. */
 export interface PatternSkeleton {
+  /** Pattern type the skeleton draws. */
   type: PatternType;
+  /** Waypoints in span order. */
   points: SkeletonPoint[];
+  /** Textbook direction of the move after completion (-1, 0, 1). */
   expectedDirection: Direction;
   /** Move after the completion bar (ATR units, signed) that the textbook resolution makes. */
   resolutionY: number;
   /** Span [x0, x1] of the consolidation, where volatility contracts to `consolidationScale`. */
   consolidation: [number, number] | null;
+  /** Volatility multiplier inside `consolidation` (1 = none, < 1 contracts). */
   consolidationScale: number;
+  /** The pattern's lines (necklines, supports, channel bounds). */
   levels: SkeletonLevel[];
+  /** Volume events over the span (spikes, ramps, level shifts). */
   volume: SkeletonVolumeEvent[];
+  /**
+   * How exact and how decisive support/resistance reactions are (read by the support/resistance
+   * skeletons).
+   */
   strength: Strength;
 }
 
@@ -190,9 +213,11 @@ export const COMPACT_SPAN_BARS = 20;
 export interface SkeletonOptions {
   /** Bars the pattern will span (short spans get compact trend skeletons). */
   spanBars?: number;
+  /** Strength of support/resistance reactions. Default strong. */
   strength?: Strength;
   /** Breakout direction of a symmetric triangle (default: drawn at random). */
   breakoutDirection?: 1 | -1;
+  /** Volume behaviour laid over the textbook volume events. Default natural. */
   volumeProfile?: VolumeProfile;
 }
 
@@ -677,14 +702,19 @@ function applyVolumeProfile(sk: PatternSkeleton, profile: VolumeProfile): void {
 
 /** A point of a plan: the close of primary bar `bar` (counted from the onset bar) at `y` ATRs. */
 export interface PlanPoint {
+  /** Primary bar of the waypoint, counted from the onset bar (0 = onset). */
   bar: number;
+  /** Log-price offset from the anchor at that bar's close, ATR units (before `amplitudeScale`). */
   y: number;
+  /** What the point is in the pattern. */
   role: KeyRole;
 }
 
 /** A pattern laid on the fine steps of a base path, ready to be planted. */
 export interface PatternPlan {
+  /** Pattern type planted. */
   type: PatternType;
+  /** Timeframe the pattern is drawn on (its bars and ATR). */
   primaryTimeframe: Timeframe;
   /** First fine step of the onset bar (the first bar of the pattern). */
   onsetStep: number;
@@ -692,6 +722,7 @@ export interface PatternPlan {
   barSteps: number;
   /** Bars from the onset bar to the completion bar, inclusive. */
   spanBars: number;
+  /** Waypoints on primary bars, in bar order. */
   points: PlanPoint[];
   /** Bar (from onset) whose close the resolution waypoint pins, or -1 for none. */
   resolutionBar: number;
@@ -705,6 +736,7 @@ export interface PatternPlan {
   resolutionY: number;
   /** The resolution moves of both outcomes: textbook (with `expectedDirection`) and failed. */
   outcomeY: { textbook: number; failed: number };
+  /** Textbook direction of the move after completion (-1, 0, 1). */
   expectedDirection: Direction;
   /** True when the resolution goes against `expectedDirection` on purpose (an adversarial look-alike). */
   adversarial: boolean;
@@ -715,15 +747,21 @@ export interface PatternPlan {
    * consulted.
    */
   htfAlignment: number;
+  /** Strength of support/resistance reactions (from the skeleton). */
   strength: Strength;
   /** Multiplies every y: `spanScale(spanBars)` times any visibility growth. */
   amplitudeScale: number;
   /** Multiplies the fine-step shocks inside the span (1 = the base's own noise). */
   noiseScale: number;
+  /** Character of the noise between waypoints (market_like keeps the base's own). */
   noiseProfile: NoiseProfile;
+  /** Span [x0, x1] (positions in [0, 1]) where volatility contracts, or null. */
   consolidation: [number, number] | null;
+  /** Volatility multiplier inside `consolidation`. */
   consolidationScale: number;
+  /** The pattern's lines (from the skeleton; x in [0, 1], y in ATR units). */
   levels: SkeletonLevel[];
+  /** Volume events over the span (from the skeleton). */
   volume: SkeletonVolumeEvent[];
   /** Fine step of the last bar the plan shapes (resolution bar, or completion bar). */
   endStep: number;
@@ -737,9 +775,16 @@ export interface PlanOptions {
   resolutionBars: number;
   /** Bars after completion before the resolution starts (default 0; < `resolutionBars`). */
   delayBars?: number;
+  /** Resolve against `expectedDirection` (the failed outcome). Default false. */
   adversarial?: boolean;
+  /** Size multiplier of every y, on top of `spanScale(spanBars)`. Default 1. */
   amplitudeScale?: number;
+  /**
+   * Noise between waypoints, 0.05 = the base's own (sets `noiseScale` = level / 0.05); > 0. Default
+   * 0.05.
+   */
   noiseLevel?: number;
+  /** Character of the noise between waypoints. Default market_like. */
   noiseProfile?: NoiseProfile;
 }
 
@@ -905,6 +950,7 @@ export interface PlantedPattern {
 export interface PlantedPath {
   /** The conditioned path (same timing as the input; new arrays). */
   path: BasePath;
+  /** Every pattern planted, in planting order. */
   planted: PlantedPattern[];
 }
 
@@ -1253,14 +1299,17 @@ export interface KeyPoint {
   timeMs: number;
   /** The close the bar was pinned at (quote currency). */
   price: number;
+  /** What the point is in the pattern (`start` is the onset level at the onset bar's open time). */
   role: KeyRole;
 }
 
 /** A level of a planted pattern in price: price(t) = price0 · exp(slope · (t − time0)). */
 export interface KeyLevel {
+  /** What the line is (support, resistance, neckline, channel upper or lower). */
   kind: LevelKind;
   /** UTC ms of the reference time. */
   timeMs: number;
+  /** Level price at `timeMs`, quote currency. */
   price: number;
   /** Log-price slope per ms (0 for horizontal). */
   slopePerMs: number;
@@ -1268,8 +1317,11 @@ export interface KeyLevel {
 
 /** What a planted pattern is, where and when: the label of every sample that carries it. */
 export interface PatternLabel {
+  /** Pattern type planted. */
   type: PatternType;
+  /** Family of the type (trend, reversal, continuation, support_resistance). */
   family: PatternFamily;
+  /** Timeframe the pattern is drawn on. */
   primaryTimeframe: Timeframe;
   /** Open time of the first bar of the pattern (UTC ms). */
   onsetTimeMs: number;
@@ -1277,7 +1329,9 @@ export interface PatternLabel {
   completionTimeMs: number;
   /** Close time of the bar the resolution was pinned at (UTC ms), or NaN when none was planted. */
   resolutionTimeMs: number;
+  /** Textbook direction of the move after completion (-1, 0, 1). */
   expectedDirection: Direction;
+  /** True when the pattern was made to resolve against `expectedDirection`. */
   adversarial: boolean;
   /**
    * The higher timeframes' confluence at onset relative to `expectedDirection` when it decided the
@@ -1285,12 +1339,15 @@ export interface PatternLabel {
    * the outcome did not depend on it.
    */
   htfAlignment: number;
+  /** Strength of support/resistance reactions. */
   strength: Strength;
   /** ATR of the primary timeframe at onset (quote currency): the unit of every size. */
   atr: number;
   /** Pattern height (highest minus lowest key point) in ATRs. */
   heightAtr: number;
+  /** The onset level, then every waypoint, in time order. */
   keyPoints: KeyPoint[];
+  /** The pattern's lines in price and time. */
   levels: KeyLevel[];
 }
 
@@ -1439,18 +1496,23 @@ export function patternClarity(
 export interface GeneratedPattern {
   /** `length` candles of the primary timeframe that contain the pattern. */
   candles: Candles;
+  /** Primary timeframe of `candles`. */
   timeframe: Timeframe;
   /** Index in `candles` of the onset bar and of the completion bar. */
   onsetIndex: number;
+  /** Index in `candles` of the completion bar. */
   completionIndex: number;
+  /** What was planted, where and when. */
   label: PatternLabel;
   /** Every timeframe of the generated market (exact aggregates of the fine candles). */
   frames: { fine: Candles; m15: Candles; h4: Candles; d1: Candles };
   /** The planted path, and the base path it was planted in (before any pattern shaping). */
   planted: PlantedPath;
+  /** The base path before the pattern was planted in it. */
   basePath: BasePath;
   /** The skeleton that was planted, and how the pattern was asked for (to reshape it). */
   skeleton: PatternSkeleton;
+  /** The request that generated it (pass a modified copy to `generatePattern` to reshape it). */
   request: StandaloneRequest;
   /** Clarity of the pattern on its primary timeframe (see `patternClarity`). */
   clarity: number;
@@ -1468,6 +1530,7 @@ export interface GenerateOptions {
   params?: BaseProcessParams;
   /** Bars of the primary timeframe generated before the returned candles (default 14: the ATR look-back). */
   historyBars?: number;
+  /** Character of the noise between waypoints. Default market_like. */
   noiseProfile?: NoiseProfile;
   /** Start of the generated market (UTC midnight, default 2024-01-01). */
   startTimeMs?: number;
@@ -1475,11 +1538,15 @@ export interface GenerateOptions {
 
 /** Options of `generateTrendPattern`. */
 export interface TrendPatternOptions extends GenerateOptions {
+  /** Volatility of the trend: low 0.6x, medium 1x, high 1.6x the base's. Default medium. */
   volatilityProfile?: VolatilityProfile;
 }
 
 /** Options of `generateReversalPattern` and `generateContinuationPattern`. */
 export interface ReversalPatternOptions extends GenerateOptions {
+  /**
+   * Volume behaviour over the pattern. Default increasing for reversals, natural for continuations.
+   */
   volumeProfile?: VolumeProfile;
 }
 
@@ -1513,12 +1580,15 @@ export function fineStepsPerBar(tf: Timeframe): number {
 
 /** How a standalone pattern was asked for (what `generatePattern` takes). */
 export interface StandaloneRequest {
+  /** Pattern type to generate. */
   type: PatternType;
   /** Candles of the primary timeframe. */
   length: number;
+  /** Noise, timeframe, seed, parameters and history of the generation. */
   options: GenerateOptions;
   /** Multiplier of the base's volatility (the trend's volatility profile). */
   volatilityScale: number;
+  /** Options of the textbook skeleton (strength, volume profile, breakout direction). */
   skeletonOptions: SkeletonOptions;
   /** A skeleton to plant instead of the textbook one of `type` (a reshaped one). */
   skeleton?: PatternSkeleton;

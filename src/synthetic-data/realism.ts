@@ -39,11 +39,17 @@ export interface GridSeries {
   startTimeMs: number;
   /** Slot length (ms). */
   stepMs: number;
+  /** Open price per slot, quote currency (NaN where no candle). */
   open: Float64Array;
+  /** High price per slot (NaN where no candle). */
   high: Float64Array;
+  /** Low price per slot (NaN where no candle). */
   low: Float64Array;
+  /** Close price per slot (NaN where no candle). */
   close: Float64Array;
+  /** Volume per slot, base currency (NaN where no candle). */
   volume: Float64Array;
+  /** log(close[i] / close[i-1]) per slot; NaN when either slot is empty (and at slot 0). */
   logReturn: Float64Array;
 }
 
@@ -338,8 +344,11 @@ export const DEFAULT_GBT: Readonly<GbtOptions> = Object.freeze({
 
 /** A fitted boosted-tree classifier. Trees are stored flat: node k of tree t at t * nodesPerTree + k. */
 export interface GbtModel {
+  /** Number of features the model was fitted on. */
   cols: number;
+  /** Initial log-odds: log(prior / (1 - prior)) of the training labels. */
   base: number;
+  /** Node slots per tree (a full binary tree of the fitted depth). */
   nodesPerTree: number;
   /** Feature index of each node, -1 for a leaf. */
   feature: Int32Array;
@@ -347,6 +356,7 @@ export interface GbtModel {
   threshold: Float64Array;
   /** Leaf value (already multiplied by the learning rate). */
   value: Float64Array;
+  /** Number of trees (boosting rounds). */
   trees: number;
 }
 
@@ -575,8 +585,11 @@ export function rocAuc(score: ArrayLike<number>, label: ArrayLike<number>): numb
 
 /** A market on the three timeframes (4h and 1d give the context of 15m windows). */
 export interface MarketSeries {
+  /** 15m candles. */
   m15: Candles;
+  /** 4h candles (context of the 15m windows). */
   h4: Candles;
+  /** 1d candles (context of the 15m windows). */
   d1: Candles;
 }
 
@@ -610,7 +623,9 @@ export const DEFAULT_WINDOWS: Readonly<WindowOptions> = Object.freeze({
 export interface WindowSet {
   /** rows x names.length, row-major. */
   x: Float64Array;
+  /** Number of windows. */
   rows: number;
+  /** Feature names, in column order (`windowFeatureNames`). */
   names: string[];
   /** Close time (UTC ms) of each window's last 15m bar. */
   endTimes: Float64Array;
@@ -1124,8 +1139,11 @@ export const DEFAULT_DISCRIMINATIVE: Readonly<DiscriminativeOptions> = Object.fr
 
 /** A point estimate with its 95% confidence interval. */
 export interface Estimate {
+  /** Point estimate. */
   value: number;
+  /** Lower bound of the 95% interval. */
   lo: number;
+  /** Upper bound of the 95% interval. */
   hi: number;
 }
 
@@ -1137,6 +1155,7 @@ export interface DiscriminativeResult {
   auc: Estimate;
   /** Windows per class after balancing. */
   windowsPerClass: number;
+  /** Time blocks (folds) used per class. */
   folds: number;
   /** The five features the trees split on most (split counts). */
   topFeatures: { name: string; splits: number }[];
@@ -1298,6 +1317,7 @@ function accuracyOf(score: ArrayLike<number>, label: ArrayLike<number>): number 
 
 /** Options of the reference processes. */
 export interface ReferenceProcessOptions {
+  /** Seed of the returns and volumes. */
   seed: number;
   /** Length in days. */
   days: number;
@@ -1307,10 +1327,13 @@ export interface ReferenceProcessOptions {
   sigma15m: number;
   /** Mean and std of log 15m volume. */
   logVolumeMean: number;
+  /** Std of log 15m volume. */
   logVolumeStd: number;
+  /** Price at the start, quote currency. */
   initialPrice: number;
   /** Candle microstructure (gaps, wicks, tick) shared with the base process. */
   microstructure: BaseProcessParams['microstructure'];
+  /** Symbol put on the candles. */
   symbol: string;
 }
 
@@ -1427,6 +1450,7 @@ export interface SeasonalProfiles {
 
 /** The stylized facts of one series on one timeframe. */
 export interface StylizedFacts {
+  /** Timeframe the facts were measured on, e.g. `15m`. */
   timeframe: string;
   /** Scalar facts by name (see `FACT_NAMES`). NaN when not defined for the timeframe. */
   values: Record<string, number>;
@@ -1436,6 +1460,7 @@ export interface StylizedFacts {
   acfAbs: number[];
   /** Histogram of standardized returns on [-8, 8] in 64 bins (densities). */
   histogram: number[];
+  /** Intraday and weekday profiles of volatility and volume. */
   profiles: SeasonalProfiles;
 }
 
@@ -1684,25 +1709,35 @@ export function splitByDays(c: Candles, days = 365): Candles[] {
 
 /** One row of the realism table: a fact on a timeframe, real range vs synthetic. */
 export interface RealismRow {
+  /** Timeframe of the fact, e.g. `4h`. */
   timeframe: string;
+  /** Fact name (one of `FACT_NAMES`). */
   fact: string;
   /** Real yearly values: min, median, max (over symbols x years). */
   realMin: number;
+  /** Median of the real yearly values. */
   realMedian: number;
+  /** Maximum of the real yearly values. */
   realMax: number;
   /** Median of the synthetic yearly values, and their min and max. */
   synthetic: number;
+  /** Minimum of the synthetic yearly values. */
   syntheticMin: number;
+  /** Maximum of the synthetic yearly values. */
   syntheticMax: number;
   /** Whether `synthetic` lies inside [realMin, realMax]. */
   inRange: boolean;
   /** Distance outside the range (0 inside), and that distance relative to the range width. */
   outsideBy: number;
+  /**
+   * `outsideBy` / (realMax - realMin) (Infinity when the range is a point and the value is off it).
+   */
   outsideRelative: number;
 }
 
 /** A realism table over timeframes. */
 export interface RealismTable {
+  /** One row per fact and timeframe. */
   rows: RealismRow[];
   /** Fraction of facts (with a defined real range and synthetic value) inside the real range. */
   fractionInRange: number;
@@ -1710,12 +1745,15 @@ export interface RealismTable {
   outside: RealismRow[];
   /** Real series used, e.g. `BTC/USDT 2019`. */
   realYears: string[];
+  /** Number of synthetic yearly series behind each synthetic median. */
   syntheticYears: number;
 }
 
 /** Facts of several yearly series of one timeframe. */
 export interface YearlyFacts {
+  /** Which series and year, e.g. `BTC/USDT 2019`. */
   label: string;
+  /** Its stylized facts. */
   facts: StylizedFacts;
 }
 
@@ -1812,16 +1850,21 @@ export function realismTableMarkdown(t: RealismTable): string {
 export interface NamedScore {
   /** What was told apart, e.g. `synthetic (btc) vs BTC 2023`. */
   name: string;
+  /** The score with its intervals. */
   result: DiscriminativeResult;
 }
 
 /** Everything the realism report shows. */
 export interface RealismReport {
+  /** Report title. */
   title: string;
+  /** Stylized facts, real ranges vs synthetic. */
   table: RealismTable;
+  /** Discriminative scores, the real-vs-real control first. */
   scores: NamedScore[];
   /** Per timeframe: yearly facts of the real and synthetic series (for the plots). */
   real: Map<string, YearlyFacts[]>;
+  /** Per timeframe: yearly facts of the synthetic series (for the plots). */
   synthetic: Map<string, YearlyFacts[]>;
 }
 
@@ -2049,7 +2092,9 @@ export function realismReportHtml(report: RealismReport): string {
 
 /** A labelled market (real symbol or synthetic run). */
 export interface LabelledMarket {
+  /** Name of the market, e.g. a symbol or a synthetic run. */
   label: string;
+  /** Its 15m, 4h and 1d candles. */
   market: MarketSeries;
 }
 
@@ -2153,8 +2198,17 @@ export interface RunRealismOptions {
   realYears: [number, number];
   /** Real windows scored against, and the control year. */
   scoreYear: number;
+  /**
+   * Year of the scoring market whose windows are scored against `scoreYear` as the real-vs-real
+   * control.
+   */
   controlYear: number;
+  /** Window options (defaults `DEFAULT_WINDOWS`). */
   windows: Partial<WindowOptions>;
+  /**
+   * Options of `discriminativeScore` (defaults `DEFAULT_DISCRIMINATIVE`; its seed is replaced by
+   * `seed`).
+   */
   discriminative: Partial<DiscriminativeOptions>;
   /** Also score the reference processes (Gaussian walk, GARCH-t, shuffled real) and the levels variant. */
   strengthChecks: boolean;
@@ -2162,6 +2216,7 @@ export interface RunRealismOptions {
   yearControls: boolean;
   /** Microstructure of the reference processes' candles. */
   microstructure: BaseProcessParams['microstructure'];
+  /** Seed of the scores and the reference processes. */
   seed: number;
   /** Called with a short description before each expensive step. */
   onStep?: (what: string) => void;

@@ -66,6 +66,7 @@ function describeLocation(loc: DataErrorLocation): string {
  * unsorted, duplicate or off-grid timestamps, unknown timeframe.
  */
 export class DataValidationError extends CtmError {
+  /** Process exit code: `ExitCode.Data` (3). */
   override readonly exitCode: number = ExitCode.Data;
   /** See {@link DataErrorLocation.source}. */
   readonly source: string | undefined;
@@ -94,6 +95,7 @@ export class DataValidationError extends CtmError {
 
 /** A configuration value is missing, unknown or of the wrong type; `keyPath` names it. */
 export class ConfigError extends CtmError {
+  /** Process exit code: `ExitCode.Usage` (2). */
   override readonly exitCode: number = ExitCode.Usage;
   /** Dotted key path, e.g. `broker.takerFeeRate`; empty for whole-file problems. */
   readonly keyPath: string;
@@ -111,11 +113,13 @@ export class ConfigError extends CtmError {
 
 /** Bad command-line usage (missing argument, conflicting flags). */
 export class UsageError extends CtmError {
+  /** Process exit code: `ExitCode.Usage` (2). */
   override readonly exitCode: number = ExitCode.Usage;
 }
 
 /** A network or exchange failure that survived the retries. */
 export class ExchangeError extends CtmError {
+  /** Process exit code: `ExitCode.Network` (4). */
   override readonly exitCode: number = ExitCode.Network;
   /** The URL or endpoint involved, when known. */
   readonly url: string | undefined;

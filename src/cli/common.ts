@@ -9,9 +9,13 @@ import { logger, setLogLevel } from '../utils/logger.js';
 
 /** The options added by `withCommonOptions`. */
 export interface CommonOptions {
+  /** `--config <file>`: YAML config merged over config/default.yaml. */
   config?: string;
+  /** `--seed <n>` as typed (converted with `Number`; the config schema validates it). */
   seed?: string;
+  /** `--set key=value` overrides, in command-line order (repeatable). */
   set?: string[];
+  /** `--log-level`: trace, debug, info, warn, error or silent. */
   logLevel?: string;
 }
 

@@ -57,13 +57,21 @@ export function timeframeMs(tf: Timeframe): number {
  * is `openTime + timeframeMs(timeframe)`. Prices are in quote currency, volume in base currency.
  */
 export interface Candles {
+  /** Market symbol, ccxt unified (`BTC/USDT`). */
   readonly symbol: string;
+  /** Bar length of every candle. */
   readonly timeframe: Timeframe;
+  /** Open time of each candle, UTC epoch ms (strictly ascending, on the grid). */
   readonly openTime: Float64Array;
+  /** Open price, quote currency. */
   readonly open: Float64Array;
+  /** High price, quote currency. */
   readonly high: Float64Array;
+  /** Low price, quote currency. */
   readonly low: Float64Array;
+  /** Close price, quote currency. */
   readonly close: Float64Array;
+  /** Traded volume, base currency. */
   readonly volume: Float64Array;
 }
 

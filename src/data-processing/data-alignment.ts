@@ -11,6 +11,7 @@ export type AlignmentMode = 'last-closed' | 'forming';
 
 /** One higher timeframe aligned to the base rows. */
 export interface AlignedTimeframe {
+  /** The higher timeframe. */
   readonly timeframe: Timeframe;
   /** The higher timeframe's own candles (complete candles only). */
   readonly candles: Candles;
@@ -41,6 +42,7 @@ export interface AlignedTimeframe {
 
 /** The base timeframe's candles plus every higher timeframe aligned to them. */
 export interface AlignedFrames {
+  /** How higher timeframes are seen from a base row (last closed candle, or the one forming). */
   readonly mode: AlignmentMode;
   /** The finest (decision) timeframe's candles. */
   readonly base: Candles;

@@ -54,7 +54,9 @@ export interface ImportReport {
   key: SeriesKey;
   /** Detected format, layout and time unit of the file. */
   format: CandleFileFormat;
+  /** Detected layout, e.g. `csv (header)`. */
   layout: string;
+  /** Detected unit of the time column (`ms`, `us`, `s` or `iso`). */
   timeUnit: string;
   /** Candle rows in the file. */
   rowsRead: number;
@@ -64,6 +66,7 @@ export interface ImportReport {
   written: UpsertResult;
   /** Open time (UTC ms) of the first and last imported candle. */
   firstOpenTime: number;
+  /** Open time (UTC ms) of the last imported candle. */
   lastOpenTime: number;
 }
 

@@ -77,6 +77,7 @@ export interface SeriesDownloadReport extends SeriesKey {
   repaired: number;
   /** Stored span of the series afterwards (UTC ms), or null when nothing is stored. */
   firstOpenTime: number | null;
+  /** Open time (UTC ms) of the last stored candle afterwards, or null. */
   lastOpenTime: number | null;
   /** Gaps in the stored series afterwards (exchange outages stay gaps; they are not holes). */
   gaps: GapReport;

@@ -57,11 +57,17 @@ export type FeatureSpec = Config['features'];
  * `time[r]` is row r's decision time (its candle's close time, UTC ms). Warm-up rows hold NaN.
  */
 export interface FeatureMatrix {
+  /** Timeframe of the rows. */
   readonly timeframe: Timeframe;
+  /** Column (feature) names, in column order. */
   readonly names: readonly string[];
+  /** Decision time of each row: its candle's close time, UTC ms. */
   readonly time: Float64Array;
+  /** Row-major values, `rows x cols` (NaN in warm-up rows). */
   readonly values: Float32Array;
+  /** Number of rows (one per candle). */
   readonly rows: number;
+  /** Number of columns (`names.length`). */
   readonly cols: number;
 }
 

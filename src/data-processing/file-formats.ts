@@ -30,6 +30,7 @@ export type TimeUnit = 'ms' | 'us' | 's' | 'iso';
 
 /** Result of reading a candle file: candles plus what was detected, for the user to see. */
 export interface ReadCandlesResult {
+  /** The candles read, in file order (not validated or repaired). */
   candles: Candles;
   /**
    * 1-based position of each row in the file: the line for CSV and JSON (header and blank lines
@@ -44,7 +45,9 @@ export interface ReadCandlesResult {
 
 /** Options of the readers. */
 export interface ReadCandlesOptions {
+  /** Symbol put on the candles (ccxt unified, `BTC/USDT`). */
   symbol: string;
+  /** Timeframe of the file's candles. */
   timeframe: Timeframe;
   /** Name used in errors (default: the path). */
   source?: string;
@@ -949,6 +952,7 @@ export interface ReadCandleFileOptions extends ReadCandlesOptions {
 
 /** `ReadCandlesResult` plus the format that was read. */
 export interface CandleFileResult extends ReadCandlesResult {
+  /** The format that was read. */
   format: CandleFileFormat;
 }
 

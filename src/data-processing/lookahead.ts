@@ -23,12 +23,15 @@ import { createProgress } from '../utils/progress.js';
 
 /** A matrix the analysis can compare: named columns, one decision time (UTC ms) per row. */
 export interface LookAheadMatrix {
+  /** Column names, in column order. */
   readonly names: readonly string[];
   /** Decision time of each row (UTC ms): the row may use only candles closed by then. */
   readonly time: Float64Array;
   /** Row-major values, `rows x cols`. */
   readonly values: Float32Array | Float64Array;
+  /** Number of rows. */
   readonly rows: number;
+  /** Number of columns (`names.length`). */
   readonly cols: number;
 }
 
@@ -49,6 +52,7 @@ export const LOOKAHEAD_CHECKS: readonly LookAheadCheck[] = ['truncate', 'poison-
 
 /** A feature that changed at or before a cut when the data after the cut changed. */
 export interface LookAheadLeak {
+  /** Which check found the leak. */
   check: LookAheadCheck;
   /** Name of the matrix (a timeframe, `decision`, ...). */
   matrix: string;
@@ -56,12 +60,15 @@ export interface LookAheadLeak {
   feature: string;
   /** The cut: base row k and its close time (UTC ms). */
   cutRow: number;
+  /** Close time of the cut row (UTC ms). */
   cutTime: number;
   /** First row of `matrix` (index and decision time) whose value differs from the full data's. */
   firstLeakRow: number;
+  /** Decision time (UTC ms) of `firstLeakRow`. */
   firstLeakTime: number;
   /** The value computed without the future, and the full-data value, at that row. */
   withoutFuture: number;
+  /** The value computed on the full data at that row. */
   fullData: number;
   /** In how many of the cuts this (check, matrix, feature) leaked. */
   cutsLeaking: number;
@@ -73,7 +80,9 @@ export interface LookAheadReport {
   base: Timeframe;
   /** Cut rows (base row indices), ascending, and their close times. */
   cutRows: number[];
+  /** Close time (UTC ms) of each cut row. */
   cutTimes: number[];
+  /** Checks run, in order. */
   checks: LookAheadCheck[];
   /** Matrix name -> its column count, as the full-data run produced them. */
   matrices: Record<string, number>;

@@ -16,6 +16,7 @@ export type NormalizationMethod = 'zscore' | 'robust';
 export interface FitNormalizerOptions {
   /** Fit range `[fromMs, toMs)` on decision times (UTC ms): the training split. */
   fromMs: number;
+  /** Exclusive end of the fit range (UTC ms, decision time). */
   toMs: number;
   /** Default `zscore`. */
   method?: NormalizationMethod;
@@ -25,8 +26,11 @@ export interface FitNormalizerOptions {
 
 /** Statistics of one timeframe's matrix. */
 export interface NormalizerTimeframeStats {
+  /** Column names, in column order. */
   names: string[];
+  /** Centre per column: mean (zscore) or median (robust). */
   center: number[];
+  /** Scale per column: std (zscore) or IQR / 1.349 (robust); 1 where that is 0 or undefined. */
   scale: number[];
   /** Rows of the fit range that were used. */
   rows: number;
@@ -34,9 +38,13 @@ export interface NormalizerTimeframeStats {
 
 /** The JSON form of a fitted normaliser (what `save` writes). */
 export interface NormalizerJson {
+  /** Format tag, always `ctm-normalizer`. */
   format: 'ctm-normalizer';
+  /** Format version. */
   version: 1;
+  /** How the columns were centred and scaled. */
   method: NormalizationMethod;
+  /** Normalised values are clipped to [-clip, clip]; null = no clipping. */
   clip: number | null;
   /** Fit range, UTC ms and ISO. */
   fit: { fromMs: number; toMs: number; from: string; to: string };

@@ -38,14 +38,19 @@ export const STORE_SCHEMA_VERSION = 2;
 
 /** Identifies one series in the store. Symbols are ccxt unified (`BTC/USDT`). */
 export interface SeriesKey {
+  /** ccxt exchange id, e.g. `binance`. */
   readonly exchange: string;
+  /** ccxt unified symbol, e.g. `BTC/USDT`. */
   readonly symbol: string;
+  /** Candle timeframe. */
   readonly timeframe: Timeframe;
 }
 
 /** A half-open time range `[fromMs, toMs)` in UTC epoch ms; a missing end is unbounded. */
 export interface TimeRange {
+  /** Inclusive start, UTC ms (omitted: unbounded). */
   fromMs?: number;
+  /** Exclusive end, UTC ms (omitted: unbounded). */
   toMs?: number;
 }
 
@@ -60,7 +65,9 @@ export interface OpenStoreOptions {
 
 /** A pending stretch of a download: `[nextMs, endMs)` still has to be fetched. */
 export interface PendingDownload {
+  /** Open time (UTC ms) of the next candle to fetch. */
   nextMs: number;
+  /** Exclusive end of the stretch, UTC ms. */
   endMs: number;
 }
 
@@ -97,18 +104,23 @@ export interface UpsertResult {
 
 /** One series as stored. */
 export interface SeriesSummary extends SeriesKey {
+  /** Candles stored. */
   rows: number;
   /** Open time (UTC ms) of the first and last stored candle. */
   firstOpenTime: number;
+  /** Open time (UTC ms) of the last stored candle. */
   lastOpenTime: number;
 }
 
 /** The last write of a series, from the ingest log. */
 export interface IngestRecord {
+  /** Whether the write was a file import or an exchange download. */
   kind: 'import' | 'download';
+  /** Where the candles came from (file path or exchange URL). */
   source: string;
   /** When it was written (UTC ms). */
   atMs: number;
+  /** Candles given in that write. */
   rows: number;
 }
 

@@ -23,7 +23,9 @@ export function hashString(s: string): number {
 
 /** Serializable generator state (four 32-bit words plus any cached normal variate), for checkpoints. */
 export interface RngState {
+  /** The four 32-bit state words of xoshiro128** (unsigned). */
   words: [number, number, number, number];
+  /** The cached second variate of the last Marsaglia polar pair, or null when none is cached. */
   spareNormal: number | null;
 }
 

@@ -30,6 +30,7 @@ const DAY_MS = 86_400_000;
 
 /** Options of `runDefaultPipeline`. */
 export interface PipelineOptions {
+  /** The resolved config. */
   readonly config: Config;
   /** Baselines backtested on the test split (default: buy-hold, sma-cross, random, flat). */
   readonly policies?: readonly string[];
@@ -41,8 +42,11 @@ export interface PipelineOptions {
 
 /** One backtest of the pipeline. */
 export interface PipelineBacktest {
+  /** Policy name (a baseline). */
   readonly policy: string;
+  /** Run directory of the backtest. */
   readonly runDir: string;
+  /** Metrics of the backtest on the test split. */
   readonly metrics: PerformanceMetrics;
 }
 
@@ -50,11 +54,13 @@ export interface PipelineBacktest {
 export interface PipelineResult {
   /** `store` when the configured symbol was in the store, else `synthetic`. */
   readonly source: 'store' | 'synthetic';
+  /** Symbol the pipeline ran on. */
   readonly symbol: string;
   /** The pipeline's own run directory (summary, and the synthetic data when generated). */
   readonly runDir: string;
   /** Look-ahead leaks found in the features (0 expected). */
   readonly leaks: number;
+  /** One backtest per policy, in `policies` order. */
   readonly backtests: readonly PipelineBacktest[];
 }
 

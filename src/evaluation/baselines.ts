@@ -185,7 +185,9 @@ export function oraclePolicy(
 
 /** What `resolvePolicy` needs to build a policy. */
 export interface PolicyContext {
+  /** Features of the data the policy will be run on. */
   readonly features: MultiTimeframeFeatures;
+  /** The resolved config. */
   readonly config: Config;
   /** Directory that relative module paths and run ids are resolved against (default: cwd). */
   readonly cwd?: string;
@@ -309,6 +311,7 @@ export async function loadPolicyModule(path: string, context: PolicyContext): Pr
 
 /** What `--policy` named, resolved. */
 export interface ResolvedPolicy {
+  /** The policy itself. */
   policy: Policy;
   /** `baseline`, `module` or `run`. */
   kind: 'baseline' | 'module' | 'run';

@@ -64,17 +64,23 @@ export interface EvaluationSource {
 
 /** Options of `loadEvaluationData`. */
 export interface EvaluationDataOptions extends EvaluationSource {
+  /** The resolved config (data source, features, windows, splits). */
   readonly config: Config;
+  /** Symbol to load, ccxt unified (`BTC/USDT`). */
   readonly symbol: string;
   /** Requested range (`--from/--to`; either end may be open). Default: `backtest.defaultRange`. */
   readonly from?: number;
+  /** Exclusive end of the requested range, UTC ms (`--to`); open when omitted. */
   readonly to?: number;
+  /** Allow the range to touch the holdout split (`--open-holdout`). Default false. */
   readonly openHoldout?: boolean;
 }
 
 /** Candles and features of an evaluation, and the range to trade. */
 export interface EvaluationData {
+  /** Candles per timeframe, base first (loaded from before the range for warm-up). */
   readonly candles: Map<Timeframe, Candles>;
+  /** Features of `candles` on every timeframe. */
   readonly features: MultiTimeframeFeatures;
   /** Bars with open time in this range are traded; earlier loaded bars only warm the features up. */
   readonly range: DateRange;
@@ -204,12 +210,17 @@ export async function loadEvaluationData(options: EvaluationDataOptions): Promis
 
 /** Options of `runBacktest` (what `ctm backtest` takes). */
 export interface RunBacktestOptions extends EvaluationSource {
+  /** The resolved config. */
   readonly config: Config;
   /** A baseline name, a run directory or a policy module path. */
   readonly policy: string;
+  /** Symbol to backtest, ccxt unified (`BTC/USDT`). */
   readonly symbol: string;
+  /** Start of the range, UTC ms (`--from`); default `backtest.defaultRange`. */
   readonly from?: number;
+  /** Exclusive end of the range, UTC ms (`--to`). */
   readonly to?: number;
+  /** Allow the range to touch the holdout split (`--open-holdout`). Default false. */
   readonly openHoldout?: boolean;
   /** Evaluate on walk-forward folds (`backtest.walkForward`) instead of one range. */
   readonly walkForward?: boolean;
@@ -219,11 +230,17 @@ export interface RunBacktestOptions extends EvaluationSource {
 
 /** What `runBacktest` produced. */
 export interface RunBacktestOutcome {
+  /** The run directory the results, tables and report were written to. */
   readonly run: Run;
+  /** Metrics of the backtest (walk-forward: pooled over the folds' test returns). */
   readonly metrics: PerformanceMetrics;
+  /** Buy-and-hold metrics (pooled in walk-forward), or null when the benchmark is off. */
   readonly benchmarkMetrics: PerformanceMetrics | null;
+  /** The single-range backtest, or null in walk-forward mode. */
   readonly single: BacktestResult | null;
+  /** The walk-forward result, or null for a single range. */
   readonly walkForward: WalkForwardResult | null;
+  /** Display name of the policy (baseline, module path or run id). */
   readonly policyName: string;
 }
 

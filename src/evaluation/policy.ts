@@ -33,7 +33,9 @@ export interface AccountSnapshot {
  * `[tf0 window rows x features] [tf1 ...] ... [account]`.
  */
 export interface ObservationSpec {
+  /** Timeframes in observation order, base first. */
   readonly timeframes: readonly Timeframe[];
+  /** Window length in bars per timeframe. */
   readonly windows: Readonly<Partial<Record<Timeframe, number>>>;
   /** Feature names per timeframe, in the order the policy wants them (a subset of the matrix's). */
   readonly features: Readonly<Partial<Record<Timeframe, readonly string[]>>>;
@@ -62,9 +64,14 @@ export function accountFieldsOf(spec: ObservationSpec): readonly AccountField[] 
  * per-env flags of allowed discrete levels (policy-specific layout).
  */
 export interface Policy {
+  /** What the policy reads (windows, features and account fields). */
   readonly observation: ObservationSpec;
   /** Called at the start of an episode or backtest. */
   reset?(numEnvs: number): void;
+  /**
+   * Writes a target position in [-1, 1] per env to `out[0..numEnvs)` from the observations in
+   * `obs`.
+   */
   act(obs: Float32Array, numEnvs: number, out: Float32Array, mask?: Uint8Array): void;
 }
 
@@ -187,6 +194,7 @@ const ACC_DRAWDOWN = 3;
 export class ObservationBuilder {
   /** Floats per observation. */
   readonly size: number;
+  /** The observation spec the builder lays out. */
   readonly spec: ObservationSpec;
   /** The account fields appended, in order. */
   readonly accountFields: readonly AccountField[];

@@ -18,7 +18,9 @@ import type { Policy } from './policy.js';
 
 /** A half-open UTC date range `[fromMs, toMs)` in epoch ms. */
 export interface DateRange {
+  /** Inclusive start, UTC ms. */
   readonly fromMs: number;
+  /** Exclusive end, UTC ms. */
   readonly toMs: number;
 }
 
@@ -28,6 +30,7 @@ export interface WalkForwardFold {
   readonly index: number;
   /** Training ranges (one in walk-forward modes; up to two, around the test block, in k-fold). */
   readonly train: readonly DateRange[];
+  /** The range evaluated. */
   readonly test: DateRange;
 }
 
@@ -43,6 +46,7 @@ export type WalkForwardMode = 'rolling' | 'expanding' | 'purged-kfold';
 export interface WalkForwardOptions {
   /** The span folds are cut from. */
   readonly range: DateRange;
+  /** How folds are cut. Default rolling. */
   readonly mode?: WalkForwardMode;
   /** Train window length (rolling), minimum train length (expanding); unused in k-fold. */
   readonly trainMs?: number;
@@ -64,6 +68,7 @@ export interface WalkForwardOptions {
   readonly embargoMs: number;
   /** The holdout split; the span must not touch it unless `openHoldout`. */
   readonly holdout?: DateRange;
+  /** Allow the span to touch the holdout (the final evaluation). Default false. */
   readonly openHoldout?: boolean;
 }
 
@@ -185,6 +190,7 @@ export function walkForwardSplits(options: WalkForwardOptions): WalkForwardFold[
 
 /** Options of `walkForwardBacktest`: the backtest's options, per fold. */
 export interface WalkForwardBacktestOptions extends Omit<BacktestOptions, 'policy' | 'range'> {
+  /** Folds to evaluate, from `walkForwardSplits`. */
   readonly folds: readonly WalkForwardFold[];
   /**
    * A fixed policy, or a factory called once per fold with the fold (its train ranges are where a
@@ -195,14 +201,17 @@ export interface WalkForwardBacktestOptions extends Omit<BacktestOptions, 'polic
 
 /** One fold's outcome. */
 export interface WalkForwardFoldResult {
+  /** The fold. */
   readonly fold: WalkForwardFold;
   /** Null when the fold's test window holds no tradable bars (`skipped` says why). */
   readonly result: BacktestResult | null;
+  /** Why the fold was skipped, or null when it ran. */
   readonly skipped: string | null;
 }
 
 /** Per-fold and pooled results of a walk-forward evaluation. */
 export interface WalkForwardResult {
+  /** Outcome of every fold, in fold order. */
   readonly folds: readonly WalkForwardFoldResult[];
   /** Metrics of the test returns of every fold, concatenated in time (compounded across folds). */
   readonly pooled: PerformanceMetrics;

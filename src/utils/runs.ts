@@ -11,7 +11,9 @@ import type { Config } from './config.js';
 
 /** What run.json records about the data a run read. */
 export interface DataFingerprint {
+  /** Symbols read, ccxt unified. */
   symbols: string[];
+  /** Timeframes read. */
   timeframes: string[];
   /** Per series `symbol timeframe` -> [first open time, last open time, rows] (UTC ms). */
   ranges: Record<string, [number, number, number]>;
@@ -21,15 +23,25 @@ export interface DataFingerprint {
 
 /** Contents of run.json. */
 export interface RunInfo {
+  /** Run id: the directory name under `paths.runs` (`<kind>-YYYYMMDD-HHMMSS[-k]` unless given). */
   id: string;
+  /** Run kind, e.g. `backtest`, `train-model`. */
   kind: string;
+  /** Creation time, ISO 8601 UTC. */
   created: string;
+  /** Command line that started the run (without node and the script). */
   commandLine: string[];
+  /** The config's seed. */
   seed: number;
+  /** The full resolved config the run used. */
   config: Config;
+  /** Node, this package and the dependency version ranges of package.json. */
   packageVersions: Record<string, string>;
+  /** What data the run read, when it recorded it. */
   data?: DataFingerprint;
+  /** The feature spec or input spec the run used, when it recorded one. */
   featureSpec?: unknown;
+  /** Artifacts by name: path relative to the run directory. */
   artifacts: Record<string, string>;
   /** Free-form fields a run kind adds (e.g. `resumedFrom`). */
   extra?: Record<string, unknown>;
@@ -37,9 +49,11 @@ export interface RunInfo {
 
 /** A run being written. */
 export interface Run {
+  /** The run id (its directory name). */
   readonly id: string;
   /** Absolute path of runs/<id>/. */
   readonly dir: string;
+  /** The current contents of run.json. */
   readonly info: RunInfo;
   /** Absolute path of a file inside the run directory. */
   path(name: string): string;
@@ -78,6 +92,7 @@ function timestampId(d: Date): string {
 export interface CreateRunOptions {
   /** Run kind: `backtest`, `train-model`, `train-dqn`, `synth`, ... */
   kind: string;
+  /** The resolved config (its `paths.runs` is where the run is created; recorded in run.json). */
   config: Config;
   /** The command line (default: process.argv without node and script). */
   commandLine?: string[];

@@ -24,6 +24,7 @@ export interface EnvCheckOptions {
 
 /** Result of a check: `ok` when `problems` is empty. */
 export interface EnvCheckReport {
+  /** True when `problems` is empty (warnings do not count). */
   ok: boolean;
   /** Contract violations, one sentence each. */
   problems: string[];

@@ -147,6 +147,7 @@ export interface RewardContext {
 
 /** A user-defined reward term, added with a weight to the configured ones. */
 export interface RewardTerm {
+  /** Name of the term (informational: the env and the reward function do not read it). */
   readonly name: string;
   /** Called at the start of every episode. */
   reset(): void;

@@ -11,6 +11,7 @@ export type SpaceDtype = 'float32' | 'float64' | 'int32';
 export interface Space<T> {
   /** Shape of one value (`[]` for a scalar, as in Gymnasium's Discrete). */
   readonly shape: readonly number[];
+  /** Element type of values. */
   readonly dtype: SpaceDtype;
   /** Whether `x` is a member: right type, dtype, shape, inside the bounds, no NaN. */
   contains(x: unknown): boolean;
@@ -43,11 +44,15 @@ function toBounds(v: number | ArrayLike<number>, n: number, name: string): Float
  * @example const obs = new Box(-Infinity, Infinity, [64, 12]); obs.contains(new Float32Array(768));
  */
 export class Box implements Space<Float32Array | Float64Array> {
+  /** Shape of one value (row-major). */
   readonly shape: readonly number[];
+  /** Element type: float32 (Float32Array values) or float64 (Float64Array). */
   readonly dtype: 'float32' | 'float64';
   /** Number of elements. */
   readonly size: number;
+  /** Lower bound per element (may be -Infinity). */
   readonly low: Float64Array;
+  /** Upper bound per element (may be +Infinity). */
   readonly high: Float64Array;
 
   /** @throws {RangeError} on a bad shape, NaN bounds, bound arrays of the wrong length or low > high. */
@@ -137,9 +142,13 @@ export class Box implements Space<Float32Array | Float64Array> {
  * @example const a = new Discrete(3); a.sample(rng); // 0, 1 or 2
  */
 export class Discrete implements Space<number> {
+  /** Always `[]` (a scalar). */
   readonly shape: readonly number[] = Object.freeze([]);
+  /** Always int32. */
   readonly dtype = 'int32' as const;
+  /** Number of values. */
   readonly n: number;
+  /** Smallest value. */
   readonly start: number;
 
   /** @throws {RangeError} when n is not a positive integer or start not an integer. */
@@ -184,8 +193,11 @@ export type DictValue = Readonly<Record<string, unknown>>;
  * @example new Dict({ '15m': new Box(-Infinity, Infinity, [64, 12]), account: new Box(-1, 1, [4]) })
  */
 export class Dict implements Space<DictValue> {
+  /** Always `[]` (shapes are per sub-space). */
   readonly shape: readonly number[] = Object.freeze([]);
+  /** Nominal element type (sub-spaces carry their own). */
   readonly dtype = 'float32' as const;
+  /** Sub-spaces by name, in key order. */
   readonly spaces: Readonly<Record<string, Space<unknown>>>;
 
   /** @param spaces - the sub-spaces by name (copied; key order is kept). */
@@ -248,9 +260,13 @@ export type StepResult<O, I> = [
  * be buffers the env reuses: they are valid until the next call.
  */
 export interface Env<O, A, I extends object = Record<string, unknown>> {
+  /** Space of the observations. */
   readonly observationSpace: Space<unknown>;
+  /** Space of the actions. */
   readonly actionSpace: Space<A>;
+  /** Starts an episode; returns the first observation and info. */
   reset(options?: ResetOptions): ResetResult<O, I>;
+  /** Applies one action; returns observation, reward, terminated, truncated and info. */
   step(action: A): StepResult<O, I>;
   /** A text rendering of the current state. */
   render?(): string;

@@ -66,6 +66,7 @@ export interface TradingEnvInfo {
   price: number;
   /** Equity at the close, net of every cost. */
   equity: number;
+  /** Cash, quote currency. */
   cash: number;
   /** Signed position quantity (base currency). */
   quantity: number;
@@ -77,14 +78,19 @@ export interface TradingEnvInfo {
   steps: number;
   /** Cumulative costs since reset (quote currency). */
   fees: number;
+  /** Cumulative slippage cost since reset, quote currency. */
   slippage: number;
+  /** Cumulative funding paid since reset, quote currency (negative = received). */
   funding: number;
+  /** Cumulative borrow interest paid since reset, quote currency. */
   borrow: number;
   /** Drawdown from the running equity peak (fraction). */
   drawdown: number;
   /** Round trips closed since reset. */
   trades: number;
+  /** Why the episode terminated (`ruin`, `liquidation`), or '' while it runs. */
   terminationReason: TerminationReason;
+  /** Why the episode was truncated (`data-end`, `max-steps`), or '' while it runs. */
   truncationReason: TruncationReason;
   /** Allowed discrete levels (1 = allowed), or null for continuous actions. */
   actionMask: Uint8Array | null;
@@ -168,16 +174,21 @@ function rewardsSection(base: Config, over: Partial<RewardsConfig> | undefined):
  * for (;;) { const [o, r, term, trunc] = env.step(policy(obs)); obs = o; if (term || trunc) break; }
  */
 export class CryptoTradingEnv implements Env<Float32Array, TradingAction, TradingEnvInfo> {
+  /** Flat observation box of `builder.size` floats. */
   readonly observationSpace: Box;
+  /** Discrete target levels (`levels`), or a continuous Box [-1, 1] of one target. */
   readonly actionSpace: Discrete | Box;
   /** The broker executing the actions (inspect its ledgers after an episode). */
   readonly broker: Broker;
   /** The observation builder (shared layout with the backtester and live trading). */
   readonly builder: ObservationBuilder;
+  /** The multi-timeframe features episodes run on. */
   readonly features: MultiTimeframeFeatures;
   /** Resolved config sections. */
   readonly envConfig: EnvConfig;
+  /** The resolved `rewards` config section. */
   readonly rewardsConfig: RewardsConfig;
+  /** The reward function computing each step's reward. */
   readonly reward: RewardFunction;
   /** Target positions of the discrete actions. */
   readonly levels: Float64Array;
@@ -185,6 +196,7 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
   readonly neutralAction: TradingAction;
   /** First and one-past-last base rows episodes may touch. */
   readonly rangeStart: number;
+  /** One past the last base row episodes may touch. */
   readonly rangeEnd: number;
 
   private obs: Float32Array;
@@ -646,8 +658,14 @@ export type DictObservation = Readonly<Record<string, Float32Array>>;
  * @example const env = new DictObservationEnv(new CryptoTradingEnv(features));
  */
 export class DictObservationEnv implements Env<DictObservation, TradingAction, TradingEnvInfo> {
+  /**
+   * A Dict of one Box per timeframe window ([bars, features]), plus `account` when the spec has
+   * account fields.
+   */
   readonly observationSpace: Dict;
+  /** The wrapped env's action space. */
   readonly actionSpace: Discrete | Box;
+  /** The wrapped env's flat action. */
   readonly neutralAction: TradingAction;
   private views: Record<string, Float32Array> = {};
   private viewsOf: Float32Array | null = null;

@@ -10,6 +10,7 @@ import { Box, Discrete, type Env, type Space } from './spaces.js';
 export interface VecStepResult<I> {
   /** N x size observations, env-major; slot i holds env i's next observation (after auto-reset). */
   observations: Float32Array;
+  /** Reward of env i's step, in slot i. */
   rewards: Float32Array;
   /** 1 where env i's episode terminated this step. */
   terminated: Uint8Array;
@@ -37,12 +38,15 @@ type AnyAction = number | Float32Array | Float64Array;
  * @throws {RangeError} when given no envs or envs of different shapes.
  */
 export class VecEnv<I extends object = Record<string, unknown>> {
+  /** Number of environments (N). */
   readonly numEnvs: number;
+  /** The environments, in slot order. */
   readonly envs: ReadonlyArray<Env<Float32Array, AnyAction, I>>;
   /** Floats per observation of one env. */
   readonly observationSize: number;
   /** One env's observation and action spaces. */
   readonly observationSpace: Space<unknown>;
+  /** One env's action space. */
   readonly actionSpace: Space<AnyAction>;
   private readonly batch: Float32Array;
   private readonly finals: Float32Array;

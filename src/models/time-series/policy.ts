@@ -41,6 +41,7 @@ export function positionFromProbabilities(
  * const builder = new ObservationBuilder(features, policy.observation);
  */
 export class SequenceModelPolicy implements Policy {
+  /** The model's windows and features per timeframe, no account fields. */
   readonly observation: ObservationSpec;
   private readonly model: MultiTimeframeModel;
   private readonly threshold: number;

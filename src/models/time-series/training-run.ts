@@ -46,6 +46,10 @@ export type TrainingSource = 'real' | 'synthetic' | 'dataset';
 export interface ModelTrainingOptions {
   /** The resolved config (ignored when resuming: the run's own config is used). */
   config: Config;
+  /**
+   * Where the candles come from: real candles, a synthetic market, or a built dataset. Default
+   * real.
+   */
   source?: TrainingSource;
   /** Symbol of a real-data run (default: the first of `data.symbols`). */
   symbol?: string;
@@ -64,19 +68,29 @@ export interface ModelTrainingOptions {
 
 /** What a training run produced. */
 export interface ModelTrainingResult {
+  /** The run the model, history, checkpoint and metrics were written to. */
   run: Run;
+  /** Directory of the saved model (`<run>/model`). */
   modelDir: string;
+  /** 0-based epoch whose weights were kept (see `TrainResult.bestEpoch`). */
   bestEpoch: number;
+  /** Validation loss of that epoch. */
   bestValLoss: number;
+  /** Epochs run (history entries, resumed ones included). */
   epochs: number;
+  /** Optimizer steps taken in total. */
   steps: number;
+  /** Step the run resumed from, or null for a fresh run. */
   resumedFromStep: number | null;
+  /** Evaluation of the final model on the validation split. */
   validation: EvaluationResult;
+  /** Evaluation on the test split, or null when it has no samples. */
   test: EvaluationResult | null;
 }
 
 /** Where a training run's data and initial weights come from (recorded in run.json `extra`). */
 export interface TrainingRunSource {
+  /** Where the candles came from. */
   source: TrainingSource;
   /** Symbol of a real-data run. */
   symbol: string;
@@ -223,14 +237,21 @@ function fingerprintOf(symbol: string, candles: Map<Timeframe, Candles>): DataFi
 
 /** The labelled splits a run trains on. */
 export interface TrainingDatasets {
+  /** Input spec of the samples (timeframes, windows in bars, feature names). */
   spec: ModelInputSpec;
+  /** Training split. */
   train: SequenceDataset;
+  /** Validation split. */
   validation: SequenceDataset;
+  /** Test split, or null when it has no samples. */
   test: SequenceDataset | null;
   /** Pattern classes of the pattern head (empty without pattern labels). */
   patternClasses: readonly string[];
   /** Flat band of the direction labels (log return), when the run cut the labels itself. */
   threshold: number | null;
+  /**
+   * Fingerprint of the data read (symbols, timeframes, split ranges, hash), recorded in run.json.
+   */
   data: DataFingerprint;
 }
 

@@ -64,6 +64,10 @@ export interface BaseProcessParams {
   fittedOn: { source: string; from: string; to: string; bars: number };
   /** Last close of the calibration data (quote currency); default initial price. */
   referencePrice: number;
+  /**
+   * Shocks of the log price: scale, tails, drift, activity bursts, overreaction and liquidity
+   * noise.
+   */
   returns: {
     /** Root-mean-square 15m log return at neutral season, regime and volatility state. */
     sigma15m: number;
@@ -93,6 +97,7 @@ export interface BaseProcessParams {
     reversionStd?: number;
     reversionHalfLifeHours?: number;
   };
+  /** Stochastic log-volatility: OU components plus the news component (leverage and feedback). */
   volatility: {
     /** Components whose sum is the stochastic log-volatility. */
     components: OuComponent[];
@@ -109,6 +114,7 @@ export interface BaseProcessParams {
     /** Half-life of the news component (EGARCH-like response to the last shocks), in hours. */
     newsHalfLifeHours: number;
   };
+  /** UTC intraday and weekday profiles of volatility and volume. */
   seasonality: {
     /** Volatility multiplier per 15-minute slot of the UTC day (96 values, mean square 1). */
     volIntraday: number[];
@@ -119,6 +125,7 @@ export interface BaseProcessParams {
     /** Log-volume offset per UTC weekday, Sunday first (7 values, mean 0). */
     volumeWeekday: number[];
   };
+  /** Jump rate, size distribution and the volatility and volume excitation they cause. */
   jumps: {
     /** Expected jumps per day at neutral regime. */
     ratePerDay: number;
@@ -135,6 +142,7 @@ export interface BaseProcessParams {
     /** e-folding time of the post-jump volatility and volume excitation, in hours. */
     decayHours: number;
   };
+  /** Regimes (order of `REGIME_NAMES`): durations, drifts, multipliers and transitions. */
   regimes: {
     /** Mean duration of each regime in days (order of `REGIME_NAMES`). */
     meanDurationDays: number[];
@@ -155,6 +163,9 @@ export interface BaseProcessParams {
     /** e-folding time over which the volatility level follows a regime change, in hours. */
     smoothingHours: number;
   };
+  /**
+   * Log volume: level, elasticities to volatility, activity, shocks and price, and its own noise.
+   */
   volume: {
     /** Mean log volume (base units) of a 15m bar at `referencePrice`, neutral season and state. */
     logLevel15m: number;
@@ -181,6 +192,7 @@ export interface BaseProcessParams {
     /** Std of the i.i.d. log-volume noise per fine step. */
     noiseStd: number;
   };
+  /** Candle microstructure: open gaps, wicks, spikes and the price tick. */
   microstructure: {
     /** Probability that a bar opens exactly at the previous close. */
     zeroGapProb: number;
@@ -234,6 +246,7 @@ export interface BasePathOptions {
 
 /** A regime segment of a path, in fine steps and time. */
 export interface RegimeSegment {
+  /** The regime in force over the segment. */
   regime: RegimeName;
   /** First fine step of the segment. */
   startStep: number;
@@ -262,13 +275,20 @@ export interface JumpEvent {
  * step's volume in base units.
  */
 export interface BasePath {
+  /** Length of one step (5m or 1m). */
   fineTimeframe: FineTimeframe;
   /** Open time of step 0 (UTC ms). */
   startTimeMs: number;
   /** Log of the price at which step 0 opens. */
   initialLogPrice: number;
+  /** Close-to-close log return of each step. */
   logReturn: Float64Array;
+  /**
+   * Diffusive standard deviation of each step's log return (season, regime and volatility state
+   * included).
+   */
   sigma: Float64Array;
+  /** Volume of each step, base currency. */
   volume: Float64Array;
   /**
    * Extra intrabar excursion (log units, >= 0) of each step's high and low beyond the bridge:
@@ -276,16 +296,21 @@ export interface BasePath {
    * `buildCandlesFromPath` (none when absent).
    */
   spikeUp?: Float64Array;
+  /** Extra downward excursion of each step's low beyond the bridge (log units, >= 0). */
   spikeDown?: Float64Array;
   /** Regime code per step (index into `REGIME_NAMES`). */
   regime: Uint8Array;
+  /** Regime segments, in time order. */
   regimes: RegimeSegment[];
+  /** Jumps, in time order. */
   jumps: JumpEvent[];
 }
 
 /** A waypoint of `conditionOnWaypoints`: the log close that step `step` must end at. */
 export interface Waypoint {
+  /** Fine step whose close is pinned (0-based). */
   step: number;
+  /** Log of the close price that step must end at. */
   logPrice: number;
 }
 
@@ -293,8 +318,11 @@ export interface Waypoint {
 export interface SyntheticMarket {
   /** The fine-step candles (5m or 1m). */
   fine: Candles;
+  /** 15m candles (exact aggregates of `fine`). */
   m15: Candles;
+  /** 4h candles (exact aggregates of `fine`). */
   h4: Candles;
+  /** 1d candles (exact aggregates of `fine`). */
   d1: Candles;
   /** The fine-step series the candles were built from. */
   path: BasePath;
@@ -1064,10 +1092,15 @@ export function generateBaseMarket(
 
 /** The `synthetic` config keys that shape a generated market (see config/default.yaml). */
 export interface SyntheticMarketSettings {
+  /** Fine step of the simulation (`synthetic.fineTimeframe`). */
   fineTimeframe: FineTimeframe;
+  /** First open price, quote currency; null = the calibration's `referencePrice`. */
   initialPrice: number | null;
+  /** Starting RMS 15m log return; null = a draw from the stationary distribution. */
   initialVolatility: number | null;
+  /** Extra log-price drift per year added to every regime. */
   annualDrift: number;
+  /** Multiplier of every volatility (1 = as calibrated). */
   volatilityScale: number;
 }
 
@@ -1105,12 +1138,19 @@ export function candlesToCsv(c: Candles): string {
 
 /** The labels file written beside synthetic candles. */
 export interface SyntheticLabels {
+  /** Symbol of the calibration the market was generated from. */
   symbol: string;
+  /** Seed of the market. */
   seed: number;
+  /** Fine step of the simulation. */
   fineTimeframe: FineTimeframe;
+  /** Open time of the first fine step, UTC ms. */
   startTimeMs: number;
+  /** Close time of the last fine step, UTC ms. */
   endTimeMs: number;
+  /** Regime segments with their start and end as ISO 8601 UTC. */
   regimes: (RegimeSegment & { start: string; end: string })[];
+  /** Jumps with their time as ISO 8601 UTC. */
   jumps: (JumpEvent & { time: string })[];
   /** The parameters the market was generated with. */
   params: BaseProcessParams;

@@ -115,7 +115,9 @@ const VOLUME_TIMESCALES = [1, 6, 36, 216, 1296];
 
 /** Seasonal tables indexed by weekday * 96 + 15m slot. */
 export interface SeasonalTables {
+  /** Volatility multiplier per slot: weekday x intraday (7 x 96 values). */
   vol: Float64Array;
+  /** Log-volume offset per slot: weekday + intraday (7 x 96 values). */
   logVolume: Float64Array;
 }
 
@@ -157,7 +159,9 @@ export interface RegimeLabelStats {
  * profile of `tables` (so real and simulated series are measured the same way).
  */
 export interface CalibrationTargets {
+  /** Median |r| of the deseasonalized 15m log returns. */
   medianAbs: number;
+  /** Hill estimate of the tail index of |r| over its top 1%. */
   hill: number;
   /** Autocovariance of log(|r| + 0.05 median|r|) at `CALIBRATION_LAGS`. */
   logAbsCov: number[];
@@ -165,20 +169,25 @@ export interface CalibrationTargets {
   leverage: number;
   /** Median of (high - low) / |close - open|, on 15m and on 4h bars. */
   rangeBody: number;
+  /** Median of (high - low) / |close - open| on 4h bars. */
   rangeBody4h: number;
   /** Fraction of bar sides without a wick. */
   zeroWick: number;
   /** Jumps (|r| > 10 local mean |r|) per day, their median size in local mean |r|, and down share. */
   jumpsPerDay: number;
+  /** Median jump size, in units of the local mean |r|. */
   jumpSize: number;
+  /** Fraction of jumps that are downward. */
   jumpDown: number;
   /** Mean of deseasonalized log volume minus priceElasticity * log(price / referencePrice). */
   logVolumeMean: number;
   /** Variance and autocovariance (at `CALIBRATION_LAGS`) of deseasonalized log volume. */
   logVolumeVar: number;
+  /** Autocovariance of deseasonalized log volume at `CALIBRATION_LAGS`. */
   logVolumeCov: number[];
   /** corr(log volume, log local mean |r|) and corr(log volume, |r| / local mean |r|). */
   volumeStateCorr: number;
+  /** corr(log volume, |r| / local mean |r|). */
   volumeShockCorr: number;
   /** corr of log volume and of log short-run (±1h) mean |r|, both relative to their ±2-day means. */
   volumeFastCorr: number;
@@ -188,6 +197,7 @@ export interface CalibrationTargets {
   varianceRatio: number[];
   /** Mean ACF at lags 1 and 2 of |r| / local mean |r| (short-run clustering). */
   shortAbsAcf: number;
+  /** Statistics of the heuristic regime labels. */
   regimes: RegimeLabelStats;
 }
 
@@ -501,11 +511,15 @@ export interface CalibrationOptions {
 
 /** Result of `calibrateBaseProcess`: parameters plus how well the final simulation matches. */
 export interface CalibrationResult {
+  /** The fitted parameters. */
   params: BaseProcessParams;
+  /** Targets measured on the real candles. */
   real: CalibrationTargets;
+  /** The same targets measured on a market simulated with `params`. */
   simulated: CalibrationTargets;
   /** Quartiles of the window statistics, real and simulated (absent when that stage is skipped). */
   realWindows?: WindowTargets;
+  /** Quartiles of the window statistics of the simulated market. */
   simulatedWindows?: WindowTargets;
 }
 
@@ -1158,9 +1172,13 @@ function updateRegimeLevels(
 
 /** Quartiles of each window statistic over the windows of a market. */
 export interface WindowTargets {
+  /** Statistic names, in order (`windowFeatureNames`). */
   names: string[];
+  /** First quartile of each statistic. */
   q25: number[];
+  /** Median of each statistic. */
   q50: number[];
+  /** Third quartile of each statistic. */
   q75: number[];
   /** Windows measured. */
   windows: number;
@@ -1216,10 +1234,13 @@ const TREND_DRIFT = 'regimes.trendDrift';
 export interface ShapeParameter {
   /** Dotted key path in `BaseProcessParams`, e.g. `volume.shockBeta`. */
   path: string;
+  /** Lower bound of the value. */
   lo: number;
+  /** Upper bound of the value. */
   hi: number;
   /** Initial step: multiplicative (log units) when `log`, else additive. */
   step: number;
+  /** Search in log space (multiplicative steps) instead of additive ones. */
   log: boolean;
 }
 

@@ -38,11 +38,15 @@ interface Span {
 
 /** Options of `candlestickPanelSvg`. */
 export interface CandlePanelOptions {
+  /** Panel title (escaped for SVG). */
   title: string;
+  /** Panel width in SVG pixels. */
   width: number;
+  /** Panel height in SVG pixels. */
   height: number;
   /** Shaded span (the pattern) and a vertical line (the decision time). */
   span?: Span;
+  /** Time (UTC ms) of the vertical decision line. */
   decisionTimeMs?: number;
   /** Dots at (time, price). */
   marks?: Array<{ timeMs: number; price: number }>;
@@ -188,11 +192,13 @@ export function patternChartSvg(g: GeneratedPattern): string {
 
 /** Options of `renderPatternGallery`. */
 export interface GalleryOptions {
+  /** Seed of the gallery (the k-th type drawn uses seed x 1000 + k). Default 0. */
   seed?: number;
   /** Primary timeframe of every pattern (default 4h: its 15m and 1d expressions are both telling). */
   timeframe?: Timeframe;
   /** Pattern types to draw (default: all). */
   types?: readonly PatternType[];
+  /** Base-process parameters. Default the shipped BTC calibration. */
   params?: BaseProcessParams;
 }
 

@@ -41,13 +41,21 @@ export type IndicatorSet = Record<string, Float64Array>;
 
 /** Periods of `calculateRealisticIndicators` (TA-Lib defaults). */
 export interface IndicatorOptions {
+  /** RSI period in bars. Default 14. */
   rsiPeriod?: number;
+  /** MACD fast, slow and signal EMA periods in bars. Default 12, 26, 9. */
   macd?: { fast: number; slow: number; signal: number };
+  /** Bollinger period (bars) and band width (standard deviations). Default 20, 2. */
   bollinger?: { period: number; stdDev: number };
+  /** ATR period in bars. Default 14. */
   atrPeriod?: number;
+  /** ADX/DI period in bars. Default 14. */
   adxPeriod?: number;
+  /** Look-back of the volume z-score in bars. Default 20. */
   volumePeriod?: number;
+  /** SMA periods in bars (one `sma_<n>` column each). Default 20, 50. */
   smaPeriods?: readonly number[];
+  /** EMA periods in bars (one `ema_<n>` column each). Default 12, 26. */
   emaPeriods?: readonly number[];
 }
 
@@ -120,9 +128,11 @@ export type SignalKind =
 
 /** One indicator signal: where, which way. */
 export interface IndicatorSignal {
+  /** Which signal fired. */
   kind: SignalKind;
   /** Index of the candle on whose close the signal is known. */
   index: number;
+  /** Direction the signal points: 1 up, -1 down. */
   direction: 1 | -1;
 }
 
@@ -181,6 +191,7 @@ export interface FalseSignalReport {
   horizonBars: number;
   /** Per kind: signals, false ones (the close `horizonBars` later is on the wrong side), and their share. */
   perKind: Record<SignalKind, { signals: number; falseSignals: number; rate: number }>;
+  /** Signals, false ones and their share over every kind (rate NaN without signals). */
   overall: { signals: number; falseSignals: number; rate: number };
 }
 
@@ -241,7 +252,9 @@ export type ConfluenceType = (typeof CONFLUENCE_TYPES)[number];
 
 /** What was checked for a confluence, with the indicator values that decided it. */
 export interface ConfluenceCheck {
+  /** The confluence checked. */
   type: ConfluenceType;
+  /** Whether the true indicators show it. */
   present: boolean;
   /** Candle indices (in the pattern's candles) the check looked at. */
   at: number[];
@@ -251,8 +264,11 @@ export interface ConfluenceCheck {
 
 /** Result of `createFeatureConfluences`. */
 export interface ConfluenceResult {
+  /** The pattern reshaped to carry the confluence. */
   pattern: GeneratedPattern;
+  /** The true indicators of its candles. */
   indicators: IndicatorSet;
+  /** The check that confirmed the confluence. */
   check: ConfluenceCheck;
   /** Base-noise draws tried until the true indicators showed the confluence. */
   attempts: number;
@@ -483,11 +499,17 @@ export function createFeatureConfluences(
 export interface PatternWithIndicatorsParams {
   /** Candles of the primary timeframe (default 80). */
   length?: number;
+  /** Primary timeframe of the pattern. Default 15m. */
   timeframe?: Timeframe;
+  /** Seed of everything random. Default 0. */
   seed?: number;
+  /** Noise between waypoints (0.05 = the base's own). Default 0.05. */
   noiseLevel?: number;
+  /** Character of the noise between waypoints. Default market_like. */
   noiseProfile?: NoiseProfile;
+  /** Strength of support/resistance reactions. Default strong. */
   strength?: Strength;
+  /** Base-process parameters. Default the shipped BTC calibration. */
   params?: BaseProcessParams;
   /** Confluences to create (shaped and verified); default none. */
   confluences?: readonly ConfluenceType[];
@@ -495,6 +517,7 @@ export interface PatternWithIndicatorsParams {
 
 /** Result of `generatePatternWithIndicators`. */
 export interface PatternWithIndicators {
+  /** The generated pattern (with any confluences shaped in). */
   pattern: GeneratedPattern;
   /** The true indicators of the pattern's candles, or null when not asked for. */
   indicators: IndicatorSet | null;
@@ -622,6 +645,7 @@ export const INDICATOR_NOISE_LEVELS: Readonly<Record<'low' | 'realistic' | 'high
 
 /** Result of `addIndicatorNoise`. */
 export interface IndicatorNoiseResult {
+  /** The noisy indicator columns (new arrays; the input is untouched). */
   indicators: IndicatorSet;
   /**
    * Extra crossings the noise created, per indicator, relative to the clean one: crossings of the

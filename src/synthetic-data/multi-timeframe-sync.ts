@@ -55,6 +55,7 @@ const DAY_MS = 86_400_000;
 
 /** One pattern to plant in a multi-timeframe market. */
 export interface PatternRequest {
+  /** Pattern type to plant. */
   type: PatternType;
   /** Timeframe the pattern is drawn on (15m, 4h or 1d). */
   primaryTimeframe: Timeframe;
@@ -74,11 +75,15 @@ export interface PatternRequest {
   delayBars?: number;
   /** Plant as a look-alike that fails (before any `htfInfluence` on the outcome). */
   adversarial?: boolean;
+  /** Strength of support/resistance reactions. Default strong. */
   strength?: Strength;
   /** Noise relative to the base's own (0.05 = natural). */
   noiseLevel?: number;
+  /** Character of the noise between waypoints. Default market_like. */
   noiseProfile?: NoiseProfile;
+  /** Volume behaviour over the pattern. Default natural. */
   volumeProfile?: VolumeProfile;
+  /** Breakout direction of a symmetric triangle (default: drawn at random). */
   breakoutDirection?: 1 | -1;
   /** Log-price drift per primary bar laid under the pattern (a higher-timeframe trend through it). */
   tiltPerBar?: number;
@@ -88,14 +93,19 @@ export interface PatternRequest {
 
 /** What `generateMultiTimeframeData` generates. */
 export interface MultiTimeframePatternParams {
+  /** Patterns to plant, in time order. */
   patterns: readonly PatternRequest[];
   /** Length of the market in whole UTC days. */
   days: number;
+  /** Seed of the base path, the plans and the outcomes. */
   seed: number;
+  /** Base-process parameters. Default the shipped BTC calibration. */
   params?: BaseProcessParams;
   /** Open time of the first bar (a UTC midnight; default 2024-01-01). */
   startTimeMs?: number;
+  /** First open price, quote currency (default the calibration's `referencePrice`). */
   initialPrice?: number;
+  /** Multiplier of every volatility of the base path. Default 1. */
   volatilityScale?: number;
   /** Window sizes per timeframe (default: config `windows`): default spans fit in them. */
   windows?: Partial<Record<Timeframe, number>>;
@@ -115,11 +125,13 @@ export interface MultiTimeframePatternParams {
    * [0, 1] (default 0: outcomes as requested). See `htfOutcomeRule`.
    */
   htfInfluence?: number;
+  /** Symbol put on the candles. Default the calibration's symbol. */
   symbol?: string;
 }
 
 /** How a planted pattern shows on one timeframe. */
 export interface TimeframeVisibility {
+  /** The timeframe looked at. */
   timeframe: Timeframe;
   /** Bars of this timeframe the pattern spans (onset to completion). */
   barsSpanned: number;
@@ -131,8 +143,11 @@ export interface TimeframeVisibility {
 
 /** Visibility of one planted pattern on every timeframe. */
 export interface PatternVisibility {
+  /** Pattern type. */
   type: PatternType;
+  /** Timeframe the pattern was drawn on. */
   primaryTimeframe: Timeframe;
+  /** How it shows on each generated timeframe. */
   perTimeframe: TimeframeVisibility[];
   /** True when the primary timeframe shows the whole pattern clearly and is where it is clearest. */
   clearestOnPrimary: boolean;
@@ -140,6 +155,7 @@ export interface PatternVisibility {
 
 /** A generated multi-timeframe market with its planted patterns. */
 export interface MultiTimeframeData {
+  /** Symbol of the candles. */
   symbol: string;
   /** Fine (5m) candles. */
   fine: Candles;
@@ -147,14 +163,19 @@ export interface MultiTimeframeData {
   frames: ReadonlyMap<Timeframe, Candles>;
   /** The base path before planting. */
   basePath: BasePath;
+  /** The path with the patterns planted (as finally planted, after any visibility search). */
   planted: PlantedPath;
   /** One label per planted pattern, in time order. */
   labels: PatternLabel[];
+  /** Visibility of each planted pattern, in label order. */
   visibility: PatternVisibility[];
+  /** Base-process parameters the market was generated with. */
   params: BaseProcessParams;
   /** The plans as requested (before any visibility search), to re-plant from. */
   plans: PatternPlan[];
+  /** Seed the market was generated with. */
   seed: number;
+  /** Window sizes (bars) per timeframe that default spans and visibility were judged against. */
   windows: Partial<Record<Timeframe, number>>;
   /** The `htfInfluence` the outcomes were decided with (re-planting decides them alike). */
   htfInfluence: number;

@@ -25,22 +25,29 @@ const DAY_MS = 86_400_000;
 
 /** A round-trip trade as the report draws it. */
 export interface ReportTrade {
+  /** Direction of the trade. */
   readonly side: 'long' | 'short';
+  /** Open time (UTC ms) of the bar of the entry fill. */
   readonly entryTimeMs: number;
+  /** Volume-weighted entry price, quote currency. */
   readonly entryPrice: number;
   /** Null while the trade is still open at the end of the backtest. */
   readonly exitTimeMs: number | null;
+  /** Volume-weighted exit price (quote currency), or null while open. */
   readonly exitPrice: number | null;
   /** Net pnl (quote currency). */
   readonly pnl: number;
   /** Net pnl / entry notional. */
   readonly returnFraction: number;
+  /** Bars the position was held. */
   readonly barsHeld: number;
 }
 
 /** One higher timeframe as the backtest saw it. */
 export interface ReportHigherTimeframe {
+  /** The higher timeframe. */
   readonly timeframe: Timeframe;
+  /** Its candles (complete candles only). */
   readonly candles: Candles;
   /** Per base row of the backtest: index into `candles` of the last closed candle, or -1. */
   readonly lastClosed: Int32Array;
@@ -48,10 +55,13 @@ export interface ReportHigherTimeframe {
 
 /** What a backtest gives the report. All per-row arrays have one entry per base row. */
 export interface ReportBacktestInput {
+  /** Page title. */
   readonly title: string;
+  /** Symbol traded, ccxt unified. */
   readonly symbol: string;
   /** Base candles of the backtest rows (decisions at their closes). */
   readonly candles: Candles;
+  /** Higher timeframes as the backtest saw them. */
   readonly higher: readonly ReportHigherTimeframe[];
   /** Equity marked at each row's close (quote currency). */
   readonly equity: ArrayLike<number>;
@@ -59,8 +69,11 @@ export interface ReportBacktestInput {
   readonly benchmarkEquity?: ArrayLike<number>;
   /** Signed exposure held after each row's fills, in [-1, 1]. */
   readonly position: ArrayLike<number>;
+  /** Round trips, the one still open at the end included. */
   readonly trades: readonly ReportTrade[];
+  /** Metrics of the strategy. */
   readonly metrics: PerformanceMetrics;
+  /** Metrics of buy-and-hold, when computed. */
   readonly benchmarkMetrics?: PerformanceMetrics;
   /** Policy name, costs and other facts printed in the header. */
   readonly facts?: Readonly<Record<string, string | number>>;
@@ -74,6 +87,7 @@ export interface ReportOptions {
   readonly histogramBins: number;
   /** Size of each PNG in pixels. */
   readonly pngWidth: number;
+  /** Height of each PNG in pixels. */
   readonly pngHeight: number;
   /** Trades beyond this count are drawn without text labels. */
   readonly markerLabelLimit: number;
@@ -90,12 +104,15 @@ export const DEFAULT_REPORT_OPTIONS: ReportOptions = {
 
 /** A sequence model's confusion matrix: `matrix[true][predicted]` counts. */
 export interface ConfusionMatrix {
+  /** Class names, in row and column order. */
   readonly labels: readonly string[];
+  /** Counts, `matrix[true][predicted]`. */
   readonly matrix: readonly (readonly number[])[];
 }
 
 /** A confusion matrix found in a run's metrics, named by where it was found (`test`, ...). */
 export interface NamedConfusionMatrix extends ConfusionMatrix {
+  /** Where the matrix was found, e.g. `validation` or `test`. */
   readonly name: string;
 }
 
@@ -104,21 +121,29 @@ export interface NamedConfusionMatrix extends ConfusionMatrix {
 
 /** Candles as columns; times in UTC seconds (the chart library's unit). */
 export interface CandleColumns {
+  /** Time of each candle, UTC seconds. */
   t: number[];
+  /** Open prices. */
   o: number[];
+  /** High prices. */
   h: number[];
+  /** Low prices. */
   l: number[];
+  /** Close prices. */
   c: number[];
 }
 
 /** Price section of the payload. */
 export interface PricePayload {
+  /** Symbol traded. */
   symbol: string;
+  /** Base timeframe. */
   timeframe: Timeframe;
   /** Base rows in the backtest. */
   rows: number;
   /** Base rows per drawn candle (1 = every candle drawn as is). */
   group: number;
+  /** Drawn base candles (grouped by `group`). */
   candles: CandleColumns;
   /**
    * Per higher timeframe: the last closed candle known at the end of each drawn bar, placed at the
@@ -136,10 +161,18 @@ export type MarkerKind = 'long-entry' | 'long-exit' | 'short-entry' | 'short-exi
 
 /** Everything the page draws. */
 export interface ReportPayload {
+  /** Page title. */
   title: string;
+  /** When the payload was made, ISO 8601 UTC. */
   created: string;
+  /** Facts printed in the header (policy, costs, ...). */
   facts: Record<string, string | number>;
+  /** Candles, higher timeframes, position and trade markers, or null without a backtest. */
   price: PricePayload | null;
+  /**
+   * Equity curves (quote currency) at drawn-bar times `t` (UTC seconds), with drawdown and rolling
+   * Sharpe; null without a backtest.
+   */
   equity: {
     t: number[];
     strategy: number[];
@@ -151,12 +184,17 @@ export interface ReportPayload {
   } | null;
   /** The deepest drawdown episodes (at most 5), with UTC ms times of peak, valley and recovery. */
   drawdowns: Array<{ peakMs: number; valleyMs: number; recoveryMs: number | null; depth: number }>;
+  /** Monthly compounded returns. */
   monthly: PeriodReturn[];
+  /** Yearly compounded returns. */
   yearly: PeriodReturn[];
   /** Compounded daily returns (fractions) for the distribution. */
   dailyReturns: number[];
+  /** Closed trades: exit time (UTC ms), return fraction, pnl (quote currency), side, bars held. */
   trades: Array<{ exitMs: number; ret: number; pnl: number; side: 'long' | 'short'; bars: number }>;
+  /** Strategy metrics, or null (non-backtest runs). */
   metrics: PerformanceMetrics | null;
+  /** Buy-and-hold metrics, or null. */
   benchmarkMetrics: PerformanceMetrics | null;
   /** Training history rows (`step` plus numeric metrics). */
   history: Array<Record<string, number | string | null>>;
@@ -604,9 +642,13 @@ function legend(f: Frame, items: Array<{ name: string; color: string }>): string
 
 /** A line series for `lineChartSvg`. */
 export interface SvgSeries {
+  /** Legend label. */
   readonly name: string;
+  /** X values (same length as `y`). */
   readonly x: ArrayLike<number>;
+  /** Y values. */
   readonly y: ArrayLike<number>;
+  /** Line colour (any SVG colour); default from the palette. */
   readonly color?: string;
   /** Fill between the line and zero. */
   readonly fill?: boolean;
@@ -1507,8 +1549,11 @@ export function svgToPng(svg: string): Uint8Array {
 
 /** What `writeReport` wrote, relative to the directory. */
 export interface WrittenReport {
+  /** The HTML page (`report.html`). */
   html: string;
+  /** The payload it was drawn from (`report-data.json`). */
   data: string;
+  /** PNG files of the key figures. */
   pngs: string[];
 }
 

@@ -23,11 +23,11 @@ export function barsPerYearOf(barMs: number): number {
 export interface MetricsTrade {
   /** Direction of the round trip. */
   readonly side: 'long' | 'short';
-  /** Net pnl of the round trip: price pnl minus fees, slippage and funding paid. */
+  /** Net pnl of the round trip: price pnl (slippage included) minus fees, funding and borrow paid. */
   readonly pnl: number;
   /** Notional at entry (|quantity| × entry price), > 0: the base of the trade's return. */
   readonly entryNotional: number;
-  /** Bars between the entry fill and the exit fill. */
+  /** Bars the position was held: a bar counts when held at its close or exited inside it. */
   readonly barsHeld: number;
 }
 

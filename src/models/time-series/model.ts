@@ -212,13 +212,18 @@ export function makeInputSpec(
 export interface SpecNormalization {
   /** Centre subtracted from each column of the timeframe, spec column order. */
   center: Float32Array;
-  /** 1 / scale of each column (0 where the scale is 0, which zeroes the column). */
+  /**
+   * 1 / scale of each column. `fitNormalizer` stores a scale of 1 for a constant column (it then
+   * passes through centred); 0 appears only for a scale of 0 in a hand-written normaliser file,
+   * and zeroes that column.
+   */
   invScale: Float32Array;
 }
 
 /**
  * The statistics of `normalizer` for every column of `spec` (looked up by name), in spec order;
- * a zero scale gives inverse scale 0 (the column becomes 0).
+ * a zero scale (possible only in a hand-written normaliser file: `fitNormalizer` stores 1 for a
+ * constant column) gives inverse scale 0, which zeroes the column.
  * @throws {CheckpointError} when the normaliser lacks a timeframe or column of the spec.
  */
 export function normalizerStats(

@@ -571,8 +571,7 @@ export type TimeframeConfluence = 'htf_confirms' | 'htf_contradicts' | 'tf_diver
 
 /** The next coarser pattern timeframe (15m → 4h → 1d), or null for 1d. */
 export function higherTimeframe(tf: Timeframe): Timeframe | null {
-  const k = PATTERN_TIMEFRAMES.indexOf(tf);
-  return k >= 0 && k + 1 < PATTERN_TIMEFRAMES.length ? PATTERN_TIMEFRAMES[k + 1] : null;
+  return higherTimeframes(tf)[0] ?? null;
 }
 
 /** Every coarser pattern timeframe, nearest first (15m → [4h, 1d], 4h → [1d], 1d → []). */

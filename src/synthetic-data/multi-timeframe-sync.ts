@@ -42,6 +42,7 @@ import {
   type PatternType,
   type PlantedPath,
   type PlantHistory,
+  type PlantOptions,
   type Strength,
   type VolumeProfile,
   withOutcome,
@@ -547,16 +548,30 @@ export function ensurePatternVisibility(
   const maxShift =
     options.maxShiftBars ??
     Math.max(1, Math.floor(Math.min(...d.plans.filter(match).map((p) => p.spanBars)) / 4));
-  const planted = plantPatterns(d.basePath, d.plans, {
+  return replant(d, d.plans, {
     maxShiftBars: maxShift,
     maxAmplitudeScale: options.maxAmplitudeScale,
     searchFilter: match,
+  });
+}
+
+/**
+ * `plans` planted again on the base path of `d` with its outcome rule (`htfInfluence`), and the
+ * market rebuilt from them (same symbol, parameters, seed, windows and timeframes).
+ */
+function replant(
+  d: MultiTimeframeData,
+  plans: PatternPlan[],
+  options: Omit<PlantOptions, 'outcome'>,
+): MultiTimeframeData {
+  const planted = plantPatterns(d.basePath, plans, {
+    ...options,
     outcome: htfOutcomeRule(d.htfInfluence, d.basePath.startTimeMs, d.seed),
   });
   return assemble({
     symbol: d.symbol,
     basePath: d.basePath,
-    plans: d.plans,
+    plans,
     planted,
     params: d.params,
     seed: d.seed,
@@ -704,21 +719,7 @@ export function createTimeframeConfluences(
       plans.push(plan);
       last = plan.endStep;
     });
-    const planted = plantPatterns(d.basePath, plans, {
-      maxShiftBars: 0,
-      outcome: htfOutcomeRule(d.htfInfluence, d.basePath.startTimeMs, d.seed),
-    });
-    return assemble({
-      symbol: d.symbol,
-      basePath: d.basePath,
-      plans,
-      planted,
-      params: d.params,
-      seed: d.seed,
-      windows: d.windows,
-      timeframes: [...d.frames.keys()],
-      htfInfluence: d.htfInfluence,
-    });
+    return replant(d, plans, { maxShiftBars: 0 });
   };
   // Verify with the higher timeframe's own candles; per pattern keep the first attempt that shows
   // the confluence (the patterns are planted independently of each other).

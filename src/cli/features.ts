@@ -1,7 +1,8 @@
 // `ctm features` (the decision-row view of the multi-timeframe features, to CSV / CSV.gz / Parquet,
 // raw or normalised with a normaliser fitted on a training range only) and `ctm lookahead-check`
-// (the truncation + poisoned-future analysis of the same feature pipeline). A thin layer: candles
-// come from the store (`loadHistoricalData`) or a directory of files in the shared data layout
+// (the truncation + poisoned-future analysis of the same feature pipeline; with --env also of the
+// RL env's observations along an episode). A thin layer: candles come from the store
+// (`loadHistoricalData`) or a directory of files in the shared data layout
 // (`<exchange>-<BASEQUOTE>-<tf>.csv.gz`); the library builds, checks and writes.
 
 import { existsSync } from 'node:fs';
@@ -27,6 +28,7 @@ import {
 } from '../data-processing/feature-engineering.js';
 import { fitNormalizer, FittedNormalizer } from '../data-processing/normalizer.js';
 import { formatLookAheadReport, randomCandles } from '../data-processing/lookahead.js';
+import { checkEnvLookAhead } from '../models/reinforcement/trading-env.js';
 import { logger } from '../utils/logger.js';
 import { hashColumns, createRun } from '../utils/runs.js';
 import { parseDateMs, type Config } from '../utils/config.js';
@@ -283,6 +285,7 @@ interface LookAheadCliOptions extends SourceOptions {
   synthetic?: boolean;
   rows?: string;
   cuts?: string;
+  env?: boolean;
 }
 
 async function runLookAhead(opts: LookAheadCliOptions): Promise<void> {
@@ -329,6 +332,19 @@ async function runLookAhead(opts: LookAheadCliOptions): Promise<void> {
     reports[name] = report;
     leaks += report.leaks.length;
     process.stdout.write(`${name}: ${formatLookAheadReport(report)}\n`);
+    if (opts.env === true) {
+      const envReport = checkEnvLookAhead(data, {
+        spec: config.features,
+        windows: config.windows,
+        cuts,
+        seed: config.seed,
+        checks: config.features.lookahead.checks,
+        env: { config },
+      });
+      reports[`${name} env`] = envReport;
+      leaks += envReport.leaks.length;
+      process.stdout.write(`${name} env observations: ${formatLookAheadReport(envReport)}\n`);
+    }
   }
   run.writeMetrics({ leaks, reports });
   process.stdout.write(`run ${run.dir}\n`);
@@ -400,6 +416,10 @@ export function registerLookAheadCommand(program: Command): void {
         '--cuts <n>',
         'number of cut points: one per higher timeframe at a candle close, the rest random (default: config features.lookahead.cuts)',
       )
-      .option('--repair', 'drop off-grid and exact-duplicate rows of --data-dir files (logged)'),
+      .option('--repair', 'drop off-grid and exact-duplicate rows of --data-dir files (logged)')
+      .option(
+        '--env',
+        "also check the RL env's observations (windows and account state) along one episode with seeded random actions",
+      ),
   ).action(action((opts: LookAheadCliOptions) => runLookAhead(opts)));
 }

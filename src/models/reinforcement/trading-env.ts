@@ -7,8 +7,18 @@
 
 import type { Candles, Timeframe } from '../../data-processing/candles.js';
 import { lowerBound, timeframeMs } from '../../data-processing/candles.js';
-import type { MultiTimeframeFeatures } from '../../data-processing/feature-engineering.js';
-import type { LookAheadMatrix } from '../../data-processing/lookahead.js';
+import type { CandlesByTimeframe } from '../../data-processing/data-alignment.js';
+import {
+  buildFeatures,
+  type BuildFeaturesOptions,
+  type MultiTimeframeFeatures,
+} from '../../data-processing/feature-engineering.js';
+import {
+  checkLookAhead,
+  type LookAheadMatrix,
+  type LookAheadOptions,
+  type LookAheadReport,
+} from '../../data-processing/lookahead.js';
 import { CtmError } from '../../errors.js';
 import {
   Broker,
@@ -791,4 +801,65 @@ export function episodeObservations(
     rows: times.length,
     cols: size,
   };
+}
+
+/** Options of `checkEnvLookAhead`. */
+export interface EnvLookAheadOptions extends LookAheadOptions, BuildFeaturesOptions {
+  /** Options of the env (costs, windows, config; default: config/default.yaml). */
+  env?: TradingEnvOptions;
+  /** Seed of the random actions of the episode (default: `seed`, else 0). */
+  actionSeed?: number;
+}
+
+/**
+ * The look-ahead analysis of the env's observations, as `ctm lookahead-check --env` runs it: the
+ * features are built as `buildFeatures` does, one episode runs from the first row an episode can
+ * start at to its end with seeded random actions (a new random target with probability 1/96 per
+ * step, about daily on 15m, so positions, fills, fees, funding, unrealised PnL and drawdown all
+ * move without the costs of a flip every bar ending the episode), and for each cut the
+ * observations at and before the cut must not change when the candles after it are truncated or
+ * poisoned (`checkLookAhead`; the matrix is named `env`, its columns as `columnNames`). The check
+ * sets `env.ruinEquityFraction` to 0 so that a losing random episode still covers the data; cuts
+ * fall after the episode's second row.
+ * @throws {RangeError} when no episode fits in the candles (as `CryptoTradingEnv` does).
+ * @throws {DataValidationError} as `checkLookAhead` does.
+ */
+export function checkEnvLookAhead(
+  candlesByTf: CandlesByTimeframe,
+  options: EnvLookAheadOptions = {},
+): LookAheadReport {
+  const build: BuildFeaturesOptions = {
+    spec: options.spec,
+    windows: options.windows,
+    mode: options.mode,
+  };
+  const envOptions: TradingEnvOptions = {
+    ...options.env,
+    env: { ...options.env?.env, randomStart: false, ruinEquityFraction: 0 },
+  };
+  const probe = new CryptoTradingEnv(buildFeatures(candlesByTf, build), envOptions);
+  probe.reset();
+  const startRow = probe.currentRow;
+  const rng = new Rng(options.actionSeed ?? options.seed ?? 0);
+  const steps = Math.max(1, probe.rangeEnd - startRow);
+  const space = probe.actionSpace;
+  const draw = (): number =>
+    space instanceof Discrete ? space.start + rng.int(space.n) : 2 * rng.next() - 1;
+  const actions = new Float64Array(steps);
+  let action = draw();
+  for (let k = 0; k < steps; k++) {
+    if (rng.next() < 1 / 96) action = draw();
+    actions[k] = action;
+  }
+  return checkLookAhead(
+    candlesByTf,
+    (c) =>
+      new Map([
+        [
+          'env',
+          episodeObservations(buildFeatures(c, build), { startRow, actions, env: envOptions }),
+        ],
+      ]),
+    { label: 'lookahead env', ...options, minRow: Math.max(options.minRow ?? 0, startRow + 2) },
+  );
 }

@@ -2,10 +2,12 @@
 // of an episode (the real feature pipeline, the env, its broker, fixed actions) are recomputed on
 // candles truncated after a cut and on candles poisoned after it (NaN, 1e9); every observation
 // decided at or before the cut must be identical, bit for bit. A planted leak (observations cut
-// one row ahead) must be caught.
+// one row ahead) must be caught. checkEnvLookAhead (`ctm lookahead-check --env`) runs the same
+// analysis with seeded random actions, here and on a year of real BTC/USDT.
 
 import { describe, expect, it } from 'vitest';
-import type { Candles, Timeframe } from '../../../src/data-processing/candles.js';
+import { sliceByTime, type Candles, type Timeframe } from '../../../src/data-processing/candles.js';
+import { readCandlesCsv } from '../../../src/data-processing/file-formats.js';
 import {
   buildFeatures,
   type MultiTimeframeFeatures,
@@ -15,8 +17,13 @@ import {
   randomCandles,
   type LookAheadMatrix,
 } from '../../../src/data-processing/lookahead.js';
-import { episodeObservations } from '../../../src/models/reinforcement/trading-env.js';
+import {
+  checkEnvLookAhead,
+  CryptoTradingEnv,
+  episodeObservations,
+} from '../../../src/models/reinforcement/trading-env.js';
 import { Rng } from '../../../src/utils/random.js';
+import { hasSharedData, sharedFile, SKIP_REASON } from '../../helpers/shared-data.js';
 
 const windows = { '15m': 8, '4h': 4, '1d': 2 };
 const candles = randomCandles({ seed: 3, rows: 96 * 75 });
@@ -76,5 +83,39 @@ describe('env observations: no look-ahead', () => {
     expect(poisoned.length).toBeGreaterThan(0);
     expect(poisoned.every((l) => l.feature.startsWith('15m[t]'))).toBe(true);
     expect(Math.min(...poisoned.map((l) => l.firstLeakRow))).toBe(cutRows[0] - START);
+  });
+});
+
+describe('checkEnvLookAhead (ctm lookahead-check --env)', () => {
+  it('runs one episode through every cut with moving positions and finds 0 leaks', () => {
+    const env = { windows, broker: { funding: { enabled: true, constantRate: 0.0001 } } };
+    const report = checkEnvLookAhead(candles, { windows, cuts: 4, seed: 5, env });
+    expect(report.leaks).toEqual([]);
+    expect(Object.keys(report.matrices)).toEqual(['env']);
+    // The episode starts at the first startable row and reaches every cut (ruin is off).
+    const probe = new CryptoTradingEnv(full, { ...env, env: { randomStart: false } });
+    probe.reset();
+    const start = probe.currentRow;
+    expect(report.cutRows.every((k) => k >= start + 2)).toBe(true);
+    const size = report.matrices.env;
+    expect(report.valuesCompared).toBe(
+      report.cutRows.reduce((s, k) => s + 3 * (k - start + 1) * size, 0),
+    );
+  });
+});
+
+describe.skipIf(!hasSharedData)(`checkEnvLookAhead on real BTC/USDT 2023${SKIP_REASON}`, () => {
+  it('finds 0 leaks in the env observations along a year-long episode', async () => {
+    const data = new Map<Timeframe, Candles>();
+    for (const tf of ['15m', '4h', '1d'] as Timeframe[]) {
+      const { candles: c } = await readCandlesCsv(sharedFile(`binance-BTCUSDT-${tf}.csv.gz`), {
+        symbol: 'BTCUSDT',
+        timeframe: tf,
+      });
+      data.set(tf, sliceByTime(c, Date.UTC(2022, 9, 1), Date.UTC(2024, 0, 1)));
+    }
+    const report = checkEnvLookAhead(data, { cuts: 2, seed: 11 });
+    expect(report.leaks).toEqual([]);
+    expect(report.valuesCompared).toBeGreaterThan(1e8);
   });
 });

@@ -82,7 +82,7 @@ const FULL: Scale = {
   batch: 64,
   learningRate: 1e-3,
   seeds: [1, 2, 3],
-  patternSamples: 50_000,
+  patternSamples: 100_000,
   real: { from: '2019-01-01', to: '2024-01-01', trainYears: 2, testYears: 1, stride: 4 },
 };
 

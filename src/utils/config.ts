@@ -237,6 +237,7 @@ export const configSchema = z.strictObject({
       batchSize: positiveInt,
       learningRate: z.number().positive(),
       weightDecay: z.number().min(0),
+      averageDecay: z.number().min(0).lt(1),
       clipNorm: z.number().min(0),
       classWeights: z.union([z.enum(['balanced', 'none']), z.array(z.number().min(0)).length(3)]),
       schedule: z.enum(['constant', 'cosine', 'plateau']),

@@ -656,6 +656,12 @@ export interface AdamOptions {
   epsilon?: number;
   /** Decoupled weight decay (AdamW), per step: p −= lr · weightDecay · p. Default 0. */
   weightDecay?: number;
+  /**
+   * Decay of an exponential moving average of the weights kept beside them (Polyak averaging;
+   * 0 = off, the default). Per step the average moves by 1 − min(decay, (1 + t) / (10 + t)),
+   * so early steps are not dominated by the initial weights.
+   */
+  averageDecay?: number;
   /** Clip the global gradient norm to this value; 0 = no clipping. Default 0. */
   clipNorm?: number;
 }
@@ -668,6 +674,8 @@ export interface AdamState {
   m: Float32Array[];
   /** Second-moment estimates, one array per variable (variable order). */
   v: Float32Array[];
+  /** Moving average of the weights, one array per variable, or null when averaging is off. */
+  average: Float32Array[] | null;
 }
 
 /**
@@ -682,6 +690,7 @@ export class Adam {
   private readonly epsilon: number;
   private readonly weightDecay: number;
   private readonly clipNorm: number;
+  private readonly averageDecay: number;
   private state: AdamState;
 
   /**
@@ -695,10 +704,17 @@ export class Adam {
     this.epsilon = options.epsilon ?? 1e-8;
     this.weightDecay = options.weightDecay ?? 0;
     this.clipNorm = options.clipNorm ?? 0;
+    this.averageDecay = options.averageDecay ?? 0;
+    if (!(this.averageDecay >= 0 && this.averageDecay < 1))
+      throw new RangeError(`averageDecay must be in [0, 1), got ${this.averageDecay}`);
     this.state = {
       step: 0,
       m: variables.map((v) => new Float32Array(v.size)),
       v: variables.map((v) => new Float32Array(v.size)),
+      average:
+        this.averageDecay > 0
+          ? variables.map((v) => Float32Array.from(v.dataSync() as Float32Array))
+          : null,
     };
   }
 
@@ -720,6 +736,7 @@ export class Adam {
     const c1 = 1 - Math.pow(b1, s.step);
     const c2 = 1 - Math.pow(b2, s.step);
     const decay = 1 - lr * this.weightDecay;
+    const avgKeep = Math.min(this.averageDecay, (1 + s.step) / (10 + s.step));
     for (let k = 0; k < this.variables.length; k++) {
       const v = this.variables[k];
       const p = Float32Array.from(v.dataSync() as Float32Array);
@@ -734,6 +751,10 @@ export class Adam {
         vv[i] = vi;
         p[i] = p[i] * decay - (lr * (mi / c1)) / (Math.sqrt(vi / c2) + this.epsilon);
       }
+      if (s.average !== null) {
+        const a = s.average[k];
+        for (let i = 0; i < p.length; i++) a[i] = avgKeep * a[i] + (1 - avgKeep) * p[i];
+      }
       assignValues(v, p);
     }
     return norm;
@@ -745,7 +766,13 @@ export class Adam {
       step: this.state.step,
       m: this.state.m.map((a) => a.slice()),
       v: this.state.v.map((a) => a.slice()),
+      average: this.state.average?.map((a) => a.slice()) ?? null,
     };
+  }
+
+  /** A copy of the moving average of the weights (variable order), or null when it is off. */
+  averageWeights(): Float32Array[] | null {
+    return this.state.average?.map((a) => a.slice()) ?? null;
   }
 
   /** Restores a state from `getState`. @throws {RangeError} on a size mismatch. */
@@ -756,10 +783,19 @@ export class Adam {
       if (a.length !== this.variables[k].size || state.v[k].length !== a.length)
         throw new RangeError(`optimizer state of variable ${k} has the wrong size`);
     });
+    if ((state.average !== null) !== this.averageDecay > 0)
+      throw new RangeError(
+        `optimizer state ${state.average === null ? 'lacks' : 'has'} a weight average, this optimizer ${this.averageDecay > 0 ? 'keeps' : 'keeps none'}`,
+      );
+    state.average?.forEach((a, k) => {
+      if (a.length !== this.variables[k].size)
+        throw new RangeError(`weight average of variable ${k} has the wrong size`);
+    });
     this.state = {
       step: state.step,
       m: state.m.map((a) => a.slice()),
       v: state.v.map((a) => a.slice()),
+      average: state.average?.map((a) => a.slice()) ?? null,
     };
   }
 }
@@ -806,6 +842,11 @@ export interface TrainOptions {
   seed: number;
   /** Decoupled (AdamW) weight decay per step, scaled by the learning rate. Default 0. */
   weightDecay?: number;
+  /**
+   * Decay of the exponential moving average of the weights (Polyak averaging); 0 = off (default).
+   * When on, validation, best-weights restore and the returned model use the averaged weights.
+   */
+  averageDecay?: number;
   /** Global gradient-norm clip; 0 = off. Default 1. */
   clipNorm?: number;
   /** `balanced` = N / (3 · count_c) from the training labels; or explicit weights (down, flat, up). */
@@ -924,6 +965,8 @@ interface CheckpointDoc {
   optimizerStep: number;
   weightNames: string[];
   dataFile: string;
+  /** Whether the weight average follows the second moments in the data file. */
+  hasAverage: boolean;
   hasBest: boolean;
   /** Fingerprint of what the run trains on; resuming with other data or settings is refused. */
   fingerprint: string;
@@ -965,6 +1008,7 @@ export function trainOptionsFromSection(
     learningRate: section.learningRate,
     seed,
     weightDecay: section.weightDecay,
+    averageDecay: section.averageDecay,
     clipNorm: section.clipNorm,
     classWeights: section.classWeights,
     schedule,
@@ -1019,7 +1063,7 @@ function writeCheckpoint(
   const os = opt.getState();
   const parts: Float32Array[] = [];
   for (const name of names) parts.push(weights.get(name)!);
-  parts.push(...os.m, ...os.v);
+  parts.push(...os.m, ...os.v, ...(os.average ?? []));
   if (best !== null) for (const name of names) parts.push(best.get(name)!);
   const total = parts.reduce((s, p) => s + p.length, 0);
   const all = new Float32Array(total);
@@ -1037,6 +1081,7 @@ function writeCheckpoint(
     optimizerStep: os.step,
     weightNames: names,
     dataFile,
+    hasAverage: os.average !== null,
     hasBest: best !== null,
     fingerprint,
   };
@@ -1087,13 +1132,14 @@ function readCheckpoint(
   names.forEach((name, k) => weights.set(name, take(vars[k].size)));
   const m = vars.map((v) => take(v.size));
   const v = vars.map((x) => take(x.size));
+  const average = doc.hasAverage ? vars.map((x) => take(x.size)) : null;
   let best: Map<string, Float32Array> | null = null;
   if (doc.hasBest) {
     best = new Map();
     names.forEach((name, k) => best!.set(name, take(vars[k].size)));
   }
   model.setWeights(weights);
-  opt.setState({ step: doc.optimizerStep, m, v });
+  opt.setState({ step: doc.optimizerStep, m, v, average });
   return { state: doc.state, best };
 }
 
@@ -1110,8 +1156,8 @@ function returnScale(returns: Float32Array): { mean: number; std: number } {
 
 /**
  * Trains a model (the spec's `train_time_series_model`): Adam on the multi-task loss with class
- * weights and gradient clipping, a learning-rate schedule, validation after every epoch, early
- * stopping on the validation loss with best-weights restore. With `checkpoint`, state is saved
+ * weights and gradient clipping, a learning-rate schedule, optional weight averaging, validation
+ * after every epoch, early stopping on the validation loss with best-weights restore. With `checkpoint`, state is saved
  * atomically every `everySteps` optimizer steps and at each epoch end; with `resume`, training
  * continues from that state with the same data order and random stream, so the result equals an
  * uninterrupted run.
@@ -1156,7 +1202,12 @@ export async function trainTimeSeriesModel(
   const opt = new Adam(vars, {
     weightDecay: options.weightDecay ?? 0,
     clipNorm: options.clipNorm ?? 1,
+    averageDecay: options.averageDecay ?? 0,
   });
+  const averaged = (): Map<string, Float32Array> | null => {
+    const a = opt.averageWeights();
+    return a === null ? null : new Map(model.weightNames.map((name, k) => [name, a[k]]));
+  };
   const fingerprint = createHash('sha256')
     .update(
       JSON.stringify({
@@ -1310,10 +1361,15 @@ export async function trainTimeSeriesModel(
     }
     bar.stop();
     state.epochSeconds += (performance.now() - t0) / 1000;
+    // With weight averaging, the epoch is judged (and kept as best) by its averaged weights.
+    const average = averaged();
+    const current = average === null ? null : model.getWeights();
+    if (average !== null) model.setWeights(average);
     const val = await evaluateTimeSeriesModel(model, valData, {
       batchSize: Math.max(options.batchSize, 256),
       classWeights,
     });
+    if (current !== null) model.setWeights(current);
     const lrNow = learningRateAt(
       schedule,
       options.learningRate,
@@ -1349,7 +1405,7 @@ export async function trainTimeSeriesModel(
       state.bestMonitored = monitored;
       state.bestEpoch = epoch;
       state.badEpochs = 0;
-      if (restoreBest) best = model.getWeights();
+      if (restoreBest) best = average ?? model.getWeights();
     } else {
       state.badEpochs++;
       if (options.earlyStopping && state.badEpochs >= options.earlyStopping.patience)
@@ -1390,7 +1446,8 @@ export async function trainTimeSeriesModel(
     save();
     options.onEpochEnd?.(metrics);
   }
-  if (restoreBest && best !== null) model.setWeights(best);
+  const final = restoreBest && best !== null ? best : averaged();
+  if (final !== null) model.setWeights(final);
   if (options.run)
     writeFileAtomicSync(
       options.run.path('history.json'),

@@ -207,6 +207,8 @@ model:
     learningRate: 0.003
     schedule: cosine
     warmupSteps: 5
+    # Weight averaging on: its state must survive a kill -9 as well.
+    averageDecay: 0.9
     earlyStoppingPatience: 0
     checkpointEverySteps: 5
     logEverySteps: 5

@@ -285,6 +285,29 @@ describe('Adam', () => {
     expect(state.v[0][1]).toBeCloseTo(0.001 * 0.64, 8); // (1 − β2) · (4/5)²
     expect(opt.apply([tf.tensor([NaN, 1])], 0.1)).toBeNaN();
   });
+
+  it('keeps a moving average of the weights with warm-up, saved and restored with its state', () => {
+    const v = tf.variable(tf.tensor([1, -2]));
+    const opt = new Adam([v], { averageDecay: 0.5 });
+    const expected = [1, -2];
+    for (let t = 0; t < 4; t++) {
+      opt.apply([tf.tensor([1, -1])], 0.1);
+      const keep = Math.min(0.5, (1 + t + 1) / (10 + t + 1)); // step counter after the update
+      const p = v.dataSync();
+      for (let i = 0; i < 2; i++) expected[i] = keep * expected[i] + (1 - keep) * p[i];
+    }
+    const avg = opt.averageWeights()![0];
+    expect(avg[0]).toBeCloseTo(expected[0], 6);
+    expect(avg[1]).toBeCloseTo(expected[1], 6);
+    expect(avg[0]).not.toBeCloseTo(v.dataSync()[0], 3); // lags the weights
+    const other = new Adam([v], { averageDecay: 0.5 });
+    other.setState(opt.getState());
+    expect(other.averageWeights()).toEqual(opt.averageWeights());
+    expect(() => new Adam([v]).setState(opt.getState())).toThrow(/weight average/);
+    expect(() => other.setState(new Adam([v]).getState())).toThrow(/weight average/);
+    expect(new Adam([v]).averageWeights()).toBeNull();
+    expect(() => new Adam([v], { averageDecay: 1 })).toThrow(RangeError);
+  });
 });
 
 describe('metrics', () => {
@@ -367,6 +390,32 @@ describe('trainTimeSeriesModel', () => {
     for (const [name, w] of perEpoch[r.bestEpoch]) expect(final.get(name), name).toEqual(w);
     expect(final.get('dense.w')).not.toEqual(perEpoch[perEpoch.length - 1].get('dense.w'));
     model.dispose();
+  });
+
+  it('with weight averaging, validates and returns the averaged weights of the best epoch', async () => {
+    const noise = fixtureFeatures({ seed: 9, bars: 16 * 120 });
+    const d = createWindowDatasets(noise, splitOptions(noise, 4, 0));
+    const opts = {
+      epochs: 3,
+      batchSize: 16,
+      learningRate: 1e-2,
+      seed: 3,
+      progress: false,
+    };
+    const results = [];
+    for (const averageDecay of [0, 0.9]) {
+      const model = MultiTimeframeModel.create(modelConfig(d.spec, { dropout: 0 }), 2);
+      const r = await trainTimeSeriesModel(model, d.train, d.validation, { ...opts, averageDecay });
+      // The validation figures reported for the best epoch are those of the returned model.
+      const check = await evaluateTimeSeriesModel(model, d.validation, {
+        batchSize: 256,
+        classWeights: balancedClassWeights(d.train.directionLabels()),
+      });
+      expect(check.loss).toBeCloseTo(r.bestValLoss, 5);
+      results.push(r.history.map((h) => h.valLoss));
+      model.dispose();
+    }
+    expect(results[1]).not.toEqual(results[0]);
   });
 
   it('picks the best epoch by the monitored validation figure', async () => {

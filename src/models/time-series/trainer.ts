@@ -785,7 +785,7 @@ export class Adam {
     });
     if ((state.average !== null) !== this.averageDecay > 0)
       throw new RangeError(
-        `optimizer state ${state.average === null ? 'lacks' : 'has'} a weight average, this optimizer ${this.averageDecay > 0 ? 'keeps' : 'keeps none'}`,
+        `optimizer state ${state.average === null ? 'lacks' : 'has'} a weight average, this optimizer ${this.averageDecay > 0 ? 'keeps one' : 'keeps none'}`,
       );
     state.average?.forEach((a, k) => {
       if (a.length !== this.variables[k].size)
@@ -1157,10 +1157,10 @@ function returnScale(returns: Float32Array): { mean: number; std: number } {
 /**
  * Trains a model (the spec's `train_time_series_model`): Adam on the multi-task loss with class
  * weights and gradient clipping, a learning-rate schedule, optional weight averaging, validation
- * after every epoch, early stopping on the validation loss with best-weights restore. With `checkpoint`, state is saved
- * atomically every `everySteps` optimizer steps and at each epoch end; with `resume`, training
- * continues from that state with the same data order and random stream, so the result equals an
- * uninterrupted run.
+ * after every epoch, early stopping on the validation loss with best-weights restore. With
+ * `checkpoint`, state is saved atomically every `everySteps` optimizer steps and at each epoch end;
+ * with `resume`, training continues from that state with the same data order and random stream, so
+ * the result equals an uninterrupted run.
  * @throws {CheckpointError} when resuming from a checkpoint of other data, settings or architecture.
  * @throws {RangeError} when the datasets do not match the model's spec.
  */

@@ -204,10 +204,19 @@ export interface BaseProcessParams {
     rangeScale: number;
     /** Probability that a fine step has no wick on a given side (its extreme is at open or close). */
     noWickProb: number;
-    /** Probability that a wick of a fine step carries an extra spike (drawn with the path). */
+    /** Probability that a wick of a fine step away from a recent extreme carries an extra spike. */
     spikeProb: number;
     /** Mean size of a spike in units of the fine-step volatility (exponentially distributed). */
     spikeSigmas: number;
+    /**
+     * Probability of a spike on the side of a fine step whose close is a new high (or low) of the
+     * last `extremeLookbackHours`, instead of `spikeProb` there: stop orders rest beyond recent
+     * extremes, so the bars that break them overshoot and leave a wick. Optional, default
+     * `spikeProb` (spikes anywhere alike).
+     */
+    extremeSpikeProb?: number;
+    /** Look-back of those highs and lows in hours (default 4). */
+    extremeLookbackHours?: number;
     /** Log volume added per fine-step sigma of spike (spikes trade). */
     spikeVolumeBeta: number;
     /** Price tick in quote currency (0 = no rounding). */
@@ -290,14 +299,6 @@ export interface BasePath {
   sigma: Float64Array;
   /** Volume of each step, base currency. */
   volume: Float64Array;
-  /**
-   * Extra intrabar excursion (log units, >= 0) of each step's high and low beyond the bridge:
-   * occasional spikes, drawn with the path so that volume can react to them. Optional for
-   * `buildCandlesFromPath` (none when absent).
-   */
-  spikeUp?: Float64Array;
-  /** Extra downward excursion of each step's low beyond the bridge (log units, >= 0). */
-  spikeDown?: Float64Array;
   /** Regime code per step (index into `REGIME_NAMES`). */
   regime: Uint8Array;
   /** Regime segments, in time order. */
@@ -408,6 +409,10 @@ export function checkBaseProcessParams(p: BaseProcessParams): void {
   if (!(m.noWickProb >= 0 && m.spikeProb >= 0 && m.noWickProb + m.spikeProb < 1))
     fail('microstructure.noWickProb', 'noWickProb and spikeProb must be >= 0 with sum < 1');
   if (!(m.spikeSigmas >= 0)) fail('microstructure.spikeSigmas', 'must be >= 0');
+  const extremeProb = m.extremeSpikeProb ?? m.spikeProb;
+  if (!(extremeProb >= 0 && m.noWickProb + extremeProb < 1))
+    fail('microstructure.extremeSpikeProb', 'must be >= 0 with noWickProb + extremeSpikeProb < 1');
+  finitePos(m.extremeLookbackHours ?? 4, 'microstructure.extremeLookbackHours');
   if (!(m.spikeVolumeBeta >= 0)) fail('microstructure.spikeVolumeBeta', 'must be >= 0');
   if (!(m.gapSigmas >= 0)) fail('microstructure.gapSigmas', 'must be >= 0');
   finitePos(m.rangeScale, 'microstructure.rangeScale');
@@ -651,7 +656,6 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
   const jumpRng = root.fork('jumps');
   const volumeRng = root.fork('volume');
   const activityRng = root.fork('activity');
-  const spikeRng = root.fork('spikes');
   const reversionRng = root.fork('reversion');
 
   const regime = new Uint8Array(steps);
@@ -737,9 +741,6 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
   const logReturn = new Float64Array(steps);
   const sigma = new Float64Array(steps);
   const volume = new Float64Array(steps);
-  const spikeUp = new Float64Array(steps);
-  const spikeDown = new Float64Array(steps);
-  const ms = p.microstructure;
   const jumps: JumpEvent[] = [];
 
   const initialLogPrice = Math.log(initialPrice);
@@ -831,17 +832,6 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
     const memoryValue = shockMemory;
     shockMemory =
       memKeep * shockMemory + (1 - memKeep) * (Math.min(Math.abs(newsZ), 10) - meanAbsT);
-    let spiked = 0;
-    if (spikeRng.next() < ms.spikeProb) {
-      const e = ms.spikeSigmas * spikeRng.exponential();
-      spikeUp[i] = e * s;
-      spiked += e;
-    }
-    if (spikeRng.next() < ms.spikeProb) {
-      const e = ms.spikeSigmas * spikeRng.exponential();
-      spikeDown[i] = e * s;
-      spiked += e;
-    }
     const logVolume =
       logVol0 +
       seasonVolume[tIdx] +
@@ -850,7 +840,6 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
       v.activityBeta * activity +
       v.shockBeta * absZ +
       memBeta * memoryValue +
-      ms.spikeVolumeBeta * spiked +
       exciteVolume +
       y +
       v.priceElasticity * (x - logRef) +
@@ -864,12 +853,59 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
     logReturn,
     sigma,
     volume,
-    spikeUp,
-    spikeDown,
     regime,
     regimes,
     jumps,
   };
+}
+
+/**
+ * Whether each new value of a series is above the maximum (or below the minimum) of the `window`
+ * values before it: monotonic deques of indices, O(1) amortised per value, no allocation.
+ */
+class RollingExtremes {
+  private readonly values: Float64Array;
+  private readonly maxQ: Int32Array;
+  private readonly minQ: Int32Array;
+  private maxHead = 0;
+  private maxTail = 0;
+  private minHead = 0;
+  private minTail = 0;
+  private n = 0;
+
+  constructor(private readonly window: number) {
+    this.values = new Float64Array(window + 1);
+    this.maxQ = new Int32Array(window + 1);
+    this.minQ = new Int32Array(window + 1);
+  }
+
+  /** Adds the next value; returns 1 for a new high, -1 for a new low, else 0 (first value: 0). */
+  push(x: number): number {
+    const cap = this.window + 1;
+    const i = this.n++;
+    const oldest = i - this.window;
+    while (this.maxHead < this.maxTail && this.maxQ[this.maxHead % cap] < oldest) this.maxHead++;
+    while (this.minHead < this.minTail && this.minQ[this.minHead % cap] < oldest) this.minHead++;
+    let out = 0;
+    if (this.maxHead < this.maxTail && x > this.values[this.maxQ[this.maxHead % cap] % cap])
+      out = 1;
+    else if (this.minHead < this.minTail && x < this.values[this.minQ[this.minHead % cap] % cap])
+      out = -1;
+    this.values[i % cap] = x;
+    while (
+      this.maxHead < this.maxTail &&
+      this.values[this.maxQ[(this.maxTail - 1) % cap] % cap] <= x
+    )
+      this.maxTail--;
+    this.maxQ[this.maxTail++ % cap] = i;
+    while (
+      this.minHead < this.minTail &&
+      this.values[this.minQ[(this.minTail - 1) % cap] % cap] >= x
+    )
+      this.minTail--;
+    this.minQ[this.minTail++ % cap] = i;
+    return out;
+  }
 }
 
 /** E|T| for a Student-t scaled to unit variance (closed form). */
@@ -943,8 +979,13 @@ export function conditionOnWaypoints(
  * previous close plus a microstructure gap (none with probability `zeroGapProb`, one tick with
  * probability `oneTickGapProb`, else Laplace with scale `gapSigmas * sigma`), high and low from the Brownian-bridge extremes of each step
  * (standard deviation `rangeScale * sigma`; a side has no wick with probability `noWickProb`),
- * prices rounded to `tickSize`. High >= max(open, close) and low <= min(open, close) hold by
- * construction; every value is checked to be finite.
+ * plus spikes beyond a wick (mean `spikeSigmas * sigma`, exponential) with probability
+ * `extremeSpikeProb` on the side where the step's close breaks the high or low of the last
+ * `extremeLookbackHours` of closes and `spikeProb` elsewhere, the step's volume multiplied by
+ * exp(`spikeVolumeBeta` x spike size in sigmas); prices rounded to `tickSize`. Spikes are placed on
+ * the path given, so a conditioned (patterned) path gets its stop runs where it breaks its own
+ * highs and lows. High >= max(open, close) and low <= min(open, close) hold by construction; every
+ * value is checked to be finite.
  * @param path only `fineTimeframe`, `startTimeMs`, `initialLogPrice`, `logReturn`, `sigma` and
  *   `volume` are read; pass a conditioned `logReturn` or reshaped `volume` freely.
  * @param rng the candle stream; same rng state, same candles.
@@ -954,25 +995,13 @@ export function conditionOnWaypoints(
 export function buildCandlesFromPath(
   path: Pick<
     BasePath,
-    | 'fineTimeframe'
-    | 'startTimeMs'
-    | 'initialLogPrice'
-    | 'logReturn'
-    | 'sigma'
-    | 'volume'
-    | 'spikeUp'
-    | 'spikeDown'
+    'fineTimeframe' | 'startTimeMs' | 'initialLogPrice' | 'logReturn' | 'sigma' | 'volume'
   >,
   params: Pick<BaseProcessParams, 'symbol' | 'microstructure'>,
   rng: Rng,
 ): Candles {
   const n = path.logReturn.length;
-  if (
-    path.sigma.length !== n ||
-    path.volume.length !== n ||
-    (path.spikeUp !== undefined && path.spikeUp.length !== n) ||
-    (path.spikeDown !== undefined && path.spikeDown.length !== n)
-  )
+  if (path.sigma.length !== n || path.volume.length !== n)
     fail(
       'path',
       `logReturn, sigma and volume lengths differ (${n}, ${path.sigma.length}, ${path.volume.length})`,
@@ -989,7 +1018,10 @@ export function buildCandlesFromPath(
   const invTick = tick > 0 ? 1 / tick : 0;
   const rs2 = m.rangeScale * m.rangeScale;
   const oneTickEnd = m.zeroGapProb + m.oneTickGapProb;
-  const { spikeUp, spikeDown } = path;
+  const extremeProb = m.extremeSpikeProb ?? m.spikeProb;
+  const extremes = new RollingExtremes(
+    Math.max(1, Math.round(((m.extremeLookbackHours ?? 4) * HOUR_MS) / stepMs)),
+  );
   let prevLogClose = path.initialLogPrice;
   let prevClose = roundTick(Math.exp(prevLogClose), tick, invTick);
   for (let i = 0; i < n; i++) {
@@ -1017,12 +1049,28 @@ export function buildCandlesFromPath(
     const wickDown = rng.next();
     if (wickUp >= m.noWickProb) {
       up = 0.5 * (dx + Math.sqrt(dx * dx + v2 * rng.exponential()));
-      // Occasional spike: a short-lived excursion beyond the bridge (stop runs, thin books).
-      if (spikeUp !== undefined) up += spikeUp[i];
     }
     if (wickDown >= m.noWickProb) {
       dn = 0.5 * (dx - Math.sqrt(dx * dx + v2 * rng.exponential()));
-      if (spikeDown !== undefined) dn -= spikeDown[i];
+    }
+    // Spikes: short-lived excursions beyond the bridge (stop runs, thin books), mostly on the
+    // side where the close breaks the recent high or low; they trade (volume rises with them).
+    // A side without a wick keeps none.
+    const at = extremes.push(lc);
+    let spiked = 0;
+    if (rng.next() < (at > 0 ? extremeProb : m.spikeProb)) {
+      const e = m.spikeSigmas * rng.exponential();
+      if (wickUp >= m.noWickProb) {
+        up += e * s;
+        spiked += e;
+      }
+    }
+    if (rng.next() < (at < 0 ? extremeProb : m.spikeProb)) {
+      const e = m.spikeSigmas * rng.exponential();
+      if (wickDown >= m.noWickProb) {
+        dn -= e * s;
+        spiked += e;
+      }
     }
     const c = roundTick(Math.exp(lc), tick, invTick);
     const h = roundTick(Math.exp(lo + up), tick, invTick);
@@ -1032,7 +1080,7 @@ export function buildCandlesFromPath(
     close[i] = c;
     high[i] = Math.max(h, o, c);
     low[i] = Math.min(l, o, c);
-    volume[i] = path.volume[i];
+    volume[i] = spiked > 0 ? path.volume[i] * Math.exp(m.spikeVolumeBeta * spiked) : path.volume[i];
     // High >= max(open, close) >= min(open, close) >= low holds by construction; only a
     // non-finite or negative input can break a candle, and it is caught here, naming the step.
     const finite = Number.isFinite(lo + up + dn + lc);

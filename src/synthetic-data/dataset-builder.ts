@@ -254,6 +254,7 @@ export interface DatasetManifest {
     noneFraction: number;
     patternWeights: Readonly<Record<string, number>>;
     timeframeWeights: Readonly<Partial<Record<Timeframe, number>>>;
+    amplitudeScale: number;
     visibilityShift: number;
     maxAmplitudeScale: number;
     noiseLevel: number;
@@ -890,6 +891,7 @@ export function seriesMarket(k: number, s: DatasetSettings): MultiTimeframeData 
       resolutionBars: resolution,
       delayBars: delay,
       noiseLevel: cfg.noiseLevel,
+      amplitudeScale: cfg.amplitudeScale,
     });
     cursor = end;
   }
@@ -1425,6 +1427,7 @@ export async function buildSyntheticDataset(
       noneFraction: s.noneShare,
       patternWeights: Object.fromEntries(s.classWeights),
       timeframeWeights: s.cfg.timeframeWeights,
+      amplitudeScale: s.cfg.amplitudeScale,
       visibilityShift: s.cfg.visibilityShift,
       maxAmplitudeScale: s.cfg.maxAmplitudeScale,
       noiseLevel: s.cfg.noiseLevel,

@@ -80,6 +80,8 @@ export interface PatternRequest {
   strength?: Strength;
   /** Noise relative to the base's own (0.05 = natural). */
   noiseLevel?: number;
+  /** Size multiplier of the skeleton (default 1; see `PlanOptions.amplitudeScale`). */
+  amplitudeScale?: number;
   /** Character of the noise between waypoints. Default market_like. */
   noiseProfile?: NoiseProfile;
   /** Volume behaviour over the pattern. Default natural. */
@@ -252,6 +254,7 @@ export function planRequests(
       adversarial: req.adversarial,
       noiseLevel: req.noiseLevel,
       noiseProfile: req.noiseProfile,
+      amplitudeScale: req.amplitudeScale,
     });
     plan.tiltPerBar = req.tiltPerBar ?? 0;
     if (plan.onsetStep < 1 || plan.endStep >= options.steps)

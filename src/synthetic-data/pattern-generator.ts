@@ -853,6 +853,13 @@ export function planPattern(
       field: 'noiseLevel',
       reason: `must be a positive number, got ${noiseLevel}`,
     });
+  const amplitude = options.amplitudeScale ?? 1;
+  if (!(amplitude > 0 && Number.isFinite(amplitude)))
+    throw new DataValidationError({
+      source: 'pattern generator',
+      field: 'amplitudeScale',
+      reason: `must be a positive number, got ${amplitude}`,
+    });
   const adversarial = options.adversarial ?? false;
   const resolutionBar = options.resolutionBars > 0 ? last + options.resolutionBars : -1;
   const delayBars = options.delayBars ?? 0;
@@ -886,7 +893,7 @@ export function planPattern(
     adversarial,
     htfAlignment: NaN,
     strength: skeleton.strength,
-    amplitudeScale: (options.amplitudeScale ?? 1) * spanScale(spanBars),
+    amplitudeScale: amplitude * spanScale(spanBars),
     noiseScale: noiseLevel / NATURAL_NOISE_LEVEL,
     noiseProfile: options.noiseProfile ?? 'market_like',
     consolidation: skeleton.consolidation,
@@ -1933,6 +1940,8 @@ export function addRealisticNoise(
  * envelope: volume rising into a breakout and ahead of the breakout bar, a spike on it, declining
  * through consolidations (flags, triangles, wedges, rounding), spikes at touches of key levels,
  * and lower volume on the second top of a double top (and the right shoulder) than on the first.
+ * For the planted type this is the candles' volume without the trading of their stop-run spikes
+ * (`buildCandlesFromPath` adds that on the few bars that carry one).
  * @param priceData a generated pattern (its plan gives the positions of the key bars)
  * @param patternType the pattern whose volume to build (default: the one planted)
  * @returns volume per candle of `priceData.candles` (base units)

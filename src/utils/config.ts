@@ -185,6 +185,7 @@ export const configSchema = z.strictObject({
       test: z.number().min(0),
     }),
     embargoHours: z.number().min(0),
+    amplitudeScale: z.number().positive().max(5),
     visibilityShift: z.number().min(0).max(1),
     maxAmplitudeScale: z.number().min(1).max(3),
     noiseLevel: z.number().positive(),

@@ -304,6 +304,58 @@ describe('start state and the mechanisms the calibration fits', () => {
     noisy.returns.reversionHalfLifeHours = 0.5;
     expect(ratio16(noisy)).toBeLessThan(ratio16(none) - 0.1);
   });
+
+  it('puts stop-run spikes on the steps that break the recent high or low, and they trade', () => {
+    // Upper wick (in step sigmas) and log volume of the fine candles, on the steps whose close
+    // breaks the high of the 24 closes before (2h of 5m steps) and on those breaking neither it
+    // nor the low.
+    const K = 24;
+    const measure = (p: BaseProcessParams): { wick: number[]; volume: number[] } => {
+      const path = simulateBasePath(p, { seed: 11, days: 30 });
+      const c = buildCandlesFromPath(path, p, new Rng(5));
+      const sums = [0, 0, 0, 0];
+      const counts = [0, 0];
+      for (let i = K; i < c.close.length; i++) {
+        let max = -Infinity;
+        let min = Infinity;
+        for (let k = i - K; k < i; k++) {
+          max = Math.max(max, c.close[k]);
+          min = Math.min(min, c.close[k]);
+        }
+        if (c.close[i] < min) continue; // a new low: its spikes go down
+        const b = c.close[i] > max ? 0 : 1;
+        const wick = Math.log(c.high[i] / Math.max(c.open[i], c.close[i])) / path.sigma[i];
+        sums[b] += wick;
+        sums[2 + b] += Math.log(c.volume[i] / path.volume[i]);
+        counts[b]++;
+      }
+      return {
+        wick: [sums[0] / counts[0], sums[1] / counts[1]],
+        volume: [sums[2] / counts[0], sums[3] / counts[1]],
+      };
+    };
+    const none = structuredClone(btc);
+    none.microstructure.spikeProb = 0;
+    none.microstructure.extremeSpikeProb = 0;
+    const stops = structuredClone(btc);
+    stops.microstructure.spikeProb = 0;
+    stops.microstructure.extremeSpikeProb = 0.5;
+    stops.microstructure.extremeLookbackHours = 2;
+    stops.microstructure.spikeSigmas = 3;
+    stops.microstructure.spikeVolumeBeta = 0.3;
+    const a = measure(none);
+    const b = measure(stops);
+    // Without spikes a breaking step's wick is like any other; with stop runs it is much longer
+    // (about 0.5 x 3 sigmas more), and only there: elsewhere wicks and volume are unchanged.
+    expect(Math.abs(a.wick[0] - a.wick[1])).toBeLessThan(0.3);
+    expect(b.wick[0] - a.wick[0]).toBeGreaterThan(1);
+    expect(Math.abs(b.wick[1] - a.wick[1])).toBeLessThan(0.1);
+    expect(a.volume).toEqual([0, 0]);
+    expect(b.volume[0]).toBeGreaterThan(0.3);
+    expect(b.volume[1]).toBe(0);
+    stops.microstructure.extremeSpikeProb = 0.99;
+    expect(() => simulateBasePath(stops, { seed: 1, days: 2 })).toThrow(/extremeSpikeProb/);
+  });
 });
 
 describe('files in the real-data layout', () => {

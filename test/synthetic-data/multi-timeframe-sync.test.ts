@@ -129,6 +129,18 @@ describe('generateMultiTimeframeData', () => {
       }),
     ).toThrow(DataValidationError);
   });
+
+  it('scales every planted pattern by amplitudeScale (same skeletons) and refuses a non-positive one', () => {
+    const scaled = (a: number): number[] =>
+      generateMultiTimeframeData({
+        seed: 21,
+        days: 60,
+        patterns: mixed.map((r) => ({ ...r, amplitudeScale: a })),
+      }).labels.map((l) => l.heightAtr);
+    const half = scaled(0.5);
+    d.labels.forEach((l, k) => expect(half[k]).toBeCloseTo(0.5 * l.heightAtr, 9));
+    expect(() => scaled(0)).toThrow(/amplitudeScale/);
+  });
 });
 
 describe('ensurePatternVisibility', () => {

@@ -257,7 +257,15 @@ describe('createRealisticVolumeProfile', () => {
   it('returns the planted volume for the planted type, and another profile for another type', () => {
     const g = generateReversalPattern(44, 'double_top', { seed: 2, timeframe: '4h' });
     const own = createRealisticVolumeProfile(g);
-    for (let i = 0; i < own.length; i++) expect(own[i]).toBeCloseTo(g.candles.volume[i], 6);
+    // The candles' volume is the planted one plus the trading of their stop-run spikes: never
+    // less, and a few percent more on average (a 4h bar holds 48 fine steps).
+    let ratio = 0;
+    for (let i = 0; i < own.length; i++) {
+      expect(g.candles.volume[i]).toBeGreaterThanOrEqual(own[i] * (1 - 1e-9));
+      expect(g.candles.volume[i]).toBeLessThan(1.5 * own[i]);
+      ratio += g.candles.volume[i] / own[i] / own.length;
+    }
+    expect(ratio).toBeLessThan(1.2);
     const other = createRealisticVolumeProfile(g, 'bull_flag');
     expect(other.some((v, i) => Math.abs(v - own[i]) > 1e-9 * own[i])).toBe(true);
   });

@@ -136,7 +136,9 @@ describe('gradient-boosted trees', () => {
   it('find nothing to tell apart in two samples of the same process (score near chance)', () => {
     // Each class pools ten independent 70-day paths, so both sample the same distribution (one
     // long path per class would differ by its slow volatility and regimes, like two real years).
-    // The 95% interval must cover chance.
+    // Windows of one path share their 32-day daily context, so one pair's score scatters more
+    // than its 7-day-cluster interval says (measured over five pairs: 0.29 to 0.61); the mean
+    // over five pairs is near chance, where a leak would push every pair up.
     const params = loadCalibration('btc');
     const sample = (seed0: number) =>
       poolWindows(
@@ -146,14 +148,19 @@ describe('gradient-boosted trees', () => {
           }),
         ),
       );
-    const res = discriminativeScore(sample(10), sample(20), {
-      bootstrap: 200,
-      gbt: { rounds: 100 },
-    });
-    expect(res.windowsPerClass).toBeGreaterThan(300);
-    expect(res.accuracy.lo).toBeLessThan(0.5);
-    expect(res.accuracy.hi).toBeGreaterThan(0.5);
-    expect(res.accuracy.value).toBeLessThan(0.65);
+    let sum = 0;
+    for (const seed0 of [10, 30, 50, 70, 90]) {
+      const res = discriminativeScore(sample(seed0), sample(seed0 + 10), {
+        bootstrap: 50,
+        gbt: { rounds: 100 },
+      });
+      expect(res.windowsPerClass).toBeGreaterThan(300);
+      expect(res.accuracy.lo).toBeLessThan(res.accuracy.value);
+      expect(res.accuracy.hi).toBeGreaterThan(res.accuracy.value);
+      sum += res.accuracy.value;
+    }
+    expect(sum / 5).toBeGreaterThan(0.4);
+    expect(sum / 5).toBeLessThan(0.6);
   });
 });
 

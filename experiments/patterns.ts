@@ -369,7 +369,7 @@ const lines: string[] = [
         .join(', ')} |`,
   ),
   '',
-  `Pattern size against realism: the same ${MARKETS} markets with every pattern scaled by \`dataset.amplitudeScale\` (skeleton sizes times the factor; an unclear pattern may still grow by up to maxAmplitudeScale ${config.dataset.maxAmplitudeScale}). Smaller patterns make the markets a little harder to tell from BTC ${r.scoreYear}, but the detector stops finding them long before the windows reach the base process's score: what makes a pattern readable (swings of several ATRs within a window) is what the discriminator sees.`,
+  `Pattern size against realism: the same ${MARKETS} markets with every pattern scaled by \`dataset.amplitudeScale\` (skeleton sizes times the factor; an unclear pattern may still grow by up to maxAmplitudeScale ${config.dataset.maxAmplitudeScale}). From ${tradeOff[0].amplitude} to ${tradeOff[tradeOff.length - 1].amplitude} the detector's share falls from ${pct(tradeOff[0].found, tradeOff[0].n)} to ${pct(tradeOff[tradeOff.length - 1].found, tradeOff[tradeOff.length - 1].n)}, while the score against BTC ${r.scoreYear} stays between ${f3(Math.min(...tradeOff.map((t) => t.accuracy)))} and ${f3(Math.max(...tradeOff.map((t) => t.accuracy)))} (its 95% interval at the default size is ${f3(scores[2].result.accuracy.lo)}-${f3(scores[2].result.accuracy.hi)}); the base process without patterns scores ${f3(scores[1].result.accuracy.value)}.`,
   '',
   '| amplitudeScale | patterns found by the detector | pattern-bearing markets (all windows) vs BTC ' +
     r.scoreYear +

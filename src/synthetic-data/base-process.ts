@@ -31,6 +31,7 @@ import {
   type Timeframe,
 } from '../data-processing/candles.js';
 import { resample } from '../data-processing/resample.js';
+import { RollingMax, RollingMin } from '../data-processing/indicators/rolling.js';
 import { Rng } from '../utils/random.js';
 import { writeFileAtomicSync } from '../utils/fs.js';
 
@@ -859,55 +860,6 @@ export function simulateBasePath(p: BaseProcessParams, options: BasePathOptions)
   };
 }
 
-/**
- * Whether each new value of a series is above the maximum (or below the minimum) of the `window`
- * values before it: monotonic deques of indices, O(1) amortised per value, no allocation.
- */
-class RollingExtremes {
-  private readonly values: Float64Array;
-  private readonly maxQ: Int32Array;
-  private readonly minQ: Int32Array;
-  private maxHead = 0;
-  private maxTail = 0;
-  private minHead = 0;
-  private minTail = 0;
-  private n = 0;
-
-  constructor(private readonly window: number) {
-    this.values = new Float64Array(window + 1);
-    this.maxQ = new Int32Array(window + 1);
-    this.minQ = new Int32Array(window + 1);
-  }
-
-  /** Adds the next value; returns 1 for a new high, -1 for a new low, else 0 (first value: 0). */
-  push(x: number): number {
-    const cap = this.window + 1;
-    const i = this.n++;
-    const oldest = i - this.window;
-    while (this.maxHead < this.maxTail && this.maxQ[this.maxHead % cap] < oldest) this.maxHead++;
-    while (this.minHead < this.minTail && this.minQ[this.minHead % cap] < oldest) this.minHead++;
-    let out = 0;
-    if (this.maxHead < this.maxTail && x > this.values[this.maxQ[this.maxHead % cap] % cap])
-      out = 1;
-    else if (this.minHead < this.minTail && x < this.values[this.minQ[this.minHead % cap] % cap])
-      out = -1;
-    this.values[i % cap] = x;
-    while (
-      this.maxHead < this.maxTail &&
-      this.values[this.maxQ[(this.maxTail - 1) % cap] % cap] <= x
-    )
-      this.maxTail--;
-    this.maxQ[this.maxTail++ % cap] = i;
-    while (
-      this.minHead < this.minTail &&
-      this.values[this.minQ[(this.minTail - 1) % cap] % cap] >= x
-    )
-      this.minTail--;
-    this.minQ[this.minTail++ % cap] = i;
-    return out;
-  }
-}
-
 /** E|T| for a Student-t scaled to unit variance (closed form). */
 function meanAbsUnitT(nu: number): number {
   const lg = lgamma((nu + 1) / 2) - lgamma(nu / 2);
@@ -1019,9 +971,10 @@ export function buildCandlesFromPath(
   const rs2 = m.rangeScale * m.rangeScale;
   const oneTickEnd = m.zeroGapProb + m.oneTickGapProb;
   const extremeProb = m.extremeSpikeProb ?? m.spikeProb;
-  const extremes = new RollingExtremes(
-    Math.max(1, Math.round(((m.extremeLookbackHours ?? 4) * HOUR_MS) / stepMs)),
-  );
+  // Highs and lows of the closes of the last extremeLookbackHours (before the current step).
+  const lookback = Math.max(1, Math.round(((m.extremeLookbackHours ?? 4) * HOUR_MS) / stepMs));
+  const recentHigh = new RollingMax(lookback);
+  const recentLow = new RollingMin(lookback);
   let prevLogClose = path.initialLogPrice;
   let prevClose = roundTick(Math.exp(prevLogClose), tick, invTick);
   for (let i = 0; i < n; i++) {
@@ -1056,7 +1009,9 @@ export function buildCandlesFromPath(
     // Spikes: short-lived excursions beyond the bridge (stop runs, thin books), mostly on the
     // side where the close breaks the recent high or low; they trade (volume rises with them).
     // A side without a wick keeps none.
-    const at = extremes.push(lc);
+    const at = i > 0 && lc > recentHigh.value ? 1 : i > 0 && lc < recentLow.value ? -1 : 0;
+    recentHigh.push(lc);
+    recentLow.push(lc);
     let spiked = 0;
     if (rng.next() < (at > 0 ? extremeProb : m.spikeProb)) {
       const e = m.spikeSigmas * rng.exponential();

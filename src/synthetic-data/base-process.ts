@@ -4,7 +4,8 @@
 // excite volatility and volume, regime changes (ranging, trending up/down, high volatility) and
 // volume coupled to volatility and to the memory of recent moves; optionally started at a given
 // price and volatility; turned into
-// candles whose highs and lows come from the Brownian bridge inside each fine step, then
+// candles whose highs and lows come from the Brownian bridge inside each fine step plus stop-run
+// spikes where a close breaks the recent high or low, then
 // aggregated exactly (with the one `resample`) to 15m, 4h and 1d, and written in the layout of
 // the real data folder. It never reads real candles (calibration.ts turns those into parameters) and never uses an
 // unseeded random number: every stream is forked from one seed.

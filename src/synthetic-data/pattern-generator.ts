@@ -1941,7 +1941,7 @@ export function addRealisticNoise(
  * through consolidations (flags, triangles, wedges, rounding), spikes at touches of key levels,
  * and lower volume on the second top of a double top (and the right shoulder) than on the first.
  * For the planted type this is the candles' volume without the trading of their stop-run spikes
- * (`buildCandlesFromPath` adds that on the few bars that carry one).
+ * (`buildCandlesFromPath` adds that on the bars that carry one).
  * @param priceData a generated pattern (its plan gives the positions of the key bars)
  * @param patternType the pattern whose volume to build (default: the one planted)
  * @returns volume per candle of `priceData.candles` (base units)

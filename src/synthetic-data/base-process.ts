@@ -226,6 +226,9 @@ export interface BaseProcessParams {
   };
 }
 
+/** Look-back of the stop-run spikes' highs and lows when a calibration does not set it (hours). */
+const DEFAULT_EXTREME_LOOKBACK_HOURS = 4;
+
 /** Options of `simulateBasePath` and `generateBaseMarket`. */
 export interface BasePathOptions {
   /** Seed of every random stream (regimes, volatility, shocks, jumps, volume). */
@@ -414,7 +417,10 @@ export function checkBaseProcessParams(p: BaseProcessParams): void {
   const extremeProb = m.extremeSpikeProb ?? m.spikeProb;
   if (!(extremeProb >= 0 && m.noWickProb + extremeProb < 1))
     fail('microstructure.extremeSpikeProb', 'must be >= 0 with noWickProb + extremeSpikeProb < 1');
-  finitePos(m.extremeLookbackHours ?? 4, 'microstructure.extremeLookbackHours');
+  finitePos(
+    m.extremeLookbackHours ?? DEFAULT_EXTREME_LOOKBACK_HOURS,
+    'microstructure.extremeLookbackHours',
+  );
   if (!(m.spikeVolumeBeta >= 0)) fail('microstructure.spikeVolumeBeta', 'must be >= 0');
   if (!(m.gapSigmas >= 0)) fail('microstructure.gapSigmas', 'must be >= 0');
   finitePos(m.rangeScale, 'microstructure.rangeScale');
@@ -973,7 +979,10 @@ export function buildCandlesFromPath(
   const oneTickEnd = m.zeroGapProb + m.oneTickGapProb;
   const extremeProb = m.extremeSpikeProb ?? m.spikeProb;
   // Highs and lows of the closes of the last extremeLookbackHours (before the current step).
-  const lookback = Math.max(1, Math.round(((m.extremeLookbackHours ?? 4) * HOUR_MS) / stepMs));
+  const lookback = Math.max(
+    1,
+    Math.round(((m.extremeLookbackHours ?? DEFAULT_EXTREME_LOOKBACK_HOURS) * HOUR_MS) / stepMs),
+  );
   const recentHigh = new RollingMax(lookback);
   const recentLow = new RollingMin(lookback);
   let prevLogClose = path.initialLogPrice;

@@ -9,6 +9,7 @@
 // the real-vs-real control (2022 vs 2023) and the base process without patterns.
 // Writes runs/<id>/ and the `patterns` section of docs/results.md.
 
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import {
@@ -19,18 +20,24 @@ import {
 } from '../src/data-processing/candles.js';
 import { generateBaseMarket } from '../src/synthetic-data/base-process.js';
 import { loadCalibration } from '../src/synthetic-data/calibration.js';
-import { resolveDatasetSettings, seriesMarket } from '../src/synthetic-data/dataset-builder.js';
+import {
+  resolveDatasetSettings,
+  seriesMarket,
+  type DatasetSettings,
+} from '../src/synthetic-data/dataset-builder.js';
 import {
   measureFalseSignals,
   type FalseSignalReport,
 } from '../src/synthetic-data/indicator-engineering.js';
 import { PATTERN_TYPES } from '../src/synthetic-data/pattern-generator.js';
 import {
+  calibrationYearsOf,
   discriminativeScore,
   extractWindowFeatures,
   marketWindows,
   poolWindows,
   readMarkets,
+  scoresMarkdown,
   type DiscriminativeResult,
   type MarketSeries,
   type WindowSet,
@@ -202,6 +209,8 @@ const score2023 = marketWindows(btc.market, windowsOpt, Y(r.scoreYear), Y(r.scor
 const control = marketWindows(btc.market, windowsOpt, Y(r.controlYear), Y(r.controlYear + 1));
 log('base-process markets');
 const params = loadCalibration(config.dataset.calibration);
+const fitYears = calibrationYearsOf(params) ?? [2018, 2021];
+const fitWindows = marketWindows(btc.market, windowsOpt, Y(fitYears[0]), Y(fitYears[1] + 1));
 const base: WindowSet[] = [];
 for (let k = 0; k < r.syntheticYears; k++) {
   const m = generateBaseMarket(params, { seed: 1000 + k, days: 365 + 40, startTimeMs: Y(2024) });
@@ -220,6 +229,10 @@ for (const [name, other] of [
   [`base process without patterns vs BTC ${r.scoreYear}`, poolWindows(base)],
   [`pattern-bearing markets (all windows) vs BTC ${r.scoreYear}`, poolWindows(patternedWindows)],
   [`windows ending at pattern completions vs BTC ${r.scoreYear}`, poolWindows(decisionWindows)],
+  [
+    `calibration data itself: BTC ${fitYears[0]}-${fitYears[1]} pooled vs ${r.scoreYear}`,
+    fitWindows,
+  ],
 ] as const) {
   log(`score: ${name}`);
   scores.push({ name, result: discriminativeScore(score2023, other, d) });
@@ -248,16 +261,12 @@ const tradeOff: Array<{ amplitude: number; found: number; n: number; accuracy: n
     accuracy: scores[2].result.accuracy.value,
   },
 ];
-for (const factor of SMALLER_AMPLITUDES) {
-  const amplitude = factor * config.dataset.amplitudeScale;
-  log(`amplitude ${amplitude}`);
-  const scaled = resolveDatasetSettings(
-    {},
-    {
-      config: { ...config, dataset: { ...config.dataset, amplitudeScale: amplitude } },
-      seed: config.seed,
-    },
-  );
+/** Detection and realism of the MARKETS pattern markets generated with `scaled` settings. */
+function measureMarkets(scaled: DatasetSettings): {
+  found: number;
+  n: number;
+  result: DiscriminativeResult;
+} {
   let found = 0;
   let n = 0;
   const windows: WindowSet[] = [];
@@ -279,9 +288,40 @@ for (const factor of SMALLER_AMPLITUDES) {
       ),
     );
   }
-  const result = discriminativeScore(score2023, poolWindows(windows), d);
+  return { found, n, result: discriminativeScore(score2023, poolWindows(windows), d) };
+}
+
+const withDataset = (dataset: Partial<typeof config.dataset>): DatasetSettings =>
+  resolveDatasetSettings(
+    {},
+    { config: { ...config, dataset: { ...config.dataset, ...dataset } }, seed: config.seed },
+  );
+
+for (const factor of SMALLER_AMPLITUDES) {
+  const amplitude = factor * config.dataset.amplitudeScale;
+  log(`amplitude ${amplitude}`);
+  const { found, n, result } = measureMarkets(withDataset({ amplitudeScale: amplitude }));
   tradeOff.push({ amplitude, found, n, accuracy: result.accuracy.value });
 }
+
+// Equal information, not the protocol: the same markets on a calibration fitted through the
+// control year (as the control itself is), from experiments/calibrations/.
+const laterFile = join(
+  ROOT,
+  'experiments',
+  'calibrations',
+  `${config.dataset.calibration}-until-${r.controlYear}.json`,
+);
+let equalInformation:
+  { fittedOn: string; found: number; n: number; result: DiscriminativeResult } | undefined;
+if (existsSync(laterFile)) {
+  log(`calibration fitted through ${r.controlYear}`);
+  const fit = loadCalibration(laterFile).fittedOn;
+  equalInformation = {
+    fittedOn: `${fit.from}..${fit.to}`,
+    ...measureMarkets(withDataset({ calibration: laterFile })),
+  };
+} else log(`${laterFile} missing, equal-information check skipped`);
 
 const sumSignals = (
   list: FalseSignalReport[],
@@ -304,10 +344,8 @@ const sumSignals = (
 const synth = sumSignals(synthSignals);
 const realSum = sumSignals([realSignals]);
 const controlAcc = scores[0].result.accuracy.value;
-const gap = (k: number): string => {
-  const g = scores[k].result.accuracy.value - controlAcc;
-  return `${g >= 0 ? '+' : ''}${g.toFixed(3)}`;
-};
+const signed = (d: number): string => `${d >= 0 ? '+' : ''}${d.toFixed(3)}`;
+const gap = (k: number): string => signed(scores[k].result.accuracy.value - controlAcc);
 
 const lines: string[] = [
   '## Chart patterns',
@@ -364,17 +402,23 @@ const lines: string[] = [
   '### Realism survives the patterns',
   '',
   `The realism issue's discriminator (src/synthetic-data/realism.ts, same settings as the realism section: ${r.windowBars}-bar 15m windows with 4h/1d context, ${r.folds}-fold time-blocked cross-validation, 95% bootstrap intervals) against real BTC ${r.scoreYear} windows. ` +
-    `Pattern-bearing windows minus the real-vs-real control: **${gap(2)}** (all windows of the pattern markets), **${gap(3)}** (windows ending at completions); the base process without patterns: ${gap(1)} (goal for the patterns: within +0.10 of the control, ideally +0.05; the gap of the patterned markets over the base process is what the patterns add: ${(scores[2].result.accuracy.value - scores[1].result.accuracy.value >= 0 ? '+' : '') + (scores[2].result.accuracy.value - scores[1].result.accuracy.value).toFixed(3)}).`,
+    `Pattern-bearing windows minus the real-vs-real control: **${gap(2)}** (all windows of the pattern markets), **${gap(3)}** (windows ending at completions); the base process without patterns: ${gap(1)} (goal for the patterns: within +0.10 of the control, ideally +0.05; the gap of the patterned markets over the base process is what the patterns add: ${signed(scores[2].result.accuracy.value - scores[1].result.accuracy.value)}). ` +
+    `Ceiling of the protocol: the calibration data itself (real BTC ${fitYears[0]}-${fitYears[1]} windows) scores ${f3(scores[4].result.accuracy.value)} against ${r.scoreYear}, ${gap(4)} over the control (see the realism section).` +
+    (equalInformation === undefined
+      ? ''
+      : ` Equal information (not the protocol): the same markets on the BTC calibration fitted through ${r.controlYear} (${equalInformation.fittedOn}, as the control itself is): ${f3(equalInformation.result.accuracy.value)}, ${signed(equalInformation.result.accuracy.value - controlAcc)} over the control; the detector finds ${pct(equalInformation.found, equalInformation.n)} of their patterns.`),
   '',
-  '| comparison | accuracy [95% CI] | AUC [95% CI] | windows per class | strongest statistics |',
-  '|---|---:|---:|---:|---|',
-  ...scores.map(
-    (s) =>
-      `| ${s.name} | ${f3(s.result.accuracy.value)} [${f3(s.result.accuracy.lo)}, ${f3(s.result.accuracy.hi)}] | ${f3(s.result.auc.value)} [${f3(s.result.auc.lo)}, ${f3(s.result.auc.hi)}] | ${s.result.windowsPerClass} | ${s.result.topFeatures
-        .slice(0, 3)
-        .map((t) => t.name)
-        .join(', ')} |`,
-  ),
+  scoresMarkdown([
+    ...scores,
+    ...(equalInformation === undefined
+      ? []
+      : [
+          {
+            name: `equal information: pattern-bearing markets (all windows), calibration ${equalInformation.fittedOn}, vs BTC ${r.scoreYear}`,
+            result: equalInformation.result,
+          },
+        ]),
+  ]),
   '',
   `Pattern size against realism: the same ${MARKETS} markets with every pattern scaled by \`dataset.amplitudeScale\` (skeleton sizes times the factor; an unclear pattern may still grow by up to maxAmplitudeScale ${config.dataset.maxAmplitudeScale}). From ${tradeOff[0].amplitude} to ${tradeOff[tradeOff.length - 1].amplitude} the detector's share falls from ${pct(tradeOff[0].found, tradeOff[0].n)} to ${pct(tradeOff[tradeOff.length - 1].found, tradeOff[tradeOff.length - 1].n)}, while the score against BTC ${r.scoreYear} stays between ${f3(Math.min(...tradeOff.map((t) => t.accuracy)))} and ${f3(Math.max(...tradeOff.map((t) => t.accuracy)))} (its 95% interval at the default size is ${f3(scores[2].result.accuracy.lo)}-${f3(scores[2].result.accuracy.hi)}); the base process without patterns scores ${f3(scores[1].result.accuracy.value)}.`,
   '',
@@ -384,7 +428,7 @@ const lines: string[] = [
   '|---:|---:|---:|---:|',
   ...tradeOff.map(
     (t) =>
-      `| ${t.amplitude} | ${pct(t.found, t.n)} | ${f3(t.accuracy)} | ${t.accuracy - controlAcc >= 0 ? '+' : ''}${(t.accuracy - controlAcc).toFixed(3)} |`,
+      `| ${t.amplitude} | ${pct(t.found, t.n)} | ${f3(t.accuracy)} | ${signed(t.accuracy - controlAcc)} |`,
   ),
 ];
 

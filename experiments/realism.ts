@@ -5,12 +5,14 @@
 // GARCH(1,1)-t, shuffled BTC) and, for context, every other real year against 2023. Writes
 // runs/<id>/ (markdown, JSON, HTML with plots) and its section of docs/results.md.
 
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { generateBaseMarket } from '../src/synthetic-data/base-process.js';
 import { sliceByTime } from '../src/data-processing/candles.js';
 import { loadCalibration } from '../src/synthetic-data/calibration.js';
 import {
+  calibrationYearsOf,
   discriminativeScore,
   marketStateAt,
   marketWindows,
@@ -62,6 +64,12 @@ const starts: { calibration: string; price: number; volatility15m: number; start
 const IN_SAMPLE_YEAR = 2021;
 const inSample: { calibration: string; scores: NamedScore[] }[] = [];
 const diagnostics: { calibration: string; scores: NamedScore[] }[] = [];
+/** Scores of calibrations fitted through the control year (experiments/calibrations/). */
+const equalInformation: {
+  calibration: string;
+  fittedOn: { from: string; to: string };
+  score: NamedScore;
+}[] = [];
 /** Window statistics of candle microstructure (price discreteness and the exchange's matching). */
 const MICROSTRUCTURE = ['gap.zero', 'gap.abs.mean', 'wick.upper.zero', 'wick.lower.zero', 'doji'];
 
@@ -84,10 +92,10 @@ for (const name of ['btc', 'eth']) {
   // calendar; else at the calibration's reference price with a stationary volatility draw.
   const startMs = Date.UTC(r.scoreYear, 0, 1) - LEAD_DAYS * DAY_MS;
   const state = marketStateAt(scoring.market.m15, startMs, r.trailingDays);
-  const generate = (conditioned: boolean, k: number): LabelledMarket => ({
+  const generate = (conditioned: boolean, k: number, p = params): LabelledMarket => ({
     label: `${name} seed ${1000 + k}`,
     market: generateBaseMarket(
-      params,
+      p,
       conditioned
         ? {
             seed: 1000 + k,
@@ -112,7 +120,8 @@ for (const name of ['btc', 'eth']) {
     {
       ...realismSettings(config),
       strengthChecks: name === 'btc',
-      yearControls: name === 'btc',
+      yearControls: true,
+      calibrationYears: calibrationYearsOf(params),
       microstructure: params.microstructure,
       seed: config.seed,
       onStep: (what) => log(`${name}: ${what}`),
@@ -185,6 +194,29 @@ for (const name of ['btc', 'eth']) {
       },
     ],
   });
+  // Equal information, not the protocol: a calibration fitted through the control year (as the
+  // control itself is), scored against the score year the same way.
+  const laterFile = join(
+    ROOT,
+    'experiments',
+    'calibrations',
+    `${name}-until-${r.controlYear}.json`,
+  );
+  if (existsSync(laterFile)) {
+    log(`${name}: calibration fitted through ${r.controlYear}`);
+    const later = loadCalibration(laterFile);
+    const years = Array.from({ length: r.syntheticYears }, (_, k) =>
+      marketWindows(generate(r.conditionOnStart, k, later).market, w),
+    );
+    equalInformation.push({
+      calibration: name,
+      fittedOn: later.fittedOn,
+      score: {
+        name: `equal information: synthetic (calibrated ${later.fittedOn.from}..${later.fittedOn.to}) vs ${scoring.label} ${r.scoreYear}`,
+        result: discriminativeScore(scoreWindows, poolWindows(years), d),
+      },
+    });
+  } else log(`${name}: ${laterFile} missing, equal-information check skipped`);
   reports.push({ calibration: name, report });
   writeFileAtomicSync(run.path(`realism-${name}.md`), realismReportMarkdown(report) + '\n');
   writeFileAtomicSync(run.path(`realism-${name}.html`), realismReportHtml(report));
@@ -270,11 +302,15 @@ function microstructureExtrapolation(
   return out;
 }
 
+const signed = (d: number): string => `${d >= 0 ? '+' : ''}${d.toFixed(3)}`;
+
 function gapToControl(report: RealismReport): string {
-  const control = report.scores[0].result.accuracy.value;
-  const synthetic = report.scores[1].result.accuracy.value;
-  const d = synthetic - control;
-  return `${d >= 0 ? '+' : ''}${d.toFixed(3)}`;
+  return signed(report.scores[1].result.accuracy.value - report.scores[0].result.accuracy.value);
+}
+
+/** The score of the calibration years' own real windows against the score year, if run. */
+function calibrationDataScore(report: RealismReport): NamedScore | undefined {
+  return report.scores.find((x) => x.name.startsWith('calibration data itself'));
 }
 
 const fmt = (v: number): string => v.toFixed(3);
@@ -309,6 +345,16 @@ for (const { calibration, report } of reports) {
     lines.push(
       `- Start: ${day(st.startMs)}, close ${st.price}, trailing ${r.trailingDays}-day 15m volatility ${(1e4 * st.volatility15m).toFixed(1)} bp.`,
     );
+  const ceiling = calibrationDataScore(report);
+  if (ceiling !== undefined)
+    lines.push(
+      `- Ceiling of the protocol: the calibration data itself (${ceiling.name.split(': ')[1]}) scores ${est(ceiling.result.accuracy)}, ${signed(ceiling.result.accuracy.value - report.scores[0].result.accuracy.value)} over the control: a generator that reproduced its calibration years exactly would land there. Synthetic minus calibration data: ${signed(report.scores[1].result.accuracy.value - ceiling.result.accuracy.value)}.`,
+    );
+  const equal = equalInformation.find((x) => x.calibration === calibration);
+  if (equal !== undefined)
+    lines.push(
+      `- Equal information (not the protocol): the same generator calibrated on ${equal.fittedOn.from}..${equal.fittedOn.to}, through the control year as the control itself is (experiments/calibrations/${calibration}-until-${r.controlYear}.json), scores ${est(equal.score.result.accuracy)}: ${signed(equal.score.result.accuracy.value - report.scores[0].result.accuracy.value)} over the control.`,
+    );
   const ins = inSample.find((x) => x.calibration === calibration);
   if (ins !== undefined)
     lines.push(
@@ -321,7 +367,12 @@ for (const { calibration, report } of reports) {
     );
   lines.push('');
   lines.push(
-    scoresMarkdown([...report.scores, ...(ins?.scores ?? []), ...(diag?.scores ?? [])]),
+    scoresMarkdown([
+      ...report.scores,
+      ...(equal === undefined ? [] : [equal.score]),
+      ...(ins?.scores ?? []),
+      ...(diag?.scores ?? []),
+    ]),
     '',
   );
   const scoring = bySymbol.get(calibration.toUpperCase()) as LabelledMarket;

@@ -20,6 +20,7 @@ import {
 } from '../synthetic-data/base-process.js';
 import { calibrateBaseProcess, loadCalibration } from '../synthetic-data/calibration.js';
 import {
+  calibrationYearsOf,
   readMarkets,
   realismReportHtml,
   realismReportMarkdown,
@@ -200,7 +201,10 @@ export function registerSynthCommands(program: Command): void {
       )
       .requiredOption('--synthetic <dir>', 'directory written by `ctm synth generate`')
       .option('--no-strength', 'skip the classifier-strength checks (random walk, GARCH, shuffled)')
-      .option('--years', 'also score every other real year against the score year'),
+      .option(
+        '--years',
+        'also score every other real year, and the calibration years pooled, against the score year',
+      ),
   ).action(
     action(async (opts: RealismOptions) => {
       const config = resolveConfig(opts);
@@ -214,6 +218,7 @@ export function registerSynthCommands(program: Command): void {
         ...realismSettings(config),
         strengthChecks: opts.strength !== false,
         yearControls: opts.years === true,
+        calibrationYears: calibrationYearsOf(params),
         microstructure: params.microstructure,
         seed: config.seed,
         onStep: () => bar.setTotal(++steps + 1),

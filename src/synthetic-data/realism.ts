@@ -2192,6 +2192,18 @@ export function marketWindows(
   );
 }
 
+/**
+ * The calendar years a calibration was fitted on (`params.fittedOn`, inclusive), or undefined when
+ * the parameters carry no fit range (hand-made parameters).
+ */
+export function calibrationYearsOf(
+  params: Pick<BaseProcessParams, 'fittedOn'>,
+): [number, number] | undefined {
+  const from = Number(params.fittedOn.from.slice(0, 4));
+  const to = Number(params.fittedOn.to.slice(0, 4));
+  return from >= 1970 && to >= from ? [from, to] : undefined;
+}
+
 /** Options of `runRealism`. */
 export interface RunRealismOptions {
   /** Real years whose values span the ranges (inclusive). */
@@ -2214,6 +2226,12 @@ export interface RunRealismOptions {
   strengthChecks: boolean;
   /** Also score every other real year against the score year (context for the control). */
   yearControls: boolean;
+  /**
+   * With `yearControls`: the years the calibration was fitted on (inclusive). Their real windows,
+   * pooled, are also scored against the score year: what a perfect copy of the calibration data
+   * would score (optional).
+   */
+  calibrationYears?: [number, number];
   /** Microstructure of the reference processes' candles. */
   microstructure: BaseProcessParams['microstructure'];
   /** Seed of the scores and the reference processes. */
@@ -2331,6 +2349,12 @@ export function runRealism(
       if (other.rows >= 4 * (d.folds ?? DEFAULT_DISCRIMINATIVE.folds))
         score(`${scoring.label} ${y} vs ${options.scoreYear}`, other);
     }
+    const fit = options.calibrationYears;
+    if (fit)
+      score(
+        `calibration data itself: ${scoring.label} ${fit[0]}-${fit[1]} pooled vs ${options.scoreYear}`,
+        marketWindows(scoring.market, w, Y(fit[0]), Y(fit[1] + 1)),
+      );
   }
   return { title, table: facts.table, scores, real: facts.real, synthetic: facts.synthetic };
 }

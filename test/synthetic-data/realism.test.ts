@@ -260,7 +260,7 @@ describe.skipIf(!hasSharedData)(
 );
 
 describe.skipIf(!hasSharedData)(`ctm synth realism${SKIP_REASON}`, () => {
-  it('writes the table, the scores with the control first, and an HTML report with plots', () => {
+  it('writes the table, the scores with the control first, the other years and the calibration data itself, and an HTML report with plots', () => {
     if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first`);
     const params = loadCalibration('btc');
     const syn = join(dir, 'syn');
@@ -277,6 +277,7 @@ describe.skipIf(!hasSharedData)(`ctm synth realism${SKIP_REASON}`, () => {
         '--synthetic',
         syn,
         '--no-strength',
+        '--years',
         '--set',
         `paths.runs=${runs}`,
         '--set',
@@ -294,6 +295,14 @@ describe.skipIf(!hasSharedData)(`ctm synth realism${SKIP_REASON}`, () => {
     const lines = r.stdout.split('\n').filter((l) => l.includes('accuracy'));
     expect(lines[0]).toMatch(/control: BTC 2022 vs 2023/);
     expect(lines[1]).toMatch(/synthetic \(BTC\) vs BTC 2023/);
+    // --years: every other real year, then the calibration's own years (btc: 2018-2021) pooled.
+    expect(lines.slice(2, 6).map((l) => /BTC (\d{4}) vs 2023/.exec(l)?.[1])).toEqual([
+      '2018',
+      '2019',
+      '2020',
+      '2021',
+    ]);
+    expect(lines[6]).toMatch(/calibration data itself: BTC 2018-2021 pooled vs 2023/);
     const reportPath = /report: (.*)/.exec(r.stdout)?.[1] ?? '';
     const html = readFileSync(reportPath, 'utf8');
     expect(html).toContain('<svg');
@@ -303,6 +312,6 @@ describe.skipIf(!hasSharedData)(`ctm synth realism${SKIP_REASON}`, () => {
       scores: { name: string }[];
     };
     expect(json.table.rows.length).toBeGreaterThan(100);
-    expect(json.scores).toHaveLength(2);
+    expect(json.scores).toHaveLength(7);
   });
 });

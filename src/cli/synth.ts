@@ -162,6 +162,7 @@ export function registerSynthCommands(program: Command): void {
         iterations: c.iterations,
         seasonalityMonths: c.seasonalityMonths,
         microstructureMonths: c.microstructureMonths,
+        microstructureRegimes: c.microstructureRegimes,
         tickSize: c.tickSize,
         windowRounds: c.windowRounds,
         windowSimulationDays: c.windowSimulationDays,

@@ -223,7 +223,32 @@ export interface BaseProcessParams {
     spikeVolumeBeta: number;
     /** Price tick in quote currency (0 = no rounding). */
     tickSize: number;
+    /**
+     * Microstructure regimes (optional; none = one stationary microstructure): exchanges change
+     * their matching, fees and tick handling, and with them the close-to-open gaps and the share
+     * of bars without a wick, for months at a time (Binance BTC/USDT 2022: gaps twentyfold
+     * smaller from March to June than in the zero-fee period from July). With two or more
+     * regimes, a hidden chain moves between them (a switch per fine step with probability
+     * step / meanDays, to one of the other regimes at random, so a regime holds a share of time
+     * proportional to its meanDays, and the first regime is drawn with that share); each regime
+     * sets the gap probabilities and scales `gapSigmas` and `noWickProb`.
+     */
+    regimes?: MicrostructureRegime[];
   };
+}
+
+/** One microstructure regime of `BaseProcessParams.microstructure.regimes`. */
+export interface MicrostructureRegime {
+  /** Mean duration of a stay in the regime, in days. */
+  meanDays: number;
+  /** Probability that a bar opens exactly at the previous close, in this regime. */
+  zeroGapProb: number;
+  /** Probability that a bar opens one tick away from the previous close, in this regime. */
+  oneTickGapProb: number;
+  /** Multiplier of `microstructure.gapSigmas` (the Laplace scale of other gaps). */
+  gapScale: number;
+  /** Multiplier of `microstructure.noWickProb` (capped so that a side keeps some wick chance). */
+  noWickScale: number;
 }
 
 /** Look-back of the stop-run spikes' highs and lows when a calibration does not set it (hours). */
@@ -425,6 +450,21 @@ export function checkBaseProcessParams(p: BaseProcessParams): void {
   if (!(m.gapSigmas >= 0)) fail('microstructure.gapSigmas', 'must be >= 0');
   finitePos(m.rangeScale, 'microstructure.rangeScale');
   if (!(m.tickSize >= 0)) fail('microstructure.tickSize', 'must be >= 0');
+  if (m.regimes !== undefined && m.regimes.length === 1)
+    fail(
+      'microstructure.regimes',
+      'needs two regimes or more (none = one stationary microstructure)',
+    );
+  (m.regimes ?? []).forEach((r, k) => {
+    const at = `microstructure.regimes[${k}]`;
+    finitePos(r.meanDays, `${at}.meanDays`);
+    if (!(r.zeroGapProb >= 0 && r.oneTickGapProb >= 0 && r.zeroGapProb + r.oneTickGapProb <= 1))
+      fail(`${at}.zeroGapProb`, 'zeroGapProb and oneTickGapProb must be >= 0 with sum <= 1');
+    if (!(r.gapScale >= 0 && Number.isFinite(r.gapScale)))
+      fail(`${at}.gapScale`, 'must be a finite number >= 0');
+    if (!(r.noWickScale >= 0 && Number.isFinite(r.noWickScale)))
+      fail(`${at}.noWickScale`, 'must be a finite number >= 0');
+  });
 }
 
 function rowSumOffDiagonal(row: number[], k: number): number {
@@ -985,21 +1025,48 @@ export function buildCandlesFromPath(
   );
   const recentHigh = new RollingMax(lookback);
   const recentLow = new RollingMin(lookback);
+  // Microstructure of the current step: the stationary one, or that of the regime the hidden
+  // chain is in (drawn only when there are regimes, so candles without them stay the same).
+  const regimes = m.regimes ?? [];
+  let zeroGapProb = m.zeroGapProb;
+  let gapEnd = oneTickEnd;
+  let gapSigmas = m.gapSigmas;
+  let noWickProb = m.noWickProb;
+  let regime = -1;
+  const enter = (k: number): void => {
+    const r = regimes[k];
+    regime = k;
+    zeroGapProb = r.zeroGapProb;
+    gapEnd = r.zeroGapProb + r.oneTickGapProb;
+    gapSigmas = m.gapSigmas * r.gapScale;
+    noWickProb = Math.min(0.5, m.noWickProb * r.noWickScale);
+  };
+  if (regimes.length > 1) {
+    const total = regimes.reduce((a, r) => a + r.meanDays, 0);
+    let u = rng.next() * total;
+    let k = 0;
+    while (k < regimes.length - 1 && u >= regimes[k].meanDays) u -= regimes[k++].meanDays;
+    enter(k);
+  }
   let prevLogClose = path.initialLogPrice;
   let prevClose = roundTick(Math.exp(prevLogClose), tick, invTick);
   for (let i = 0; i < n; i++) {
     const s = path.sigma[i];
+    if (regime >= 0 && rng.next() < stepMs / (regimes[regime].meanDays * DAY_MS)) {
+      const k = Math.floor(rng.next() * (regimes.length - 1));
+      enter(k >= regime ? k + 1 : k);
+    }
     // Open: the previous close, one tick away (the spread), or a Laplace gap.
     let lo = prevLogClose;
     let o = prevClose;
     const gapDraw = rng.next();
-    if (i > 0 && gapDraw >= m.zeroGapProb) {
+    if (i > 0 && gapDraw >= zeroGapProb) {
       const u = rng.next() - 0.5;
-      if (gapDraw < oneTickEnd && tick > 0) {
+      if (gapDraw < gapEnd && tick > 0) {
         o = u < 0 && prevClose > tick ? prevClose - tick : prevClose + tick;
         lo = Math.log(o);
       } else {
-        lo += -m.gapSigmas * s * Math.sign(u) * Math.log(1 - 2 * Math.abs(u));
+        lo += -gapSigmas * s * Math.sign(u) * Math.log(1 - 2 * Math.abs(u));
         o = roundTick(Math.exp(lo), tick, invTick);
       }
     }
@@ -1010,10 +1077,10 @@ export function buildCandlesFromPath(
     let dn = dx < 0 ? dx : 0;
     const wickUp = rng.next();
     const wickDown = rng.next();
-    if (wickUp >= m.noWickProb) {
+    if (wickUp >= noWickProb) {
       up = 0.5 * (dx + Math.sqrt(dx * dx + v2 * rng.exponential()));
     }
-    if (wickDown >= m.noWickProb) {
+    if (wickDown >= noWickProb) {
       dn = 0.5 * (dx - Math.sqrt(dx * dx + v2 * rng.exponential()));
     }
     // Spikes: short-lived excursions beyond the bridge (stop runs, thin books), mostly on the
@@ -1025,14 +1092,14 @@ export function buildCandlesFromPath(
     let spiked = 0;
     if (rng.next() < (at > 0 ? extremeProb : m.spikeProb)) {
       const e = m.spikeSigmas * rng.exponential();
-      if (wickUp >= m.noWickProb) {
+      if (wickUp >= noWickProb) {
         up += e * s;
         spiked += e;
       }
     }
     if (rng.next() < (at < 0 ? extremeProb : m.spikeProb)) {
       const e = m.spikeSigmas * rng.exponential();
-      if (wickDown >= m.noWickProb) {
+      if (wickDown >= noWickProb) {
         dn -= e * s;
         spiked += e;
       }

@@ -18,6 +18,7 @@ import {
   generateBaseMarket,
   REGIME_NAMES,
   type BaseProcessParams,
+  type MicrostructureRegime,
   type OuComponent,
 } from './base-process.js';
 import {
@@ -486,6 +487,11 @@ export interface CalibrationOptions {
   seasonalityMonths?: number;
   /** Months used for the close-to-open gap statistics (default 12). */
   microstructureMonths?: number;
+  /**
+   * Look for microstructure regimes in those months (`MicrostructureRegime`; 30-day blocks split
+   * by their gap scale) and keep two when their gap scales differ threefold (default false).
+   */
+  microstructureRegimes?: boolean;
   /** Indirect-inference iterations (default 20). */
   iterations?: number;
   /** Length of each simulated path in days (default: twice the real span, at least 1460). */
@@ -819,15 +825,16 @@ function initialParams(
 }
 
 /**
- * Close-to-open gap statistics from `fromIndex` on: P(open == previous close), P(one tick away)
+ * Close-to-open gap statistics from `fromIndex` to `toIndex` (exclusive): P(open == previous close), P(one tick away)
  * and the Laplace scale (in 5m sigmas) of the other gaps.
  */
-function gapStats(
+export function gapStats(
   g: GridSeries,
   fromIndex: number,
   tickSize: number,
+  toIndex = g.close.length,
 ): { zeroGapProb: number; oneTickGapProb: number; gapSigmas: number } {
-  const n = g.close.length;
+  const n = toIndex;
   const abs = new Float64Array(n);
   for (let i = 0; i < n; i++) abs[i] = Math.abs(g.logReturn[i]);
   const local = movingMeanExcludingCentre(abs, 96);
@@ -854,6 +861,92 @@ function gapStats(
     oneTickGapProb: pairs > 0 ? round(oneTick / pairs, 4) : 0.3,
     gapSigmas: scaled.length > 0 ? round(median(scaled) / Math.LN2, 4) : 0.02,
   };
+}
+
+/** Days per block of `microstructureRegimes`. */
+const REGIME_BLOCK_DAYS = 30;
+/** Smallest ratio of the two groups' mean gap sizes that makes them separate regimes. */
+const REGIME_MIN_GAP_RATIO = 3;
+
+/**
+ * Microstructure regimes of the real candles from `fromIndex` on: the range is cut into 30-day
+ * blocks, each with its gap statistics (`gapStats`) and its share of bar sides without a wick;
+ * the blocks are split in two by the log of their mean gap beyond one tick (share of such gaps x
+ * Laplace scale; the split of the sorted values with the smallest within-group sum of squares).
+ * When the groups' medians differ by at least REGIME_MIN_GAP_RATIO and each group holds two
+ * blocks or more, each group becomes a regime: its
+ * mean gap probabilities, its gap scale and wickless share relative to `overall` and the whole
+ * range, and its mean stay (block days x blocks / runs of consecutive blocks). Otherwise
+ * undefined (one stationary microstructure).
+ * @param overall the stationary gap statistics of the same range (`gapStats`); the regimes' gap
+ *   scales are relative to its `gapSigmas`.
+ */
+export function microstructureRegimes(
+  g: GridSeries,
+  fromIndex: number,
+  tickSize: number,
+  overall: { gapSigmas: number },
+): MicrostructureRegime[] | undefined {
+  const per = Math.round((REGIME_BLOCK_DAYS * DAY_MS) / g.stepMs);
+  const blocks: {
+    gap: ReturnType<typeof gapStats>;
+    wickless: number;
+  }[] = [];
+  for (let a = fromIndex; a + per / 2 <= g.close.length; a += per) {
+    const b = Math.min(g.close.length, a + per);
+    let zero = 0;
+    let sides = 0;
+    for (let i = a; i < b; i++) {
+      const o = g.open[i];
+      const c = g.close[i];
+      if (!(Number.isFinite(o) && Number.isFinite(c))) continue;
+      sides += 2;
+      if (g.high[i] === Math.max(o, c)) zero++;
+      if (g.low[i] === Math.min(o, c)) zero++;
+    }
+    if (sides > 0) blocks.push({ gap: gapStats(g, a, tickSize, b), wickless: zero / sides });
+  }
+  if (blocks.length < 4 || !(overall.gapSigmas > 0)) return undefined;
+  // Mean size of a block's gaps beyond one tick (probability x Laplace scale): the regimes differ
+  // in both (Binance BTC/USDT 2022: 2-5% of such gaps before July, over half after).
+  const mass = blocks.map((x) => (1 - x.gap.zeroGapProb - x.gap.oneTickGapProb) * x.gap.gapSigmas);
+  const logGap = mass.map((v) => Math.log(Math.max(v, 1e-12)));
+  const sorted = [...logGap].sort((x, y) => x - y);
+  // The split of the sorted log gap scales with the smallest within-group sum of squares.
+  const ss = (v: number[]): number => {
+    const m = v.reduce((a, x) => a + x, 0) / v.length;
+    return v.reduce((a, x) => a + (x - m) * (x - m), 0);
+  };
+  let cut = 2;
+  let best = Infinity;
+  for (let k = 2; k <= sorted.length - 2; k++) {
+    const w = ss(sorted.slice(0, k)) + ss(sorted.slice(k));
+    if (w < best) {
+      best = w;
+      cut = k;
+    }
+  }
+  const threshold = (sorted[cut - 1] + sorted[cut]) / 2;
+  const group = logGap.map((v) => (v > threshold ? 1 : 0));
+  const members = [0, 1].map((j) => blocks.filter((_, k) => group[k] === j));
+  const medianMass = [0, 1].map((j) => median(mass.filter((_, k) => group[k] === j)));
+  if (members.some((m) => m.length < 2) || medianMass[1] < REGIME_MIN_GAP_RATIO * medianMass[0])
+    return undefined;
+  const medianGap = members.map((m) => median(m.map((x) => x.gap.gapSigmas)));
+  const wicklessAll = blocks.reduce((a, x) => a + x.wickless, 0) / blocks.length;
+  const mean = (v: number[]): number => v.reduce((a, x) => a + x, 0) / v.length;
+  return [0, 1].map((j) => {
+    let runs = 0;
+    for (let k = 0; k < group.length; k++) if (group[k] === j && group[k - 1] !== j) runs++;
+    return {
+      meanDays: round((REGIME_BLOCK_DAYS * members[j].length) / runs, 4),
+      zeroGapProb: round(mean(members[j].map((x) => x.gap.zeroGapProb)), 4),
+      oneTickGapProb: round(mean(members[j].map((x) => x.gap.oneTickGapProb)), 4),
+      gapScale: round(medianGap[j] / overall.gapSigmas, 4),
+      noWickScale:
+        wicklessAll > 0 ? round(mean(members[j].map((x) => x.wickless)) / wicklessAll, 4) : 1,
+    };
+  });
 }
 
 /**
@@ -935,10 +1028,17 @@ export function calibrateBaseProcess(
     options.tickSize ?? 0.01,
   );
   p.seasonality = seasonality(g, indexMonthsBack(options.seasonalityMonths ?? 24));
-  Object.assign(
-    p.microstructure,
-    gapStats(g, indexMonthsBack(options.microstructureMonths ?? 12), p.microstructure.tickSize),
-  );
+  const microFrom = indexMonthsBack(options.microstructureMonths ?? 12);
+  Object.assign(p.microstructure, gapStats(g, microFrom, p.microstructure.tickSize));
+  if (options.microstructureRegimes === true) {
+    const regimes = microstructureRegimes(
+      g,
+      microFrom,
+      p.microstructure.tickSize,
+      p.microstructure,
+    );
+    if (regimes !== undefined) p.microstructure.regimes = regimes;
+  }
   const tables = seasonalTables(p);
   p.volume.priceElasticity = round(priceElasticity(g, tables), 4);
   const real = measureCalibrationTargets(c, tables, p.volume.priceElasticity, referencePrice);

@@ -134,6 +134,7 @@ export const configSchema = z.strictObject({
       iterations: positiveInt,
       seasonalityMonths: positiveInt,
       microstructureMonths: positiveInt,
+      microstructureRegimes: z.boolean(),
       tickSize: z.number().min(0),
       windowRounds: z.number().int().min(0),
       windowSimulationDays: z.number().int().min(120),

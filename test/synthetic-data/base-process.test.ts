@@ -356,6 +356,61 @@ describe('start state and the mechanisms the calibration fits', () => {
     stops.microstructure.extremeSpikeProb = 0.99;
     expect(() => simulateBasePath(stops, { seed: 1, days: 2 })).toThrow(/extremeSpikeProb/);
   });
+
+  it('moves between microstructure regimes: their gaps and wickless sides, for shares of time set by their stays', () => {
+    // Two regimes: "tight" (almost every bar opens at the close or one tick away, many wickless
+    // sides) and "loose" (most bars open a multi-tick gap away, few wickless sides); stays of 20
+    // and 60 days, so tight holds about a quarter of the time.
+    const p = structuredClone(btc);
+    p.microstructure.regimes = [
+      { meanDays: 20, zeroGapProb: 0.5, oneTickGapProb: 0.48, gapScale: 0.5, noWickScale: 3 },
+      { meanDays: 60, zeroGapProb: 0.45, oneTickGapProb: 0.03, gapScale: 2, noWickScale: 0.3 },
+    ];
+    const path = simulateBasePath(p, { seed: 3, days: 1200 });
+    const c = buildCandlesFromPath(path, p, new Rng(9));
+    // Per day: the share of multi-tick gaps and of wickless sides.
+    const perDay = 288;
+    const days = Math.floor(c.close.length / perDay);
+    const multi: number[] = [];
+    const wickless: number[] = [];
+    for (let d = 0; d < days; d++) {
+      let m = 0;
+      let w = 0;
+      for (let i = Math.max(1, d * perDay); i < (d + 1) * perDay; i++) {
+        if (Math.abs(c.open[i] - c.close[i - 1]) > 0.015) m++;
+        if (c.high[i] === Math.max(c.open[i], c.close[i])) w++;
+        if (c.low[i] === Math.min(c.open[i], c.close[i])) w++;
+      }
+      multi.push(m / perDay);
+      wickless.push(w / (2 * perDay));
+    }
+    // Days are clearly in one regime or the other (multi-tick gaps about 2% vs 52%) ...
+    const tight = multi.map((v) => v < 0.2);
+    expect(multi.filter((v) => v > 0.1 && v < 0.4).length).toBeLessThan(0.05 * days);
+    // ... the tight days have more wickless sides ...
+    const mean = (v: number[]): number => v.reduce((a, x) => a + x, 0) / v.length;
+    const wTight = mean(wickless.filter((_, d) => tight[d]));
+    const wLoose = mean(wickless.filter((_, d) => !tight[d]));
+    expect(wTight).toBeGreaterThan(3 * wLoose);
+    // ... and the chain spends about 20 / (20 + 60) of the time in the tight regime, in stays.
+    const share = tight.filter(Boolean).length / days;
+    expect(share).toBeGreaterThan(0.1);
+    expect(share).toBeLessThan(0.45);
+    let switches = 0;
+    for (let d = 1; d < days; d++) if (tight[d] !== tight[d - 1]) switches++;
+    expect(switches).toBeGreaterThan(10);
+    expect(switches).toBeLessThan(90);
+    // Bad regimes are rejected, naming the field.
+    p.microstructure.regimes = [p.microstructure.regimes[0]];
+    expect(() => simulateBasePath(p, { seed: 1, days: 2 })).toThrow(/two regimes/);
+    p.microstructure.regimes = [
+      { meanDays: 0, zeroGapProb: 0.5, oneTickGapProb: 0.4, gapScale: 1, noWickScale: 1 },
+      { meanDays: 5, zeroGapProb: 0.7, oneTickGapProb: 0.4, gapScale: 1, noWickScale: 1 },
+    ];
+    expect(() => simulateBasePath(p, { seed: 1, days: 2 })).toThrow(/regimes\[0\]\.meanDays/);
+    p.microstructure.regimes[0].meanDays = 5;
+    expect(() => simulateBasePath(p, { seed: 1, days: 2 })).toThrow(/regimes\[1\]\.zeroGapProb/);
+  });
 });
 
 describe('files in the real-data layout', () => {

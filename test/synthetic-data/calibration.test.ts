@@ -7,8 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   calibrateBaseProcess,
+  gapStats,
   loadCalibration,
   measureWindowTargets,
+  microstructureRegimes,
   SHAPE_PARAMETERS,
   SHIPPED_CALIBRATIONS,
   windowLoss,
@@ -18,6 +20,8 @@ import {
   correlation,
   garchMarket,
   gaussianWalkMarket,
+  toGrid,
+  type GridSeries,
   type ReferenceProcessOptions,
 } from '../../src/synthetic-data/realism.js';
 import { resample } from '../../src/data-processing/resample.js';
@@ -120,6 +124,58 @@ describe('calibrateBaseProcess', () => {
     expect(same).toBeLessThan(8);
     expect(windowLoss(a, walk)).toBeGreaterThan(10 * same);
     expect(windowLoss(a, garch)).toBeGreaterThan(10 * same);
+  });
+
+  it('finds two microstructure regimes where the gaps change for months, and none in one stationary market', () => {
+    // 150 days of tight microstructure (bars open at the close or one tick away, many wickless
+    // sides) followed by 210 loose days (most bars open a multi-tick gap away), glued on one grid.
+    const btc = loadCalibration('btc');
+    const part = (
+      z: number,
+      one: number,
+      gap: number,
+      noWick: number,
+      days: number,
+    ): GridSeries => {
+      const p = structuredClone(btc);
+      Object.assign(p.microstructure, {
+        zeroGapProb: z,
+        oneTickGapProb: one,
+        gapSigmas: gap,
+        noWickProb: noWick,
+      });
+      return toGrid(generateBaseMarket(p, { seed: days, days }).m15);
+    };
+    const a = part(0.5, 0.48, 0.02, 0.15, 150);
+    const b = part(0.45, 0.03, 0.06, 0.01, 210);
+    const glue = (x: Float64Array, y: Float64Array): Float64Array => {
+      const out = new Float64Array(x.length + y.length);
+      out.set(x);
+      out.set(y, x.length);
+      return out;
+    };
+    const g: GridSeries = {
+      ...a,
+      open: glue(a.open, b.open),
+      high: glue(a.high, b.high),
+      low: glue(a.low, b.low),
+      close: glue(a.close, b.close),
+      volume: glue(a.volume, b.volume),
+      logReturn: glue(a.logReturn, b.logReturn),
+    };
+    const overall = gapStats(g, 0, 0.01);
+    const regimes = microstructureRegimes(g, 0, 0.01, overall);
+    expect(regimes).toHaveLength(2);
+    const [tight, loose] = regimes ?? [];
+    expect(tight.meanDays).toBe(150);
+    expect(loose.meanDays).toBe(210);
+    expect(tight.oneTickGapProb).toBeCloseTo(0.48, 1);
+    expect(loose.oneTickGapProb).toBeLessThan(0.1);
+    expect(tight.gapScale).toBeLessThan(loose.gapScale);
+    expect(tight.noWickScale).toBeGreaterThan(2 * loose.noWickScale);
+    // One stationary microstructure: no regimes.
+    const one = toGrid(generateBaseMarket(btc, { seed: 4, days: 360 }).m15);
+    expect(microstructureRegimes(one, 0, 0.01, gapStats(one, 0, 0.01))).toBeUndefined();
   });
 
   it('rejects too short a range and a timeframe other than 15m', () => {

@@ -981,7 +981,9 @@ export function conditionOnWaypoints(
  * plus spikes beyond a wick (mean `spikeSigmas * sigma`, exponential) with probability
  * `extremeSpikeProb` on the side where the step's close breaks the high or low of the last
  * `extremeLookbackHours` of closes and `spikeProb` elsewhere, the step's volume multiplied by
- * exp(`spikeVolumeBeta` x spike size in sigmas); prices rounded to `tickSize`. Spikes are placed on
+ * exp(`spikeVolumeBeta` x spike size in sigmas); prices rounded to `tickSize`. With
+ * `microstructure.regimes`, the gap probabilities, gap scale and no-wick probability follow the
+ * regime a hidden chain is in (drawn from the same rng). Spikes are placed on
  * the path given, so a conditioned (patterned) path gets its stop runs where it breaks its own
  * highs and lows. High >= max(open, close) and low <= min(open, close) hold by construction; every
  * value is checked to be finite.

@@ -488,8 +488,8 @@ export interface CalibrationOptions {
   /** Months used for the close-to-open gap statistics (default 12). */
   microstructureMonths?: number;
   /**
-   * Look for microstructure regimes in those months (`MicrostructureRegime`; 30-day blocks split
-   * by their gap scale) and keep two when their gap scales differ threefold (default false).
+   * Look for microstructure regimes in those months (`microstructureRegimes`: 30-day blocks split
+   * by their mean gap beyond one tick; two kept when that differs threefold). Default false.
    */
   microstructureRegimes?: boolean;
   /** Indirect-inference iterations (default 20). */
@@ -825,8 +825,9 @@ function initialParams(
 }
 
 /**
- * Close-to-open gap statistics from `fromIndex` to `toIndex` (exclusive): P(open == previous close), P(one tick away)
- * and the Laplace scale (in 5m sigmas) of the other gaps.
+ * Close-to-open gap statistics of grid slots `fromIndex` to `toIndex` (exclusive; default the
+ * end): P(open == previous close), P(one tick away) and the Laplace scale (in 5m sigmas) of the
+ * other gaps.
  */
 export function gapStats(
   g: GridSeries,
@@ -874,10 +875,9 @@ const REGIME_MIN_GAP_RATIO = 3;
  * the blocks are split in two by the log of their mean gap beyond one tick (share of such gaps x
  * Laplace scale; the split of the sorted values with the smallest within-group sum of squares).
  * When the groups' medians differ by at least REGIME_MIN_GAP_RATIO and each group holds two
- * blocks or more, each group becomes a regime: its
- * mean gap probabilities, its gap scale and wickless share relative to `overall` and the whole
- * range, and its mean stay (block days x blocks / runs of consecutive blocks). Otherwise
- * undefined (one stationary microstructure).
+ * blocks or more, each group becomes a regime: its mean gap probabilities, its gap scale and
+ * wickless share relative to `overall` and the whole range, and its mean stay (block days x
+ * blocks / runs of consecutive blocks). Otherwise undefined (one stationary microstructure).
  * @param overall the stationary gap statistics of the same range (`gapStats`); the regimes' gap
  *   scales are relative to its `gapSigmas`.
  */

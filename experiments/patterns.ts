@@ -43,7 +43,7 @@ import {
 } from '../src/synthetic-data/realism.js';
 import { realismWindows } from '../src/cli/synth.js';
 import { defaultConfig } from '../src/utils/config.js';
-import { RESULTS_FILE, writeResultsSection } from './results-section.js';
+import { RESULTS_FILE, signed, writeResultsSection } from './results-section.js';
 import { laterCalibrations } from './later-calibrations.js';
 import { createRun } from '../src/utils/runs.js';
 import { writeFileAtomicSync } from '../src/utils/fs.js';
@@ -341,7 +341,6 @@ const sumSignals = (
 const synth = sumSignals(synthSignals);
 const realSum = sumSignals([realSignals]);
 const controlAcc = scores[0].result.accuracy.value;
-const signed = (d: number): string => `${d >= 0 ? '+' : ''}${d.toFixed(3)}`;
 const gap = (k: number): string => signed(scores[k].result.accuracy.value - controlAcc);
 
 const lines: string[] = [

@@ -30,7 +30,7 @@ import {
   type WindowSet,
 } from '../src/synthetic-data/realism.js';
 import { defaultConfig } from '../src/utils/config.js';
-import { RESULTS_FILE, writeResultsSection } from './results-section.js';
+import { RESULTS_FILE, signed, writeResultsSection } from './results-section.js';
 import { laterCalibrations } from './later-calibrations.js';
 import { createRun } from '../src/utils/runs.js';
 import { writeFileAtomicSync } from '../src/utils/fs.js';
@@ -72,6 +72,8 @@ const equalInformation: {
   calibration: string;
   shown: string;
   fittedOn: string;
+  /** Last calendar year of the fit: the year of the in-sample check. */
+  lastYear: number;
   /** Number of microstructure regimes of the calibration (1 = stationary). */
   regimes: number;
   score: NamedScore;
@@ -215,6 +217,9 @@ for (const name of ['btc', 'eth']) {
   });
   // Not the protocol: calibrations that see the control year too (as the control itself does),
   // scored against the score year the same way.
+  // In-sample controls (year before vs year), once per year: calibrations ending in the same
+  // year share theirs.
+  const controls = new Map<number, NamedScore>();
   for (const later of laterCalibrations(name)) {
     log(`${name}: calibration ${later.fittedOn}`);
     const years = Array.from({ length: r.syntheticYears }, (_, k) =>
@@ -223,6 +228,15 @@ for (const name of ['btc', 'eth']) {
     // And in-sample, against the last year it was fitted on, beside that year's own control.
     const lastYear = Number(later.params.fittedOn.to.slice(0, 4));
     const last = marketWindows(scoring.market, w, Y(lastYear), Y(lastYear + 1));
+    if (!controls.has(lastYear))
+      controls.set(lastYear, {
+        name: `not the protocol, in-sample control: ${scoring.label} ${lastYear - 1} vs ${lastYear}`,
+        result: discriminativeScore(
+          last,
+          marketWindows(scoring.market, w, Y(lastYear - 1), Y(lastYear)),
+          d,
+        ),
+      });
     const free = Array.from({ length: r.syntheticYears }, (_, k) =>
       marketWindows(generate(false, k, later.params).market, w),
     );
@@ -230,20 +244,14 @@ for (const name of ['btc', 'eth']) {
       calibration: name,
       shown: later.shown,
       fittedOn: later.fittedOn,
+      lastYear,
       regimes: later.params.microstructure.regimes?.length ?? 1,
       score: {
         name: `not the protocol: synthetic calibrated on ${later.fittedOn} vs ${scoring.label} ${r.scoreYear}`,
         result: discriminativeScore(scoreWindows, poolWindows(years), d),
       },
       inSample: [
-        {
-          name: `not the protocol, in-sample control: ${scoring.label} ${lastYear - 1} vs ${lastYear}`,
-          result: discriminativeScore(
-            last,
-            marketWindows(scoring.market, w, Y(lastYear - 1), Y(lastYear)),
-            d,
-          ),
-        },
+        controls.get(lastYear) as NamedScore,
         {
           name: `not the protocol, in-sample: synthetic calibrated on ${later.fittedOn} (unconditioned start) vs ${scoring.label} ${lastYear}`,
           result: discriminativeScore(last, poolWindows(free), d),
@@ -370,8 +378,6 @@ function microstructureExtrapolation(
   return out;
 }
 
-const signed = (d: number): string => `${d >= 0 ? '+' : ''}${d.toFixed(3)}`;
-
 function gapToControl(report: RealismReport): string {
   return signed(report.scores[1].result.accuracy.value - report.scores[0].result.accuracy.value);
 }
@@ -421,7 +427,7 @@ for (const { calibration, report } of reports) {
   const equal = equalInformation.filter((x) => x.calibration === calibration);
   for (const e of equal)
     lines.push(
-      `- Not the protocol: the same generator calibrated on ${e.fittedOn} (${e.shown}), with information the control has, scores ${est(e.score.result.accuracy)}: ${signed(e.score.result.accuracy.value - report.scores[0].result.accuracy.value)} over the control; in-sample, ${e.inSample[1].name.split(' vs ')[1]}: ${est(e.inSample[1].result.accuracy)} beside its control ${e.inSample[0].name.split(': ')[1]} ${est(e.inSample[0].result.accuracy)}.`,
+      `- Not the protocol: the same generator calibrated on ${e.fittedOn} (${e.shown}), with information the control has, scores ${est(e.score.result.accuracy)}: ${signed(e.score.result.accuracy.value - report.scores[0].result.accuracy.value)} over the control; in-sample, ${calibration.toUpperCase()} ${e.lastYear}: ${est(e.inSample[1].result.accuracy)} beside its control ${calibration.toUpperCase()} ${e.lastYear - 1} vs ${e.lastYear} ${est(e.inSample[0].result.accuracy)}.`,
     );
   const ins = inSample.find((x) => x.calibration === calibration);
   if (ins !== undefined)
@@ -494,10 +500,7 @@ const ceilingText = reports
   .filter((x) => x !== '')
   .join(', ');
 const laterText = equalInformation
-  .map(
-    (e) =>
-      `${e.calibration.toUpperCase()} ${e.score.name.split(' calibrated on ')[1].split(' vs ')[0]} ${fmt(e.score.result.accuracy.value)}`,
-  )
+  .map((e) => `${e.calibration.toUpperCase()} ${e.fittedOn} ${fmt(e.score.result.accuracy.value)}`)
   .join(', ');
 /** Range of (score - control) of the calibrations under experiments/calibrations/, in words. */
 function laterGaps(): string {

@@ -36,3 +36,8 @@ export function writeResultsSection(name: string, body: string, file = RESULTS_F
   writeFileAtomicSync(file, next);
   return block;
 }
+
+/** A difference with its sign and three decimals (+0.123, -0.045), as the reports print them. */
+export function signed(d: number): string {
+  return `${d >= 0 ? '+' : ''}${d.toFixed(3)}`;
+}

@@ -9,12 +9,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initTensorflow } from '../src/models/time-series/kernels.js';
+import { initTensorflow } from '../src/models/common/backend.js';
 import { MultiTimeframeModel } from '../src/models/time-series/model.js';
-import { createWindowDatasets, trainTimeSeriesModel } from '../src/models/time-series/trainer.js';
+import { trainTimeSeriesModel } from '../src/models/time-series/trainer.js';
 import { buildSyntheticDataset } from '../src/synthetic-data/dataset-builder.js';
 import { defaultConfig } from '../src/utils/config.js';
 import { fixtureFeatures } from './models/time-series/fixtures.js';
+import { createWindowDatasets } from '../src/data-processing/window-datasets.js';
 
 let root: string;
 beforeAll(async () => {

@@ -32,7 +32,7 @@ import {
   type PerformanceMetrics,
 } from './metrics.js';
 import { ObservationBuilder, type ObservationSpec, type Policy } from './policy.js';
-import { assertOutsideHoldout, type DateRange } from './walk-forward.js';
+import { assertOutsideHoldout, type DateRange } from '../data-processing/splits.js';
 
 /**
  * A policy that must know the absolute base row it starts at (the oracle, replays of recorded

@@ -202,7 +202,7 @@ export type RunPolicyLoader = (run: Run, context: PolicyContext) => Policy | Pro
  */
 const BUILTIN_RUN_LOADERS: Readonly<Record<string, RunPolicyLoader>> = {
   'train-model': async (run, context) => {
-    const { initTensorflow } = await import('../models/time-series/kernels.js');
+    const { initTensorflow } = await import('../models/common/backend.js');
     const { MultiTimeframeModel } = await import('../models/time-series/model.js');
     const { SequenceModelPolicy } = await import('../models/time-series/policy.js');
     await initTensorflow(context.config.model.backend);

@@ -41,14 +41,16 @@ import { backtestReportInput, backtestStrategy, type BacktestResult } from './ba
 import { policyRun, resolvePolicy } from './baselines.js';
 import type { PerformanceMetrics } from './metrics.js';
 import {
-  assertOutsideHoldout,
-  clipToHoldout,
   walkForwardBacktest,
   walkForwardReportInput,
-  walkForwardSplits,
-  type DateRange,
   type WalkForwardResult,
 } from './walk-forward.js';
+import {
+  assertOutsideHoldout,
+  clipToHoldout,
+  walkForwardSplits,
+  type DateRange,
+} from '../data-processing/splits.js';
 
 const DAY_MS = 86_400_000;
 

@@ -43,13 +43,6 @@ import { writeFileAtomicSync } from '../utils/fs.js';
 import { logger } from '../utils/logger.js';
 import { createProgress } from '../utils/progress.js';
 import { Rng } from '../utils/random.js';
-import {
-  sampleOrder,
-  type BatchOptions,
-  type SequenceBatch,
-  type SequenceDataset,
-} from '../models/time-series/trainer.js';
-import type { ModelInputSpec } from '../models/time-series/model.js';
 import { loadCalibration } from './calibration.js';
 import type { BaseProcessParams } from './base-process.js';
 import {
@@ -71,6 +64,7 @@ import {
   type PatternRequest,
 } from './multi-timeframe-sync.js';
 import { addIndicatorNoise, lagColumn } from './indicator-engineering.js';
+import { sampleOrder, type BatchOptions, type SequenceBatch, type SequenceDataset, type ModelInputSpec } from '../data-processing/window-datasets.js';
 
 // ---------------------------------------------------------------------------------------------
 // Labels

@@ -27,7 +27,7 @@ import { evaluationRange, runBacktest } from '../../src/evaluation/evaluate.js';
 import { calculatePerformanceMetrics } from '../../src/evaluation/metrics.js';
 import type { ObservationSpec, Policy } from '../../src/evaluation/policy.js';
 import { CryptoTradingEnv } from '../../src/models/reinforcement/trading-env.js';
-import { initTensorflow } from '../../src/models/time-series/kernels.js';
+import { initTensorflow } from '../../src/models/common/backend.js';
 import { MultiTimeframeModel, modelConfigFromSection } from '../../src/models/time-series/model.js';
 import { defaultConfig, parseDateMs } from '../../src/utils/config.js';
 import { createRun } from '../../src/utils/runs.js';

@@ -41,6 +41,8 @@ export * from './models/common/optimizer.js';
 export * from './models/common/schedules.js';
 export * from './models/common/checkpoint.js';
 export * from './models/common/tensors.js';
+export * from './models/common/mlp.js';
+export * from './models/common/normalization.js';
 export * from './models/time-series/gru.js';
 export * from './models/time-series/model.js';
 export * from './models/time-series/trainer.js';

@@ -892,7 +892,7 @@ export function learnDqn<I extends object>(agent: DQNAgent, o: DqnLearnOptions<I
     masks === null
       ? null
       : Array.from({ length: N }, (_, i) => masks!.subarray(i * A, (i + 1) * A));
-  let epsilon = 1;
+  let epsilon: number;
   while (state.step < total) {
     const obs = vec.observations;
     agent.observationStats?.update(obs, N);

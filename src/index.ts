@@ -48,6 +48,7 @@ export * from './models/time-series/evaluation.js';
 export * from './models/time-series/policy.js';
 export * from './models/time-series/training-run.js';
 export * from './utils/visualization.js';
+export * from './evaluation/report.js';
 export * from './models/reinforcement/spaces.js';
 export * from './models/reinforcement/reward-functions.js';
 export * from './models/reinforcement/trading-env.js';

@@ -15,7 +15,7 @@ import type {
   ReportBacktestInput,
   ReportHigherTimeframe,
   ReportTrade,
-} from '../utils/visualization.js';
+} from './report.js';
 import {
   Broker,
   brokerConfig,

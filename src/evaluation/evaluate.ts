@@ -36,7 +36,7 @@ import {
   writeReport,
   type ReportOptions,
   type ReportPayload,
-} from '../utils/visualization.js';
+} from './report.js';
 import { backtestReportInput, backtestStrategy, type BacktestResult } from './backtest.js';
 import { policyRun, resolvePolicy } from './baselines.js';
 import type { PerformanceMetrics } from './metrics.js';

@@ -55,4 +55,5 @@ export * from './models/reinforcement/trading-env.js';
 export * from './models/reinforcement/vec-env.js';
 export * from './models/reinforcement/env-checker.js';
 export * from './synthetic-data/realism.js';
+export * from './policies.js';
 export * from './pipeline.js';

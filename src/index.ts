@@ -15,6 +15,7 @@ export * from './data-processing/normalizer.js';
 export * from './data-processing/lookahead.js';
 export * from './data-processing/splits.js';
 export * from './data-processing/window-datasets.js';
+export * from './data-processing/dataset-format.js';
 export * from './utils/config.js';
 export * from './utils/random.js';
 export * from './utils/logger.js';

@@ -23,7 +23,8 @@ import {
   validateCandles,
 } from '../src/data-processing/candles.js';
 import { buildFeatures } from '../src/data-processing/feature-engineering.js';
-import { buildSyntheticDataset, DiskDataset } from '../src/synthetic-data/dataset-builder.js';
+import { DiskDataset } from '../src/data-processing/dataset-format.js';
+import { buildSyntheticDataset } from '../src/synthetic-data/dataset-builder.js';
 import { readCandlesCsv } from '../src/data-processing/file-formats.js';
 import { initTensorflow } from '../src/models/common/backend.js';
 import { Adam } from '../src/models/common/optimizer.js';

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { TIMEFRAMES, type Timeframe } from '../data-processing/candles.js';
+import { TIMEFRAMES, type Timeframe } from './timeframes.js';
 
 const timeframe = z.enum(TIMEFRAMES as [Timeframe, ...Timeframe[]]);
 /** A UTC date `YYYY-MM-DD` or an ISO-8601 timestamp. */

@@ -15,7 +15,7 @@ import { readCandlesCsv } from '../../data-processing/file-formats.js';
 import { loadHistoricalData } from '../../data-processing/data-loader.js';
 import { loadCalibration } from '../../synthetic-data/calibration.js';
 import { generateBaseMarket } from '../../synthetic-data/base-process.js';
-import { DiskDataset } from '../../synthetic-data/dataset-builder.js';
+import { DiskDataset } from '../../data-processing/dataset-format.js';
 import { CheckpointError, DataValidationError, UsageError } from '../../errors.js';
 import { rangeMs, type Config } from '../../utils/config.js';
 import { logger as rootLogger } from '../../utils/logger.js';

@@ -57,6 +57,7 @@ export * from './models/reinforcement/reward-functions.js';
 export * from './models/reinforcement/trading-env.js';
 export * from './models/reinforcement/vec-env.js';
 export * from './models/reinforcement/env-checker.js';
+export * from './models/reinforcement/sanity-envs.js';
 export * from './synthetic-data/realism.js';
 export * from './policies.js';
 export * from './pipeline.js';

@@ -4,32 +4,30 @@
 // walk-forward folds) and writes runs/<id>/ with metrics.json, trades, equity and the report.
 // Never trades a bar outside the chosen range and never reads candles after it.
 
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import {
   candleCount,
   parseTimeframe,
-  lowerBound,
-  repairCandles,
-  sliceCandles,
   timeframeMs,
-  validateCandles,
   type Candles,
   type Timeframe,
 } from '../data-processing/candles.js';
-import { loadHistoricalData } from '../data-processing/data-loader.js';
+import {
+  dataFingerprint,
+  loadCandleDirectory,
+  loadCandleFile,
+  loadHistoricalData,
+} from '../data-processing/data-loader.js';
 import {
   buildFeatures,
   type MultiTimeframeFeatures,
 } from '../data-processing/feature-engineering.js';
-import { readCandleFile } from '../data-processing/file-formats.js';
 import { resample } from '../data-processing/resample.js';
 import { UsageError } from '../errors.js';
 import { rangeMs, type Config } from '../utils/config.js';
 import { writeFileAtomicSync } from '../utils/fs.js';
 import { logger } from '../utils/logger.js';
-import { createRun, hashColumns, type Run } from '../utils/runs.js';
+import { createRun, type Run } from '../utils/runs.js';
 import {
   buildBacktestPayload,
   emptyReportPayload,
@@ -130,27 +128,6 @@ function fileTimeframe(path: string): Timeframe | undefined {
   }
 }
 
-async function readFileSeries(
-  path: string,
-  symbol: string,
-  timeframe: Timeframe,
-  load: DateRange,
-  repair: boolean,
-): Promise<Candles> {
-  const read = await readCandleFile(path, { symbol, timeframe });
-  const all = read.candles;
-  // Only the rows in the load window are validated (and repaired when allowed).
-  const first = lowerBound(all.openTime, load.fromMs);
-  let candles = sliceCandles(all, first, lowerBound(all.openTime, load.toMs));
-  if (repair) {
-    const { candles: fixed, actions } = repairCandles(candles);
-    for (const a of actions) logger.warn({ file: path, ...a }, 'repaired row');
-    candles = fixed;
-  }
-  validateCandles(candles, { source: path, lineOf: (row) => read.lines[first + row] });
-  return candles;
-}
-
 /**
  * Loads the candles of one symbol for an evaluation (with `backtest.warmupDays` of history
  * before the range for the features), aggregates missing higher timeframes exactly, and builds
@@ -169,20 +146,26 @@ export async function loadEvaluationData(options: EvaluationDataOptions): Promis
     throw new UsageError('give either --data or --data-dir, not both');
   if (options.dataFile !== undefined) {
     const tf = options.timeframe ?? fileTimeframe(options.dataFile) ?? timeframes[0];
-    candles.set(tf, await readFileSeries(options.dataFile, symbol, tf, load, config.data.repair));
+    candles.set(
+      tf,
+      await loadCandleFile(options.dataFile, {
+        symbol,
+        timeframe: tf,
+        ...load,
+        repair: config.data.repair,
+      }),
+    );
     source = options.dataFile;
   } else if (options.dataDir !== undefined) {
-    const pair = symbol.split(':')[0].replace('/', '');
-    for (const tf of timeframes) {
-      const stem = join(options.dataDir, `${config.data.exchange}-${pair}-${tf}`);
-      const file = [`${stem}.csv.gz`, `${stem}.csv`].find((f) => existsSync(f));
-      if (file !== undefined)
-        candles.set(tf, await readFileSeries(file, symbol, tf, load, config.data.repair));
-    }
-    if (!candles.has(timeframes[0]))
-      throw new UsageError(
-        `no ${timeframes[0]} file for ${symbol} in ${options.dataDir} (expected ${config.data.exchange}-${pair}-${timeframes[0]}.csv.gz)`,
-      );
+    const read = await loadCandleDirectory(options.dataDir, {
+      exchange: config.data.exchange,
+      symbol,
+      timeframes,
+      ...load,
+      repair: config.data.repair,
+      require: 'finest',
+    });
+    for (const [tf, c] of read) candles.set(tf, c);
     source = options.dataDir;
   } else {
     const data = await loadHistoricalData({
@@ -307,21 +290,8 @@ export async function runBacktest(options: RunBacktestOptions): Promise<RunBackt
   const data = await loadEvaluationData({ ...options, config: dataConfig });
   const resolved = await options.policy.resolve({ features: data.features, config });
   const run = createRun({ kind: 'backtest', config, commandLine: options.commandLine });
-  const cols = [...data.candles.values()].flatMap((c) => [c.openTime, c.close]);
-  const ranges: Record<string, [number, number, number]> = {};
-  for (const [tf, c] of data.candles)
-    ranges[`${options.symbol} ${tf}`] = [
-      c.openTime[0],
-      c.openTime[candleCount(c) - 1],
-      candleCount(c),
-    ];
   run.update({
-    data: {
-      symbols: [options.symbol],
-      timeframes: [...data.candles.keys()],
-      ranges,
-      hash: hashColumns(cols),
-    },
+    data: dataFingerprint(options.symbol, data.candles),
     featureSpec: {
       names: Object.fromEntries([...data.features.perTimeframe].map(([tf, m]) => [tf, m.names])),
       windows: data.features.windows,

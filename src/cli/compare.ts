@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { parsePolicyList, runCompare } from '../evaluation/compare.js';
+import { resolvePolicy } from '../policies.js';
 import { SCENARIO_SPLITS, type ScenarioSplit } from '../evaluation/scenarios.js';
 import {
   action,
@@ -69,6 +70,7 @@ export function registerCompareCommand(program: Command): void {
             : listOption(opts.markets).map((m) => wholeNumber(m, 'markets')),
         dataDir: opts.dataDir,
         commandLine: process.argv.slice(2),
+        resolvePolicy,
       });
       process.stdout.write(
         `${outcome.table}\n${outcome.result.markets.length} ${outcome.result.split} markets of ${outcome.result.scenario}; mean ± sd over policy seeds x markets; vs columns: paired difference in return, mean ± standard error ("beats" = ahead by more than 2 standard errors)\n` +

@@ -11,11 +11,7 @@ import {
 } from '../data-processing/candles.js';
 import type { MultiTimeframeFeatures } from '../data-processing/feature-engineering.js';
 import { createProgress, type Progress } from '../utils/progress.js';
-import type {
-  ReportBacktestInput,
-  ReportHigherTimeframe,
-  ReportTrade,
-} from '../utils/visualization.js';
+import type { ReportBacktestInput, ReportHigherTimeframe, ReportTrade } from './report.js';
 import {
   Broker,
   brokerConfig,

@@ -15,15 +15,9 @@ import {
   emptyReportPayload,
   writeRunReport,
   type ComparisonPayload,
-} from '../utils/visualization.js';
+} from './report.js';
 import { backtestStrategy } from './backtest.js';
-import {
-  baselineBroker,
-  randomBaselines,
-  resolvePolicy,
-  type BaselineName,
-  type ResolvedPolicy,
-} from './baselines.js';
+import { randomBaselines, type PolicyContext, type ResolvedPolicy } from './baselines.js';
 import type { BrokerConfig } from './broker.js';
 import type { Policy } from './policy.js';
 import {
@@ -108,6 +102,11 @@ export interface CompareOptions {
   readonly markets?: readonly number[];
   /** Directory run ids and module paths are resolved against (default cwd). */
   readonly cwd?: string;
+  /**
+   * The one policy resolver (`resolvePolicy` of the registry above evaluation/, src/policies.ts):
+   * baseline names, run directories and module paths to policies.
+   */
+  readonly resolvePolicy: (ref: string, context: PolicyContext) => Promise<ResolvedPolicy>;
 }
 
 /** One backtest of a comparison: a policy seed on a market. */
@@ -228,11 +227,11 @@ function marketMeans(p: ComparePolicyResult): Map<string, number> {
 async function instancesOf(
   spec: ComparePolicySpec,
   market: ScenarioMarket,
-  config: Config,
+  options: CompareOptions,
   seeds: number,
-  cwd: string | undefined,
 ): Promise<Instance[]> {
-  const context = { features: market.features, config, cwd, labels: market.labels };
+  const config = options.config;
+  const context = { features: market.features, config, cwd: options.cwd, labels: market.labels };
   if (spec.refs.length === 1 && spec.refs[0] === 'random')
     return randomBaselines(config, seeds).map((policy, k) => ({
       policy,
@@ -243,14 +242,14 @@ async function instancesOf(
     }));
   const out: Instance[] = [];
   for (const ref of spec.refs) {
-    const r = await resolvePolicy(ref, context);
+    const r = await options.resolvePolicy(ref, context);
     const trained =
       r.run === undefined
         ? 0
         : countTrials(config.paths.runs, r.run.info.kind, r.run.info.data).trials;
     out.push({
       policy: r.policy,
-      broker: r.kind === 'baseline' ? baselineBroker(ref as BaselineName, config.broker) : r.broker,
+      broker: r.broker,
       kind: r.kind,
       ref: r.name,
       trials: Math.max(config.backtest.trials, trained),
@@ -295,7 +294,7 @@ export async function comparePolicies(options: CompareOptions): Promise<CompareR
   const progress = createProgress('compare', markets.length * specs.length, { unit: 'policies' });
   for (const market of markets) {
     for (const r of results) {
-      const instances = await instancesOf(r.spec, market, config, seeds, options.cwd);
+      const instances = await instancesOf(r.spec, market, options, seeds);
       r.kind = instances[0].kind;
       r.refs = instances.map((i) => i.ref);
       r.trials = Math.max(...instances.map((i) => i.trials));

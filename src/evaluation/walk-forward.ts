@@ -3,7 +3,7 @@
 // outside its fold's test range.
 
 import { makeCandles, timeframeMs } from '../data-processing/candles.js';
-import type { ReportBacktestInput } from '../utils/visualization.js';
+import type { ReportBacktestInput } from './report.js';
 import {
   backtestReportInput,
   backtestStrategy,

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { TIMEFRAMES, type Timeframe } from '../data-processing/candles.js';
+import { TIMEFRAMES, type Timeframe } from './timeframes.js';
 
 const timeframe = z.enum(TIMEFRAMES as [Timeframe, ...Timeframe[]]);
 /** A UTC date `YYYY-MM-DD` or an ISO-8601 timestamp. */
@@ -415,8 +415,73 @@ export const configSchema = z.strictObject({
           });
       });
     }),
-  dqn: z.strictObject({}),
-  ppo: z.strictObject({}),
+  dqn: z.strictObject({
+    learningRate: z.number().positive(),
+    hiddenDim: positiveInt,
+    hiddenLayers: positiveInt,
+    activation: z.enum(['relu', 'tanh']),
+    totalTimesteps: positiveInt,
+    numEnvs: positiveInt,
+    bufferSize: positiveInt,
+    learningStarts: z.number().int().nonnegative(),
+    batchSize: positiveInt,
+    tau: z.number().positive().max(1),
+    gamma: z.number().positive().max(1),
+    trainFrequency: positiveInt,
+    gradientSteps: positiveInt,
+    targetUpdateInterval: positiveInt,
+    explorationFraction: z.number().positive().max(1),
+    explorationInitialEps: z.number().min(0).max(1),
+    explorationFinalEps: z.number().min(0).max(1),
+    maxGradNorm: z.number().nonnegative(),
+    nSteps: positiveInt,
+    prioritizedReplay: z.boolean(),
+    priorityAlpha: z.number().min(0).max(1),
+    priorityBetaStart: z.number().min(0).max(1),
+    priorityEpsilon: z.number().positive(),
+    doubleQ: z.boolean(),
+    dueling: z.boolean(),
+    normalizeObservations: z.boolean(),
+    observationClip: z.number().positive(),
+    adamEpsilon: z.number().positive(),
+    checkpointEvery: positiveInt,
+    logEvery: positiveInt,
+  }),
+  ppo: z.strictObject({
+    learningRate: z.number().positive(),
+    hiddenDim: positiveInt,
+    hiddenLayers: positiveInt,
+    activation: z.enum(['tanh', 'relu']),
+    actionType: z.enum(['discrete', 'continuous']),
+    totalTimesteps: positiveInt,
+    numEnvs: positiveInt,
+    nSteps: positiveInt,
+    batchSize: positiveInt,
+    nEpochs: positiveInt,
+    gamma: z.number().positive().max(1),
+    gaeLambda: z.number().min(0).max(1),
+    clipRange: z.number().positive(),
+    clipRangeVf: z.number().positive().nullable(),
+    normalizeAdvantage: z.boolean(),
+    entCoef: z.number().nonnegative(),
+    vfCoef: z.number().nonnegative(),
+    maxGradNorm: z.number().nonnegative(),
+    targetKl: z.number().positive().nullable(),
+    annealLearningRate: z.boolean(),
+    logStdInit: z.number(),
+    normalizeObservations: z.boolean(),
+    observationClip: z.number().positive(),
+    normalizeRewards: z.boolean(),
+    rewardClip: z.number().positive(),
+    adamEpsilon: z.number().positive(),
+    checkpointEveryUpdates: positiveInt,
+    transfer: z.strictObject({
+      level: z.enum(['encoders', 'fused']),
+      shareEncoder: z.boolean(),
+      frozenTimesteps: z.number().int().nonnegative(),
+      finetuneLearningRate: z.number().positive(),
+    }),
+  }),
   live: z.strictObject({}),
 });
 

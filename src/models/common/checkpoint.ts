@@ -174,13 +174,13 @@ export function hasCheckpoint(dir: string): boolean {
 
 /**
  * Reads the checkpoint in `dir`, or null when there is none. The checkpoint must have been
- * written by `kind` with the same `settings` (compared by hash).
+ * written by `kind` and, when `settings` is given, with the same settings (compared by hash).
  * @throws {CheckpointError} naming the file when it is unreadable, of another format or kind,
  *   written for other settings (listing the keys that differ), or its data are truncated.
  */
 export function readCheckpoint<S>(
   dir: string,
-  expected: { kind: string; settings: unknown },
+  expected: { kind: string; settings?: unknown },
 ): CheckpointContent<S> | null {
   const file = join(dir, 'checkpoint.json');
   if (!existsSync(file)) return null;
@@ -197,7 +197,7 @@ export function readCheckpoint<S>(
       file,
       `written by a ${doc.kind} run, cannot resume a ${expected.kind} run`,
     );
-  if (doc.settingsHash !== settingsHash(expected.settings)) {
+  if ('settings' in expected && doc.settingsHash !== settingsHash(expected.settings)) {
     const diff = settingsDiff(doc.settings, expected.settings);
     throw new CheckpointError(
       file,

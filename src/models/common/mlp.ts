@@ -3,8 +3,10 @@
 // by hand. At these sizes (two hidden layers of 64, batches of 32-256) TensorFlow.js spends far more
 // time dispatching ops than computing, so acting one observation at a time and the agents' gradient
 // steps run here; `mlpForwardTf` (tensors.ts) reads the same weights into tfjs, and a test holds the
-// two to 1e-6. Weights are [in, out] row-major per layer. Workspaces hold every activation a backward
-// pass needs, so a forward/backward pair allocates nothing once a workspace has grown to its batch.
+// two to 1e-6. Weights are [out, in] row-major per layer (PyTorch's layout), so every product is a
+// register-blocked loop (two rows by four outputs: eight accumulators, each input loaded once per
+// block), three to four times faster than a plain triple loop in V8. Workspaces hold every activation
+// a backward pass needs, so a forward/backward pair allocates nothing once grown to its batch.
 
 import type { Rng } from '../../utils/random.js';
 import { glorotUniform, orthogonal } from './init.js';
@@ -55,6 +57,232 @@ export class MlpWorkspace {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Kernels (row-major; 2 x 4 register blocks, remainders one by one)
+
+/** out[r, o] = bias[o] + Σ_i x[r, i] · W[o, i], for W [O, I]. */
+function denseForward(
+  x: Float32Array,
+  W: Float32Array,
+  bias: Float32Array,
+  out: Float32Array,
+  R: number,
+  I: number,
+  O: number,
+): void {
+  let r = 0;
+  for (; r + 1 < R; r += 2) {
+    const xa = r * I;
+    const xb = xa + I;
+    let o = 0;
+    for (; o + 3 < O; o += 4) {
+      const w0 = o * I;
+      const w1 = w0 + I;
+      const w2 = w1 + I;
+      const w3 = w2 + I;
+      let a0 = bias[o];
+      let a1 = bias[o + 1];
+      let a2 = bias[o + 2];
+      let a3 = bias[o + 3];
+      let c0 = a0;
+      let c1 = a1;
+      let c2 = a2;
+      let c3 = a3;
+      for (let i = 0; i < I; i++) {
+        const u = x[xa + i];
+        const v = x[xb + i];
+        const k0 = W[w0 + i];
+        const k1 = W[w1 + i];
+        const k2 = W[w2 + i];
+        const k3 = W[w3 + i];
+        a0 += u * k0;
+        a1 += u * k1;
+        a2 += u * k2;
+        a3 += u * k3;
+        c0 += v * k0;
+        c1 += v * k1;
+        c2 += v * k2;
+        c3 += v * k3;
+      }
+      const oa = r * O + o;
+      const oc = oa + O;
+      out[oa] = a0;
+      out[oa + 1] = a1;
+      out[oa + 2] = a2;
+      out[oa + 3] = a3;
+      out[oc] = c0;
+      out[oc + 1] = c1;
+      out[oc + 2] = c2;
+      out[oc + 3] = c3;
+    }
+    for (; o < O; o++) {
+      const w0 = o * I;
+      let a = bias[o];
+      let c = a;
+      for (let i = 0; i < I; i++) {
+        a += x[xa + i] * W[w0 + i];
+        c += x[xb + i] * W[w0 + i];
+      }
+      out[r * O + o] = a;
+      out[(r + 1) * O + o] = c;
+    }
+  }
+  for (; r < R; r++) {
+    const xa = r * I;
+    for (let o = 0; o < O; o++) {
+      const w0 = o * I;
+      let a = bias[o];
+      for (let i = 0; i < I; i++) a += x[xa + i] * W[w0 + i];
+      out[r * O + o] = a;
+    }
+  }
+}
+
+/** dX[r, i] = Σ_o d[r, o] · W[o, i], for W [O, I]. */
+function denseInputGrad(
+  d: Float32Array,
+  W: Float32Array,
+  dX: Float32Array,
+  R: number,
+  I: number,
+  O: number,
+): void {
+  let r = 0;
+  for (; r + 1 < R; r += 2) {
+    const da = r * O;
+    const db = da + O;
+    let i = 0;
+    for (; i + 3 < I; i += 4) {
+      let a0 = 0;
+      let a1 = 0;
+      let a2 = 0;
+      let a3 = 0;
+      let c0 = 0;
+      let c1 = 0;
+      let c2 = 0;
+      let c3 = 0;
+      let w = i;
+      for (let o = 0; o < O; o++, w += I) {
+        const u = d[da + o];
+        const v = d[db + o];
+        const k0 = W[w];
+        const k1 = W[w + 1];
+        const k2 = W[w + 2];
+        const k3 = W[w + 3];
+        a0 += u * k0;
+        a1 += u * k1;
+        a2 += u * k2;
+        a3 += u * k3;
+        c0 += v * k0;
+        c1 += v * k1;
+        c2 += v * k2;
+        c3 += v * k3;
+      }
+      const oa = r * I + i;
+      const oc = oa + I;
+      dX[oa] = a0;
+      dX[oa + 1] = a1;
+      dX[oa + 2] = a2;
+      dX[oa + 3] = a3;
+      dX[oc] = c0;
+      dX[oc + 1] = c1;
+      dX[oc + 2] = c2;
+      dX[oc + 3] = c3;
+    }
+    for (; i < I; i++) {
+      let a = 0;
+      let c = 0;
+      for (let o = 0, w = i; o < O; o++, w += I) {
+        a += d[da + o] * W[w];
+        c += d[db + o] * W[w];
+      }
+      dX[r * I + i] = a;
+      dX[(r + 1) * I + i] = c;
+    }
+  }
+  for (; r < R; r++) {
+    const da = r * O;
+    for (let i = 0; i < I; i++) {
+      let a = 0;
+      for (let o = 0, w = i; o < O; o++, w += I) a += d[da + o] * W[w];
+      dX[r * I + i] = a;
+    }
+  }
+}
+
+/** gW[o, i] = Σ_r d[r, o] · x[r, i] and gb[o] = Σ_r d[r, o] (overwritten). */
+function denseWeightGrad(
+  d: Float32Array,
+  x: Float32Array,
+  gW: Float32Array,
+  gb: Float32Array,
+  R: number,
+  I: number,
+  O: number,
+): void {
+  for (let o = 0; o < O; o++) {
+    let s = 0;
+    for (let r = 0, k = o; r < R; r++, k += O) s += d[k];
+    gb[o] = s;
+  }
+  let o = 0;
+  for (; o + 1 < O; o += 2) {
+    let i = 0;
+    for (; i + 3 < I; i += 4) {
+      let a0 = 0;
+      let a1 = 0;
+      let a2 = 0;
+      let a3 = 0;
+      let c0 = 0;
+      let c1 = 0;
+      let c2 = 0;
+      let c3 = 0;
+      for (let r = 0, dk = o, xk = i; r < R; r++, dk += O, xk += I) {
+        const u = d[dk];
+        const v = d[dk + 1];
+        const k0 = x[xk];
+        const k1 = x[xk + 1];
+        const k2 = x[xk + 2];
+        const k3 = x[xk + 3];
+        a0 += u * k0;
+        a1 += u * k1;
+        a2 += u * k2;
+        a3 += u * k3;
+        c0 += v * k0;
+        c1 += v * k1;
+        c2 += v * k2;
+        c3 += v * k3;
+      }
+      const oa = o * I + i;
+      const oc = oa + I;
+      gW[oa] = a0;
+      gW[oa + 1] = a1;
+      gW[oa + 2] = a2;
+      gW[oa + 3] = a3;
+      gW[oc] = c0;
+      gW[oc + 1] = c1;
+      gW[oc + 2] = c2;
+      gW[oc + 3] = c3;
+    }
+    for (; i < I; i++) {
+      let a = 0;
+      let c = 0;
+      for (let r = 0, dk = o, xk = i; r < R; r++, dk += O, xk += I) {
+        a += d[dk] * x[xk];
+        c += d[dk + 1] * x[xk];
+      }
+      gW[o * I + i] = a;
+      gW[(o + 1) * I + i] = c;
+    }
+  }
+  for (; o < O; o++)
+    for (let i = 0; i < I; i++) {
+      let a = 0;
+      for (let r = 0, dk = o, xk = i; r < R; r++, dk += O, xk += I) a += d[dk] * x[xk];
+      gW[o * I + i] = a;
+    }
+}
+
 function activate(a: Activation, x: Float32Array, n: number): void {
   if (a === 'tanh') for (let i = 0; i < n; i++) x[i] = Math.tanh(x[i]);
   else if (a === 'relu') for (let i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
@@ -77,7 +305,7 @@ function activationGrad(a: Activation, y: Float32Array, delta: Float32Array, n: 
 export class Mlp {
   /** Shape and initialisation. */
   readonly spec: MlpSpec;
-  /** Weights: W_0, b_0, W_1, b_1, ... (W_l is [in, out] row-major). */
+  /** Weights: W_0, b_0, W_1, b_1, ... (W_l is [out, in] row-major, PyTorch's layout). */
   readonly weights: Float32Array[];
   /** Names of the weights (`layer0.w`, `layer0.b`, ...). */
   readonly names: string[];
@@ -122,8 +350,8 @@ export class Mlp {
       const gain = last ? (spec.outputGain ?? 1) : (spec.hiddenGain ?? Math.SQRT2);
       weights.push(
         spec.init === 'glorot'
-          ? glorotUniform(rng, s[l], s[l + 1])
-          : orthogonal(rng, s[l], s[l + 1], gain),
+          ? glorotUniform(rng, s[l + 1], s[l])
+          : orthogonal(rng, s[l + 1], s[l], gain),
         new Float32Array(s[l + 1]),
       );
     }
@@ -186,27 +414,21 @@ export class Mlp {
     const sizes = this.spec.sizes;
     let inp = x;
     for (let l = 0; l < this.layers; l++) {
-      const I = sizes[l];
-      const O = sizes[l + 1];
-      const W = this.weights[2 * l];
-      const bias = this.weights[2 * l + 1];
       const out = ws.acts[l];
-      for (let b = 0; b < rows; b++) {
-        const ob = b * O;
-        const ib = b * I;
-        for (let o = 0; o < O; o++) out[ob + o] = bias[o];
-        for (let i = 0; i < I; i++) {
-          const xi = inp[ib + i];
-          if (xi === 0) continue;
-          const wi = i * O;
-          for (let o = 0; o < O; o++) out[ob + o] += xi * W[wi + o];
-        }
-      }
+      denseForward(
+        inp,
+        this.weights[2 * l],
+        this.weights[2 * l + 1],
+        out,
+        rows,
+        sizes[l],
+        sizes[l + 1],
+      );
       const last = l === this.layers - 1;
       activate(
         last ? (this.spec.outputActivation ?? 'identity') : this.spec.activation,
         out,
-        rows * O,
+        rows * sizes[l + 1],
       );
       inp = out;
     }
@@ -235,35 +457,11 @@ export class Mlp {
     for (let l = L - 1; l >= 0; l--) {
       const I = sizes[l];
       const O = sizes[l + 1];
-      const W = this.weights[2 * l];
-      const gW = grads[2 * l];
-      const gb = grads[2 * l + 1];
       const inp = l === 0 ? ws.input : ws.acts[l - 1];
-      gW.fill(0);
-      gb.fill(0);
-      for (let b = 0; b < rows; b++) {
-        const ob = b * O;
-        const ib = b * I;
-        for (let o = 0; o < O; o++) gb[o] += delta[ob + o];
-        for (let i = 0; i < I; i++) {
-          const xi = inp[ib + i];
-          if (xi === 0) continue;
-          const wi = i * O;
-          for (let o = 0; o < O; o++) gW[wi + o] += xi * delta[ob + o];
-        }
-      }
+      denseWeightGrad(delta, inp, grads[2 * l], grads[2 * l + 1], rows, I, O);
       const target = l > 0 ? prev : (dInput ?? null);
       if (target === null) break;
-      for (let b = 0; b < rows; b++) {
-        const ob = b * O;
-        const ib = b * I;
-        for (let i = 0; i < I; i++) {
-          const wi = i * O;
-          let s = 0;
-          for (let o = 0; o < O; o++) s += delta[ob + o] * W[wi + o];
-          target[ib + i] = s;
-        }
-      }
+      denseInputGrad(delta, this.weights[2 * l], target, rows, I, O);
       if (l > 0) {
         activationGrad(this.spec.activation, ws.acts[l - 1], prev, rows * I);
         const t = delta;

@@ -34,9 +34,9 @@ export function mlpForwardTf(mlp: Mlp, x: tf.Tensor2D): tf.Tensor2D {
     const sizes = mlp.spec.sizes;
     let h: tf.Tensor2D = x;
     for (let l = 0; l + 1 < sizes.length; l++) {
-      const w = tf.tensor2d(mlp.weights[2 * l], [sizes[l], sizes[l + 1]]);
+      const w = tf.tensor2d(mlp.weights[2 * l], [sizes[l + 1], sizes[l]]);
       const b = tf.tensor1d(mlp.weights[2 * l + 1]);
-      h = tf.add(tf.matMul(h, w), b);
+      h = tf.add(tf.matMul(h, w, false, true), b);
       const a =
         l + 2 === sizes.length ? (mlp.spec.outputActivation ?? 'identity') : mlp.spec.activation;
       if (a === 'tanh') h = tf.tanh(h);

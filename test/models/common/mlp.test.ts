@@ -57,13 +57,16 @@ describe('Mlp equals TensorFlow.js on the same weights', () => {
       const vars = mlp.weights.map((w, k) => {
         const sizes = spec.sizes;
         const l = k >> 1;
-        return tf.variable(k % 2 === 0 ? tf.tensor2d(w, [sizes[l], sizes[l + 1]]) : tf.tensor1d(w));
+        return tf.variable(k % 2 === 0 ? tf.tensor2d(w, [sizes[l + 1], sizes[l]]) : tf.tensor1d(w));
       });
       const dOutT = tf.tensor2d(dOut, [rows, O]);
       const forward = (input: tf.Tensor2D): tf.Tensor2D => {
         let h = input;
         for (let l = 0; l < vars.length / 2; l++) {
-          h = tf.add(tf.matMul(h, vars[2 * l] as tf.Variable<tf.Rank.R2>), vars[2 * l + 1]);
+          h = tf.add(
+            tf.matMul(h, vars[2 * l] as tf.Variable<tf.Rank.R2>, false, true),
+            vars[2 * l + 1],
+          );
           const last = l === vars.length / 2 - 1;
           const a = last ? (spec.outputActivation ?? 'identity') : spec.activation;
           if (a === 'tanh') h = tf.tanh(h);

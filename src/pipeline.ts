@@ -1,7 +1,8 @@
 // The default pipeline behind `npm start` / `ctm run`: data (the store when it holds the
 // configured symbol, otherwise a seeded synthetic market spanning the configured splits), the
-// look-ahead check of the features, and backtests of the built-in baselines on the test split,
-// each written to its own runs/<id>/ with a report. It only calls the library functions the other
+// look-ahead check of the features, and backtests of the built-in baselines on the test split
+// (spot buy-and-hold first, random as the mean and spread over its seeds), each written to its own
+// runs/<id>/ with a report. It only calls the library functions the other
 // commands call; it owns no logic of its own beyond choosing the data and printing a summary.
 
 import { existsSync } from 'node:fs';
@@ -14,8 +15,13 @@ import {
 } from './data-processing/candles.js';
 import { CandleStore } from './data-processing/store.js';
 import { checkFeatureLookAhead } from './data-processing/feature-engineering.js';
-import { loadEvaluationData, runBacktest } from './evaluation/evaluate.js';
-import type { PerformanceMetrics } from './evaluation/metrics.js';
+import {
+  loadEvaluationData,
+  runBacktest,
+  type RunBacktestOutcome,
+  type SeedSummary,
+} from './evaluation/evaluate.js';
+import type { MeanSpread, PerformanceMetrics } from './evaluation/metrics.js';
 import { policySource } from './policies.js';
 import {
   generateBaseMarket,
@@ -29,11 +35,23 @@ import { logger } from './utils/logger.js';
 
 const DAY_MS = 86_400_000;
 
+/**
+ * Baselines `ctm run` backtests by default: spot buy-and-hold (what a user would hold instead)
+ * first, random over seeds.
+ */
+export const DEFAULT_PIPELINE_POLICIES = [
+  'spot-buy-hold',
+  'buy-hold',
+  'sma-cross',
+  'random',
+  'flat',
+];
+
 /** Options of `runDefaultPipeline`. */
 export interface PipelineOptions {
   /** The resolved config. */
   readonly config: Config;
-  /** Baselines backtested on the test split (default: buy-hold, sma-cross, random, flat). */
+  /** Baselines backtested on the test split (default `DEFAULT_PIPELINE_POLICIES`). */
   readonly policies?: readonly string[];
   /** Days before the test split's end over which the look-ahead check cuts (default 120). */
   readonly lookAheadDays?: number;
@@ -47,8 +65,10 @@ export interface PipelineBacktest {
   readonly policy: string;
   /** Run directory of the backtest. */
   readonly runDir: string;
-  /** Metrics of the backtest on the test split. */
+  /** Metrics of the backtest on the test split (a policy over seeds: of its first seed). */
   readonly metrics: PerformanceMetrics;
+  /** A policy reported over seeds (random): mean and spread over them; null otherwise. */
+  readonly overSeeds: SeedSummary | null;
 }
 
 /** What `runDefaultPipeline` did. */
@@ -134,7 +154,7 @@ export async function runDefaultPipeline(options: PipelineOptions): Promise<Pipe
   );
 
   const backtests: PipelineBacktest[] = [];
-  for (const policy of options.policies ?? ['buy-hold', 'sma-cross', 'random', 'flat']) {
+  for (const policy of options.policies ?? DEFAULT_PIPELINE_POLICIES) {
     const outcome = await runBacktest({
       config,
       policy: policySource(policy, config),
@@ -142,8 +162,13 @@ export async function runDefaultPipeline(options: PipelineOptions): Promise<Pipe
       dataDir,
       commandLine: ['run'],
     });
-    backtests.push({ policy, runDir: outcome.run.dir, metrics: outcome.metrics });
-    say(summaryLine(policy, outcome.metrics, join(outcome.run.dir, 'report.html')));
+    backtests.push({
+      policy,
+      runDir: outcome.run.dir,
+      metrics: outcome.metrics,
+      overSeeds: outcome.overSeeds,
+    });
+    say(summaryLine(policy, outcome, join(outcome.run.dir, 'report.html')));
   }
   pipelineRun.writeMetrics({
     source,
@@ -152,10 +177,14 @@ export async function runDefaultPipeline(options: PipelineOptions): Promise<Pipe
     backtests: backtests.map((b) => ({
       policy: b.policy,
       run: b.runDir,
-      totalReturn: b.metrics.returns.totalReturn,
-      sharpe: b.metrics.returns.sharpe,
-      maxDrawdown: b.metrics.drawdown.maxDrawdown,
-      trades: b.metrics.trades.count,
+      ...(b.overSeeds === null
+        ? {
+            totalReturn: b.metrics.returns.totalReturn,
+            sharpe: b.metrics.returns.sharpe,
+            maxDrawdown: b.metrics.drawdown.maxDrawdown,
+            trades: b.metrics.trades.count,
+          }
+        : { overSeeds: b.overSeeds }),
     })),
   });
   return { source, symbol, runDir: pipelineRun.dir, leaks: report.leaks.length, backtests };
@@ -165,7 +194,17 @@ function pct(x: number | null): string {
   return x === null ? '—' : `${(x * 100).toFixed(2)}%`;
 }
 
-function summaryLine(policy: string, m: PerformanceMetrics, report: string): string {
+/** `mean ± sd` of a figure over seeds (percent or plain). */
+function spread(s: MeanSpread, percent: boolean): string {
+  const f = (x: number | null): string => (x === null ? '—' : percent ? pct(x) : x.toFixed(2));
+  return s.sd === null ? f(s.mean) : `${f(s.mean)} ± ${f(s.sd)}`;
+}
+
+function summaryLine(policy: string, b: RunBacktestOutcome, report: string): string {
+  const s = b.overSeeds;
+  if (s !== null)
+    return `${policy.padEnd(13)} total ${spread(s.totalReturn, true)}  Sharpe ${spread(s.sharpe, false)}  max DD ${spread(s.maxDrawdown, true)}  (mean ± sd over ${s.seeds} seeds; the report shows seed 0)  ${report}`;
+  const m = b.metrics;
   const sharpe = m.returns.sharpe === null ? '—' : m.returns.sharpe.toFixed(2);
-  return `${policy.padEnd(10)} total ${pct(m.returns.totalReturn).padStart(9)}  Sharpe ${sharpe.padStart(6)}  max DD ${pct(m.drawdown.maxDrawdown).padStart(8)}  trades ${String(m.trades.count).padStart(5)}  ${report}`;
+  return `${policy.padEnd(13)} total ${pct(m.returns.totalReturn).padStart(9)}  Sharpe ${sharpe.padStart(6)}  max DD ${pct(m.drawdown.maxDrawdown).padStart(8)}  trades ${String(m.trades.count).padStart(5)}  ${report}`;
 }

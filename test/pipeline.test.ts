@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runDefaultPipeline } from '../src/pipeline.js';
+import { DEFAULT_PIPELINE_POLICIES, runDefaultPipeline } from '../src/pipeline.js';
 import { loadConfig, type Config } from '../src/utils/config.js';
 import { CandleStore } from '../src/data-processing/store.js';
 import { readCandleFile } from '../src/data-processing/file-formats.js';
@@ -39,6 +39,25 @@ describe('default pipeline (npm start)', () => {
     for (const b of result.backtests) expect(existsSync(join(b.runDir, 'report.html'))).toBe(true);
     expect(existsSync(join(result.runDir, 'metrics.json'))).toBe(true);
     expect(lines.some((l) => l.includes('generated a synthetic BTC/USDT market'))).toBe(true);
+  });
+
+  it('reports random as the mean and spread over its seeds, and spot buy-and-hold first by default', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ctm-pipeline-'));
+    const lines: string[] = [];
+    const result = await runDefaultPipeline({
+      config: smallConfig(dir),
+      policies: ['random'],
+      lookAheadDays: 20,
+      onLine: (l) => lines.push(l),
+    });
+    const random = result.backtests[0];
+    expect(random.overSeeds?.seeds).toBe(10);
+    expect(random.overSeeds?.perSeed).toHaveLength(10);
+    expect(new Set(random.overSeeds?.perSeed.map((s) => s.totalReturn)).size).toBe(10);
+    expect(random.overSeeds?.totalReturn.sd).toBeGreaterThan(0);
+    expect(lines.find((l) => l.startsWith('random'))).toMatch(/± .*over 10 seeds/);
+    expect(DEFAULT_PIPELINE_POLICIES[0]).toBe('spot-buy-hold');
+    expect(DEFAULT_PIPELINE_POLICIES).toContain('random');
   });
 
   it('uses the store when it holds the configured symbol', async () => {

@@ -1,7 +1,7 @@
 // `ctm run`: the default pipeline behind `npm start` (see src/pipeline.ts).
 
 import type { Command } from 'commander';
-import { runDefaultPipeline } from '../pipeline.js';
+import { DEFAULT_PIPELINE_POLICIES, runDefaultPipeline } from '../pipeline.js';
 import {
   action,
   listOption,
@@ -25,7 +25,7 @@ export function registerRunCommand(program: Command): void {
       .option(
         '--policies <list>',
         'comma-separated policies to backtest',
-        'buy-hold,sma-cross,random,flat',
+        DEFAULT_PIPELINE_POLICIES.join(','),
       ),
   ).action(
     action(async (opts: RunOptions) => {

@@ -535,8 +535,17 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
   observationCodec(): ObservationCodec<TradingEnvInfo> {
     const builder = this.builder;
     const account = { position: 0, unrealizedPnl: 0, barsInPosition: 0, drawdown: 0 };
+    const current = (out: Float32Array, offset: number): void => {
+      const a = this.broker.account;
+      out[offset] = this.row;
+      out[offset + 1] = a.position;
+      out[offset + 2] = a.unrealizedPnl;
+      out[offset + 3] = a.barsInPosition;
+      out[offset + 4] = a.drawdown;
+    };
     return {
       size: 5,
+      current,
       encode(info, out, offset) {
         out[offset] = info.row;
         out[offset + 1] = info.position;
@@ -578,7 +587,8 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
       this.reset({ options: { startRow: s.start } });
       for (const a of s.actions) {
         const [, , term, trunc] = this.step(this.discrete ? a : Float64Array.of(a));
-        if (term || trunc) throw new RangeError('restore: the episode ended while replaying its actions');
+        if (term || trunc)
+          throw new RangeError('restore: the episode ended while replaying its actions');
       }
     } else this.done = true;
     this.rng.setState(s.rng);

@@ -37,7 +37,8 @@ import { initTensorflow, type BackendChoice } from '../common/backend.js';
 import type { ParameterGroup } from '../common/optimizer.js';
 import { variableParameter } from '../common/tensors.js';
 import { MultiTimeframeModel, type FeatureExtractor } from '../time-series/model.js';
-import { CryptoTradingEnv, type TradingEnvInfo } from './trading-env.js';
+import { ScenarioEnv } from './scenario-env.js';
+import type { TradingEnvInfo } from './trading-env.js';
 import { VecEnv } from './vec-env.js';
 
 const log = rootLogger.child({ module: 'train-agent' });
@@ -120,23 +121,26 @@ export interface AgentTrainingResult {
   resumedFromStep: number | null;
 }
 
-/** Trading envs over a scenario's markets: env i runs on market i mod M. */
+/**
+ * Envs over a scenario's markets: each of the `numEnvs` draws a market per episode (seeded per env),
+ * so every env trains on every market.
+ */
 export function scenarioEnvs(
   config: Config,
   markets: readonly ScenarioMarket[],
   numEnvs: number,
   actionType: 'discrete' | 'continuous',
-): CryptoTradingEnv[] {
+): ScenarioEnv[] {
   if (markets.length === 0) throw new UsageError('the scenario has no training markets');
-  return Array.from({ length: numEnvs }, (_, i) => {
-    const m = markets[i % markets.length];
-    return new CryptoTradingEnv(m.features, {
-      config,
-      timeRange: m.range,
-      env: { maxEpisodeSteps: m.episodeSteps, randomStart: true, actionType },
-      seed: config.seed + i,
-    });
-  });
+  return Array.from(
+    { length: numEnvs },
+    (_, i) =>
+      new ScenarioEnv(markets, {
+        config,
+        seed: config.seed + 7919 * i,
+        env: { randomStart: true, actionType },
+      }),
+  );
 }
 
 /** The agent of a run as a Policy (the greedy / mean action; through its encoder when it has one). */
@@ -215,7 +219,8 @@ export function validateOnMarkets(
       broker: config.broker,
       range: m.range,
       benchmark: false,
-      holdout: rangeMs(config.splits.holdout),
+      // The holdout split is a range of real dates; synthetic markets have none.
+      ...(m.seed === null ? { holdout: rangeMs(config.splits.holdout) } : {}),
     });
     return {
       market: m.name,
@@ -308,9 +313,17 @@ export async function runAgentTraining(
     });
     bar.stop();
     const trading = scenarioEnvs(config, markets, numEnvs, actionType);
-    const first = trading[0];
+    const first = trading[0].env;
     observation ??= first.builder.spec;
-    const embedded = encoder === null ? null : embeddingEnvs(encoder, trading);
+    const embedded =
+      encoder === null
+        ? null
+        : embeddingEnvs(
+            encoder,
+            markets.map((m) => m.features),
+            trading,
+            accountFieldsOf(first.builder.spec),
+          );
     const vec: VecEnv<TradingEnvInfo> = new VecEnv(embedded?.envs ?? trading);
     const stageDir = run.path(`checkpoint/stage-${stage}`);
     if (dqn === null && ppo === null) {
@@ -453,8 +466,12 @@ function transferHooks(
   const frozenUpdates = Math.floor(
     Math.min(config.ppo.transfer.frozenTimesteps, stageSteps) / (config.ppo.nSteps * numEnvs),
   );
-  const fields = accountFieldsOf(embedded.envs[0].env.builder.spec);
-  const hooks = encoderInputHooks(embedded.encoder, embedded.caches, fields, agent, numEnvs);
+  const hooks = encoderInputHooks(
+    embedded.encoder,
+    embedded.caches,
+    embedded.envs[0].accountFields,
+    agent,
+  );
   return {
     inputHooks: (update) => {
       const tune = update >= frozenUpdates;

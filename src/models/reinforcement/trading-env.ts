@@ -70,6 +70,8 @@ export type TruncationReason = '' | 'data-end' | 'max-steps';
 
 /** The info object of the trading env (reused: valid until the next step or reset). */
 export interface TradingEnvInfo {
+  /** The env's `marketIndex` option (which market of a scenario; 0 by default). */
+  market: number;
   /** Base row of the current observation (its decision time is that row's close). */
   row: number;
   /** Decision time of the observation, UTC ms. */
@@ -153,6 +155,8 @@ export interface TradingEnvOptions {
   market?: CcxtMarketLike;
   /** Funding rates for perpetuals (else the constant rate). */
   fundingRates?: FundingRateSeries;
+  /** Index of the market among several (e.g. a scenario's), reported in every info. Default 0. */
+  marketIndex?: number;
 }
 
 const EQUITY_FLOOR = 1e-12;
@@ -352,8 +356,8 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
     this.startRowsFull = starts.length;
     this.rng = new Rng(options.seed ?? cfg.seed);
 
-    this.stepInfo = blankInfo(this.mask);
-    this.resetInfo = blankInfo(this.mask);
+    this.stepInfo = blankInfo(this.mask, options.marketIndex ?? 0);
+    this.resetInfo = blankInfo(this.mask, options.marketIndex ?? 0);
     this.stepResult = [this.obs, 0, false, false, this.stepInfo];
     this.resetResult = [this.obs, this.resetInfo];
   }
@@ -651,8 +655,9 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
   }
 }
 
-function blankInfo(mask: Uint8Array | null): TradingEnvInfo {
+function blankInfo(mask: Uint8Array | null, market: number): TradingEnvInfo {
   return {
+    market,
     row: -1,
     timeMs: NaN,
     price: NaN,
@@ -792,7 +797,7 @@ export class DictObservationEnv implements Env<DictObservation, TradingAction, T
     this.observationSpace = new Dict(spaces);
     this.actionSpace = env.actionSpace;
     this.neutralAction = env.neutralAction;
-    this.stepResult = [this.views, 0, false, false, blankInfo(env.actionMasks())];
+    this.stepResult = [this.views, 0, false, false, blankInfo(env.actionMasks(), 0)];
   }
 
   private dict(flat: Float32Array): DictObservation {

@@ -227,42 +227,48 @@ export class EmbeddingCache {
 // ---------------------------------------------------------------------------------------------
 // The embedding env (frozen phase)
 
+/** What an embedding env wraps: a trading env, or a scenario env over several markets. */
+export type MarketEnv = Env<Float32Array, TradingAction, TradingEnvInfo> & {
+  readonly actionSpace: CryptoTradingEnv['actionSpace'];
+  readonly neutralAction: TradingAction;
+  observationCodec(): ObservationCodec<TradingEnvInfo>;
+  snapshot(): EnvSnapshot;
+  restore(snapshot: EnvSnapshot): void;
+};
+
 /**
  * A trading env whose observations are the encoder's embedding of the decision row followed by
- * the account fields: what an agent on a frozen encoder sees, computed from the cache (MLP speed).
- * Everything else (actions, rewards, flags, infos, masks, snapshots) is the trading env's.
+ * the account fields: what an agent on a frozen encoder sees, computed from the caches (one per
+ * market, indexed by `info.market`; MLP speed). Everything else (actions, rewards, flags, infos,
+ * masks, snapshots) is the wrapped env's.
  */
 export class EmbeddingEnv implements Env<Float32Array, TradingAction, TradingEnvInfo> {
   /** Box of the embedding and the account fields. */
   readonly observationSpace: Box;
-  /** The trading env's action space. */
+  /** The wrapped env's action space. */
   readonly actionSpace: CryptoTradingEnv['actionSpace'];
-  /** The trading env's neutral action. */
+  /** The wrapped env's neutral action. */
   readonly neutralAction: TradingAction;
-  /** The account fields appended (the trading env's). */
-  readonly accountFields: number;
   private obs: Float32Array;
+  private readonly record: Float32Array;
+  private readonly codec: ObservationCodec<TradingEnvInfo>;
 
   constructor(
-    readonly env: CryptoTradingEnv,
-    readonly cache: EmbeddingCache,
+    readonly env: MarketEnv,
+    readonly caches: readonly EmbeddingCache[],
+    readonly accountFields: readonly (typeof ACCOUNT_FIELDS)[number][],
   ) {
-    this.accountFields = accountFieldsOf(env.builder.spec).length;
-    const size = cache.size + this.accountFields;
+    const size = caches[0].size + accountFields.length;
     this.observationSpace = new Box(-Infinity, Infinity, [size]);
     this.actionSpace = env.actionSpace;
     this.neutralAction = env.neutralAction;
     this.obs = new Float32Array(size);
+    this.codec = env.observationCodec();
+    this.record = new Float32Array(this.codec.size);
   }
 
   private write(info: TradingEnvInfo): Float32Array {
-    writeEmbeddingObservation(
-      this.cache,
-      info,
-      accountFieldsOf(this.env.builder.spec),
-      this.obs,
-      0,
-    );
+    writeEmbeddingObservation(this.caches[info.market], info, this.accountFields, this.obs, 0);
     return this.obs;
   }
 
@@ -280,7 +286,7 @@ export class EmbeddingEnv implements Env<Float32Array, TradingAction, TradingEnv
   }
 
   actionMasks(): Uint8Array | null {
-    return this.env.actionMasks();
+    return this.env.actionMasks?.() ?? null;
   }
 
   useObservationBuffer(buffer: Float32Array): void {
@@ -292,22 +298,27 @@ export class EmbeddingEnv implements Env<Float32Array, TradingAction, TradingEnv
     this.obs = buffer;
   }
 
+  /** The wrapped env's records (market, row, account), decoded through the caches. */
   observationCodec(): ObservationCodec<TradingEnvInfo> {
-    const inner = this.env.observationCodec();
-    const cache = this.cache;
-    const fields = accountFieldsOf(this.env.builder.spec);
-    const info = { row: 0, position: 0, unrealizedPnl: 0, barsInPosition: 0, drawdown: 0 };
+    const inner = this.codec;
+    const caches = this.caches;
+    const fields = this.accountFields;
+    const info = {
+      market: 0,
+      row: 0,
+      position: 0,
+      unrealizedPnl: 0,
+      barsInPosition: 0,
+      drawdown: 0,
+    };
+    const market = inner.size === 6;
     return {
       size: inner.size,
       encode: (i, out, offset) => inner.encode(i, out, offset),
       current: (out, offset) => inner.current(out, offset),
       decode(record, offset, out, outOffset) {
-        info.row = record[offset];
-        info.position = record[offset + 1];
-        info.unrealizedPnl = record[offset + 2];
-        info.barsInPosition = record[offset + 3];
-        info.drawdown = record[offset + 4];
-        writeEmbeddingObservation(cache, info, fields, out, outOffset);
+        decodeRecord(record, offset, market, info);
+        writeEmbeddingObservation(caches[info.market], info, fields, out, outOffset);
       },
     };
   }
@@ -318,9 +329,40 @@ export class EmbeddingEnv implements Env<Float32Array, TradingAction, TradingEnv
 
   restore(snapshot: EnvSnapshot): void {
     this.env.restore(snapshot);
-    const b = this.env.broker.account;
-    this.write({ row: this.env.currentRow, ...b } as TradingEnvInfo);
+    this.codec.current(this.record, 0);
+    const info = {
+      market: 0,
+      row: 0,
+      position: 0,
+      unrealizedPnl: 0,
+      barsInPosition: 0,
+      drawdown: 0,
+    };
+    decodeRecord(this.record, 0, this.codec.size === 6, info);
+    writeEmbeddingObservation(this.caches[info.market], info, this.accountFields, this.obs, 0);
   }
+}
+
+/**
+ * Reads a trading-env record (row and four account fields), or a scenario-env record (the market
+ * first), into `info`.
+ */
+export function decodeRecord(
+  record: Float32Array,
+  offset: number,
+  withMarket: boolean,
+  info: Pick<
+    TradingEnvInfo,
+    'market' | 'row' | 'position' | 'unrealizedPnl' | 'barsInPosition' | 'drawdown'
+  >,
+): void {
+  const o = withMarket ? offset + 1 : offset;
+  info.market = withMarket ? record[offset] : 0;
+  info.row = record[o];
+  info.position = record[o + 1];
+  info.unrealizedPnl = record[o + 2];
+  info.barsInPosition = record[o + 3];
+  info.drawdown = record[o + 4];
 }
 
 /** [embedding of info.row, account fields (as the observation builder writes them)] into `out`. */
@@ -412,7 +454,6 @@ export function encoderInputHooks(
     normalize(x: Float32Array, rows: number, out: Float32Array): Float32Array;
     observationStats: { variance: Float64Array } | null;
   },
-  numEnvs: number,
 ): PpoInputHooks {
   const E = encoder.outputSize;
   const K = accountFields.length;
@@ -420,6 +461,7 @@ export function encoderInputHooks(
   let windowBuf: Float32Array[] = [];
   let raw = new Float32Array(0);
   let kept: tf.Tensor3D[] = [];
+  const info = { market: 0, row: 0, position: 0, unrealizedPnl: 0, barsInPosition: 0, drawdown: 0 };
   return {
     inputs(roll: Rollout, indices: Int32Array, out: Float32Array): void {
       const B = indices.length;
@@ -431,15 +473,8 @@ export function encoderInputHooks(
       const emb = new Float32Array(B * E);
       for (let b = 0; b < B; b++) {
         const k = indices[b];
-        const rec = k * R;
-        caches[k % numEnvs].writeWindows(roll.records[rec], windowBuf, b);
-        const info = {
-          row: roll.records[rec],
-          position: roll.records[rec + 1],
-          unrealizedPnl: roll.records[rec + 2],
-          barsInPosition: roll.records[rec + 3],
-          drawdown: roll.records[rec + 4],
-        };
+        decodeRecord(roll.records, k * R, R === 6, info);
+        caches[info.market].writeWindows(info.row, windowBuf, b);
         let o = b * D + E;
         for (const f of accountFields)
           raw[o++] =
@@ -486,28 +521,23 @@ export function encoderInputHooks(
 export interface TransferEnvs {
   /** The extractor (its own copy of the model's encoder weights). */
   readonly encoder: FeatureExtractor;
-  /** One cache per env (envs on the same market share one). */
+  /** One cache per market (index = `info.market`). */
   readonly caches: readonly EmbeddingCache[];
-  /** Embedding envs over the trading envs, env i on `tradingEnvs[i]`. */
+  /** Embedding envs over the given envs, in order. */
   readonly envs: readonly EmbeddingEnv[];
 }
 
 /**
- * Wraps trading envs into embedding envs over `encoder`, one cache per distinct market.
+ * Wraps market envs into embedding envs over `encoder`, one cache per market of `features`
+ * (shared by every env).
  * @throws {RangeError} when the markets' features lack what the encoder reads.
  */
 export function embeddingEnvs(
   encoder: FeatureExtractor,
-  tradingEnvs: readonly CryptoTradingEnv[],
+  features: readonly MultiTimeframeFeatures[],
+  envs: readonly MarketEnv[],
+  accountFields: readonly (typeof ACCOUNT_FIELDS)[number][],
 ): TransferEnvs {
-  const byFeatures = new Map<MultiTimeframeFeatures, EmbeddingCache>();
-  const caches = tradingEnvs.map((env) => {
-    let c = byFeatures.get(env.features);
-    if (c === undefined) {
-      c = new EmbeddingCache(encoder, env.features);
-      byFeatures.set(env.features, c);
-    }
-    return c;
-  });
-  return { encoder, caches, envs: tradingEnvs.map((env, i) => new EmbeddingEnv(env, caches[i])) };
+  const caches = features.map((f) => new EmbeddingCache(encoder, f));
+  return { encoder, caches, envs: envs.map((env) => new EmbeddingEnv(env, caches, accountFields)) };
 }

@@ -39,6 +39,14 @@ const BUILTIN_RUN_LOADERS: Readonly<Record<string, RunPolicyLoader>> = {
     const model = MultiTimeframeModel.load(run.path('model'));
     return new SequenceModelPolicy(model, context.config.model.policy);
   },
+  'train-dqn': async (run, context) => {
+    const { agentPolicy } = await import('./models/reinforcement/agent-runs.js');
+    return agentPolicy(run.path('agent'), context.config.model.backend);
+  },
+  'train-ppo': async (run, context) => {
+    const { agentPolicy } = await import('./models/reinforcement/agent-runs.js');
+    return agentPolicy(run.path('agent'), context.config.model.backend);
+  },
 };
 
 const runLoaders = new Map<string, RunPolicyLoader>(Object.entries(BUILTIN_RUN_LOADERS));

@@ -4,14 +4,23 @@
 // calls to the per-market envs; execution, rewards and observations are theirs.
 
 import type { ScenarioMarket } from '../../evaluation/scenarios.js';
-import { Rng } from '../../utils/random.js';
+import { Rng, type RngState } from '../../utils/random.js';
 import {
   CryptoTradingEnv,
   type TradingAction,
   type TradingEnvInfo,
   type TradingEnvOptions,
 } from './trading-env.js';
-import type { Box, Discrete, Env, ResetOptions, ResetResult, StepResult } from './spaces.js';
+import type {
+  Box,
+  Discrete,
+  Env,
+  EnvSnapshot,
+  ObservationCodec,
+  ResetOptions,
+  ResetResult,
+  StepResult,
+} from './spaces.js';
 
 /**
  * A CryptoTradingEnv on one scenario market: episodes inside the market's range (never in the
@@ -68,7 +77,11 @@ export class ScenarioEnv implements Env<Float32Array, TradingAction, TradingEnvI
     this.markets = markets;
     const seed = options.seed ?? options.config?.seed ?? 0;
     this.envs = markets.map((m, k) =>
-      marketEnv(m, { ...options, seed: new Rng(seed).fork(`market-${k}`).nextU32() }),
+      marketEnv(m, {
+        ...options,
+        seed: new Rng(seed).fork(`market-${k}`).nextU32(),
+        marketIndex: k,
+      }),
     );
     const first = this.envs[0];
     for (const [k, e] of this.envs.entries())
@@ -145,6 +158,65 @@ export class ScenarioEnv implements Env<Float32Array, TradingAction, TradingEnvI
   /** Makes every market env write its observations into `buffer`. */
   useObservationBuffer(buffer: Float32Array): void {
     for (const e of this.envs) e.useObservationBuffer(buffer);
+  }
+
+  /**
+   * Observations as six floats: the market index, then the market env's record (base row and
+   * account fields), rebuilt by that market's env, bit for bit.
+   */
+  observationCodec(): ObservationCodec<TradingEnvInfo> {
+    const codecs = this.envs.map((e) => e.observationCodec());
+    const inner = codecs[0].size;
+    return {
+      size: inner + 1,
+      encode(info, out, offset) {
+        out[offset] = info.market;
+        codecs[info.market].encode(info, out, offset + 1);
+      },
+      current: (out, offset) => {
+        out[offset] = this.marketIndex;
+        codecs[this.marketIndex].current(out, offset + 1);
+      },
+      decode(record, offset, out, outOffset) {
+        codecs[record[offset]].decode(record, offset + 1, out, outOffset);
+      },
+    };
+  }
+
+  /** The state: the market draws, the pending seeds and every market env's state. */
+  snapshot(): EnvSnapshot {
+    return {
+      market: this.marketIndex,
+      rng: this.rng.getState(),
+      pendingSeeds: [...this.pendingSeeds],
+      envs: this.envs.map((e) => e.snapshot()),
+    };
+  }
+
+  /**
+   * Restores a state from `snapshot` (the current market's env last, so its observation is the one
+   * in a shared buffer).
+   * @throws {RangeError} when the snapshot is of another number of markets.
+   */
+  restore(snapshot: EnvSnapshot): void {
+    const s = snapshot as {
+      market: number;
+      rng: RngState;
+      pendingSeeds: Array<number | null>;
+      envs: EnvSnapshot[];
+    };
+    if (s.envs.length !== this.envs.length)
+      throw new RangeError(
+        `restore: ${s.envs.length} markets in the snapshot, ${this.envs.length} here`,
+      );
+    this.envs.forEach((e, k) => {
+      if (k !== s.market) e.restore(s.envs[k]);
+    });
+    this.envs[s.market].restore(s.envs[s.market]);
+    this.marketIndex = s.market;
+    this.current = this.envs[s.market];
+    this.rng.setState(s.rng);
+    s.pendingSeeds.forEach((v, k) => (this.pendingSeeds[k] = v ?? undefined));
   }
 
   /** The current market env's rendering, prefixed with the market's name. */

@@ -5,7 +5,7 @@
 // validation markets. Every piece it calls is a library function the other commands call too; this
 // module owns only the order. Never evaluates on test markets: that is `ctm compare`'s, once.
 
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import { CheckpointError, ConfigError, UsageError } from '../../errors.js';
 import { backtestStrategy } from '../../evaluation/backtest.js';
 import type { ObservationSpec, Policy } from '../../evaluation/policy.js';
@@ -300,6 +300,7 @@ export async function runAgentTraining(
   let meanEpisodeReturn = NaN;
   let resumedFromStep: number | null = null;
   const history: string[] = [];
+  const started = Date.now();
   for (let stage = 0; stage < extra.scenarios.length; stage++) {
     const name = extra.scenarios[stage];
     const bar = createProgress(`${extra.algorithm} markets ${name}`, 1, { unit: 'markets' });
@@ -368,17 +369,20 @@ export async function runAgentTraining(
       numEnvs,
     };
     const resume = options.resume !== undefined;
+    // One history line: step, wall time, stage, then the learner's figures. The wall time is
+    // stored in the learner's line too, so a resume rewrites the confirmed lines as written.
+    const format = (l: Record<string, number | null>): string =>
+      JSON.stringify({ step: l.step, wallMs: l.wallMs, stage, scenario: name, ...l });
     const onLog = (line: Record<string, number | null>): void => {
-      const full = { stage, scenario: name, ...line };
-      run.logHistory(Number(line.step ?? 0), full);
-      history.push(JSON.stringify({ step: line.step, ...full }));
+      line.wallMs = Date.now() - started;
+      const text = format(line);
+      appendFileSync(run.path('history.jsonl'), text + '\n');
+      history.push(text);
     };
     const onResume = (lines: ReadonlyArray<Record<string, number | null>>, step: number): void => {
       resumedFromStep = step;
       // Lines after the checkpoint were never confirmed: rewrite the history from the state.
-      const kept = history.concat(
-        lines.map((l) => JSON.stringify({ step: l.step, stage, scenario: name, ...l })),
-      );
+      const kept = history.concat(lines.map(format));
       writeFileAtomicSync(run.path('history.jsonl'), kept.map((l) => l + '\n').join(''));
     };
     const progress = createProgress(`${extra.algorithm} ${name}`, extra.timesteps, {

@@ -64,6 +64,11 @@ export interface AgentTrainingOptions {
   readonly resume?: string;
   /** PPO only: a `train-model` run whose encoders become the feature extractor. */
   readonly initFrom?: string;
+  /**
+   * With `initFrom`: `pretrained` (default) takes its weights; `random` its architecture, inputs
+   * and normaliser with fresh weights (the control of a transfer experiment).
+   */
+  readonly encoderInit?: 'pretrained' | 'random';
   /** The command line, recorded in run.json. */
   readonly commandLine?: readonly string[];
 }
@@ -77,7 +82,13 @@ export interface SavedAgentExtra {
   /** Target position of each discrete action (empty for a continuous policy). */
   levels: number[];
   /** Transfer agents: the sequence model the encoder came from, and its level. */
-  transfer?: { modelDir: string; level: 'encoders' | 'fused' } | null;
+  transfer?: {
+    modelDir: string;
+    level: 'encoders' | 'fused';
+    /** `pretrained`: the model's weights; `random`: its architecture, freshly initialised. */
+    init: 'pretrained' | 'random';
+    seed: number;
+  } | null;
 }
 
 /** What a training run records beside the run folder. */
@@ -91,6 +102,8 @@ interface AgentRunExtra {
   stagesDone: number;
   /** PPO transfer: the train-model run the encoder came from. */
   initFrom: string | null;
+  /** PPO transfer: the encoder's weights (`random` = the same architecture, freshly initialised). */
+  encoderInit: 'pretrained' | 'random';
 }
 
 /** Validation of a trained agent on one market. */
@@ -130,6 +143,7 @@ export function scenarioEnvs(
   markets: readonly ScenarioMarket[],
   numEnvs: number,
   actionType: 'discrete' | 'continuous',
+  fullWindows = false,
 ): ScenarioEnv[] {
   if (markets.length === 0) throw new UsageError('the scenario has no training markets');
   return Array.from(
@@ -138,7 +152,8 @@ export function scenarioEnvs(
       new ScenarioEnv(markets, {
         config,
         seed: config.seed + 7919 * i,
-        env: { randomStart: true, actionType },
+        // An agent reading raw features sees `env.windows`; one with an encoder the full windows.
+        env: { randomStart: true, actionType, ...(fullWindows ? { windows: null } : {}) },
       }),
   );
 }
@@ -181,9 +196,16 @@ async function loadEncoder(
   backend: BackendChoice,
 ): Promise<FeatureExtractor> {
   await initTensorflow(backend);
-  const model = MultiTimeframeModel.load(transfer.modelDir);
+  const trained = MultiTimeframeModel.load(transfer.modelDir);
+  // A random init keeps the architecture, inputs and normaliser: only the weights differ.
+  const model =
+    transfer.init === 'random'
+      ? MultiTimeframeModel.create(trained.config, transfer.seed)
+      : trained;
+  if (model !== trained) model.setNormalizer(trained.normalizer);
   const encoder = model.featureExtractor(transfer.level);
   model.dispose();
+  if (model !== trained) trained.dispose();
   return encoder;
 }
 
@@ -264,6 +286,7 @@ export async function runAgentTraining(
       timesteps: options.timesteps ?? section.totalTimesteps,
       stagesDone: 0,
       initFrom: options.initFrom ?? null,
+      encoderInit: options.encoderInit ?? 'pretrained',
     };
     if (extra.initFrom !== null && options.algorithm !== 'ppo')
       throw new UsageError('--init-from is for PPO (ctm train ppo --init-from RUN)');
@@ -293,6 +316,8 @@ export async function runAgentTraining(
       : {
           modelDir: openRun(extra.initFrom, config.paths.runs).path('model'),
           level: config.ppo.transfer.level,
+          init: extra.encoderInit,
+          seed: config.seed,
         };
   const encoder = transfer === null ? null : await loadEncoder(transfer, config.model.backend);
   let observation: ObservationSpec | null = null;
@@ -313,7 +338,7 @@ export async function runAgentTraining(
       },
     });
     bar.stop();
-    const trading = scenarioEnvs(config, markets, numEnvs, actionType);
+    const trading = scenarioEnvs(config, markets, numEnvs, actionType, encoder !== null);
     const first = trading[0].env;
     observation ??= first.builder.spec;
     const embedded =

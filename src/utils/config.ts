@@ -339,6 +339,7 @@ export const configSchema = z.strictObject({
     maxEpisodeSteps: positiveInt.nullable(),
     randomStart: z.boolean(),
     ruinEquityFraction: z.number().min(0).max(1),
+    windows: z.partialRecord(timeframe, positiveInt).nullable(),
   }),
   rewards: z.strictObject({
     pnl: z.number(),

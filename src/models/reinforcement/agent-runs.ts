@@ -5,7 +5,7 @@
 // validation markets. Every piece it calls is a library function the other commands call too; this
 // module owns only the order. Never evaluates on test markets: that is `ctm compare`'s, once.
 
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import { CheckpointError, ConfigError, UsageError } from '../../errors.js';
 import { backtestStrategy } from '../../evaluation/backtest.js';
 import type { ObservationSpec, Policy } from '../../evaluation/policy.js';
@@ -64,6 +64,11 @@ export interface AgentTrainingOptions {
   readonly resume?: string;
   /** PPO only: a `train-model` run whose encoders become the feature extractor. */
   readonly initFrom?: string;
+  /**
+   * With `initFrom`: `pretrained` (default) takes its weights; `random` its architecture, inputs
+   * and normaliser with fresh weights (the control of a transfer experiment).
+   */
+  readonly encoderInit?: 'pretrained' | 'random';
   /** The command line, recorded in run.json. */
   readonly commandLine?: readonly string[];
 }
@@ -77,7 +82,13 @@ export interface SavedAgentExtra {
   /** Target position of each discrete action (empty for a continuous policy). */
   levels: number[];
   /** Transfer agents: the sequence model the encoder came from, and its level. */
-  transfer?: { modelDir: string; level: 'encoders' | 'fused' } | null;
+  transfer?: {
+    modelDir: string;
+    level: 'encoders' | 'fused';
+    /** `pretrained`: the model's weights; `random`: its architecture, freshly initialised. */
+    init: 'pretrained' | 'random';
+    seed: number;
+  } | null;
 }
 
 /** What a training run records beside the run folder. */
@@ -91,6 +102,8 @@ interface AgentRunExtra {
   stagesDone: number;
   /** PPO transfer: the train-model run the encoder came from. */
   initFrom: string | null;
+  /** PPO transfer: the encoder's weights (`random` = the same architecture, freshly initialised). */
+  encoderInit: 'pretrained' | 'random';
 }
 
 /** Validation of a trained agent on one market. */
@@ -130,6 +143,7 @@ export function scenarioEnvs(
   markets: readonly ScenarioMarket[],
   numEnvs: number,
   actionType: 'discrete' | 'continuous',
+  fullWindows = false,
 ): ScenarioEnv[] {
   if (markets.length === 0) throw new UsageError('the scenario has no training markets');
   return Array.from(
@@ -138,7 +152,8 @@ export function scenarioEnvs(
       new ScenarioEnv(markets, {
         config,
         seed: config.seed + 7919 * i,
-        env: { randomStart: true, actionType },
+        // An agent reading raw features sees `env.windows`; one with an encoder the full windows.
+        env: { randomStart: true, actionType, ...(fullWindows ? { windows: null } : {}) },
       }),
   );
 }
@@ -181,9 +196,16 @@ async function loadEncoder(
   backend: BackendChoice,
 ): Promise<FeatureExtractor> {
   await initTensorflow(backend);
-  const model = MultiTimeframeModel.load(transfer.modelDir);
+  const trained = MultiTimeframeModel.load(transfer.modelDir);
+  // A random init keeps the architecture, inputs and normaliser: only the weights differ.
+  const model =
+    transfer.init === 'random'
+      ? MultiTimeframeModel.create(trained.config, transfer.seed)
+      : trained;
+  if (model !== trained) model.setNormalizer(trained.normalizer);
   const encoder = model.featureExtractor(transfer.level);
   model.dispose();
+  if (model !== trained) trained.dispose();
   return encoder;
 }
 
@@ -264,6 +286,7 @@ export async function runAgentTraining(
       timesteps: options.timesteps ?? section.totalTimesteps,
       stagesDone: 0,
       initFrom: options.initFrom ?? null,
+      encoderInit: options.encoderInit ?? 'pretrained',
     };
     if (extra.initFrom !== null && options.algorithm !== 'ppo')
       throw new UsageError('--init-from is for PPO (ctm train ppo --init-from RUN)');
@@ -293,6 +316,8 @@ export async function runAgentTraining(
       : {
           modelDir: openRun(extra.initFrom, config.paths.runs).path('model'),
           level: config.ppo.transfer.level,
+          init: extra.encoderInit,
+          seed: config.seed,
         };
   const encoder = transfer === null ? null : await loadEncoder(transfer, config.model.backend);
   let observation: ObservationSpec | null = null;
@@ -300,6 +325,7 @@ export async function runAgentTraining(
   let meanEpisodeReturn = NaN;
   let resumedFromStep: number | null = null;
   const history: string[] = [];
+  const started = Date.now();
   for (let stage = 0; stage < extra.scenarios.length; stage++) {
     const name = extra.scenarios[stage];
     const bar = createProgress(`${extra.algorithm} markets ${name}`, 1, { unit: 'markets' });
@@ -312,7 +338,7 @@ export async function runAgentTraining(
       },
     });
     bar.stop();
-    const trading = scenarioEnvs(config, markets, numEnvs, actionType);
+    const trading = scenarioEnvs(config, markets, numEnvs, actionType, encoder !== null);
     const first = trading[0].env;
     observation ??= first.builder.spec;
     const embedded =
@@ -368,17 +394,20 @@ export async function runAgentTraining(
       numEnvs,
     };
     const resume = options.resume !== undefined;
+    // One history line: step, wall time, stage, then the learner's figures. The wall time is
+    // stored in the learner's line too, so a resume rewrites the confirmed lines as written.
+    const format = (l: Record<string, number | null>): string =>
+      JSON.stringify({ step: l.step, wallMs: l.wallMs, stage, scenario: name, ...l });
     const onLog = (line: Record<string, number | null>): void => {
-      const full = { stage, scenario: name, ...line };
-      run.logHistory(Number(line.step ?? 0), full);
-      history.push(JSON.stringify({ step: line.step, ...full }));
+      line.wallMs = Date.now() - started;
+      const text = format(line);
+      appendFileSync(run.path('history.jsonl'), text + '\n');
+      history.push(text);
     };
     const onResume = (lines: ReadonlyArray<Record<string, number | null>>, step: number): void => {
       resumedFromStep = step;
       // Lines after the checkpoint were never confirmed: rewrite the history from the state.
-      const kept = history.concat(
-        lines.map((l) => JSON.stringify({ step: l.step, stage, scenario: name, ...l })),
-      );
+      const kept = history.concat(lines.map(format));
       writeFileAtomicSync(run.path('history.jsonl'), kept.map((l) => l + '\n').join(''));
     };
     const progress = createProgress(`${extra.algorithm} ${name}`, extra.timesteps, {

@@ -445,6 +445,7 @@ export const configSchema = z.strictObject({
     normalizeObservations: z.boolean(),
     observationClip: z.number().positive(),
     adamEpsilon: z.number().positive(),
+    rewardScale: z.number().positive(),
     checkpointEvery: positiveInt,
     logEvery: positiveInt,
   }),

@@ -10,24 +10,25 @@ import { join } from 'node:path';
 import { generateBaseMarket } from '../src/synthetic-data/base-process.js';
 import { sliceByTime } from '../src/data-processing/candles.js';
 import { loadCalibration } from '../src/synthetic-data/calibration.js';
+import { median, toGrid } from '../src/synthetic-data/realism-stats.js';
+import { type WindowSet } from '../src/synthetic-data/realism-windows.js';
+import { discriminativeScore } from '../src/synthetic-data/realism-discriminator.js';
+import { realismTableMarkdown } from '../src/synthetic-data/realism-facts.js';
 import {
-  calibrationYearsOf,
-  discriminativeScore,
-  marketStateAt,
-  marketWindows,
-  median,
-  poolWindows,
-  readMarkets,
-  toGrid,
-  realismReportHtml,
-  realismReportMarkdown,
-  realismTableMarkdown,
-  runRealism,
-  scoresMarkdown,
-  type LabelledMarket,
   type NamedScore,
   type RealismReport,
-  type WindowSet,
+  realismReportHtml,
+  realismReportMarkdown,
+  scoresMarkdown,
+} from '../src/synthetic-data/realism-report.js';
+import {
+  calibrationYearsOf,
+  type LabelledMarket,
+  marketStateAt,
+  marketWindows,
+  poolWindows,
+  readMarkets,
+  runRealism,
 } from '../src/synthetic-data/realism.js';
 import { defaultConfig } from '../src/utils/config.js';
 import { RESULTS_FILE, signed, writeResultsSection } from './results-section.js';

@@ -19,11 +19,10 @@ import {
   type SyntheticLabels,
 } from '../synthetic-data/base-process.js';
 import { calibrateBaseProcess, loadCalibration } from '../synthetic-data/calibration.js';
+import { realismReportHtml, realismReportMarkdown } from '../synthetic-data/realism-report.js';
 import {
   calibrationYearsOf,
   readMarkets,
-  realismReportHtml,
-  realismReportMarkdown,
   runRealism,
   type RunRealismOptions,
 } from '../synthetic-data/realism.js';

@@ -27,16 +27,16 @@ import {
   correlation,
   crossCorrelation,
   finiteMean,
+  type GridSeries,
   hillTailIndex,
-  marketWindows,
   median,
   movingMeanExcludingCentre,
   quantileSorted,
   sortedFinite,
   toGrid,
-  type GridSeries,
-  type MarketSeries,
-} from './realism.js';
+} from './realism-stats.js';
+import { type MarketSeries } from './realism-windows.js';
+import { marketWindows } from './realism.js';
 import { logger } from '../utils/logger.js';
 
 /** Names of the shipped calibrations. */
@@ -106,6 +106,9 @@ export const CALIBRATION_LAGS: readonly number[] = Object.freeze([
   1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 144, 192, 288, 384, 576, 768, 1152, 1536, 2304,
   3072, 4608, 6144, 8064,
 ]);
+
+/** Fewest days of real 15m candles a calibration accepts: the longest lag (84 days) plus a week. */
+const MIN_CALIBRATION_DAYS = Math.ceil(CALIBRATION_LAGS[CALIBRATION_LAGS.length - 1] / 96) + 6;
 
 /** Timescales (hours) of the log-volatility components. */
 const VOL_TIMESCALES = [0.5, 2, 8, 32, 128, 512, 2048];
@@ -200,6 +203,30 @@ export interface CalibrationTargets {
   shortAbsAcf: number;
   /** Statistics of the heuristic regime labels. */
   regimes: RegimeLabelStats;
+}
+
+/**
+ * The real targets every fit needs must be finite (too many missing candles leave a long lag
+ * without pairs, and a fit on NaN makes NaN parameters).
+ * @throws {DataValidationError} naming the first target that is not finite.
+ */
+function requireFiniteTargets(t: CalibrationTargets, source: string): void {
+  const lists: [string, number[], readonly number[]][] = [
+    ['median |r|', [t.medianAbs], []],
+    ['Hill tail index', [t.hill], []],
+    ['log|r| autocovariance', t.logAbsCov, CALIBRATION_LAGS],
+    ['log-volume variance', [t.logVolumeVar], []],
+    ['log-volume autocovariance', t.logVolumeCov, CALIBRATION_LAGS],
+    ['variance ratio', t.varianceRatio, [4, 16, 64]],
+  ];
+  for (const [name, values, lags] of lists) {
+    const k = values.findIndex((v) => !Number.isFinite(v));
+    if (k >= 0)
+      throw new DataValidationError({
+        source,
+        reason: `calibration cannot measure the real ${name}${k < lags.length ? ` at lag ${lags[k]} bars` : ''} (too few candles in the range, or too many missing)`,
+      });
+  }
 }
 
 /** Returns standardized by their seasonal volatility multiplier, on the grid. */
@@ -998,7 +1025,8 @@ function regimesFromLabels(p: BaseProcessParams, stats: RegimeLabelStats): void 
 /**
  * Fits base-process parameters to real 15m candles (see the file comment for the method).
  * Deterministic for a given input and seed.
- * @throws {DataValidationError} when fewer than 60 days of candles fall in the range.
+ * @throws {DataValidationError} when fewer than 90 days of candles fall in the range, or a real
+ *   target cannot be measured on them.
  */
 export function calibrateBaseProcess(
   candles15m: Candles,
@@ -1012,10 +1040,10 @@ export function calibrateBaseProcess(
     });
   const c = sliceByTime(candles15m, options.fromMs ?? -Infinity, options.toMs ?? Infinity);
   const bars = c.openTime.length;
-  if (bars < 60 * SLOTS)
+  if (bars < MIN_CALIBRATION_DAYS * SLOTS)
     throw new DataValidationError({
       source: candles15m.symbol,
-      reason: `calibration needs at least 60 days of 15m candles in the range, got ${bars} bars`,
+      reason: `calibration needs at least ${MIN_CALIBRATION_DAYS} days of 15m candles in the range (its longest autocovariance lag is ${CALIBRATION_LAGS[CALIBRATION_LAGS.length - 1] / SLOTS} days), got ${(bars / SLOTS).toFixed(1)} days (${bars} bars)`,
     });
   const g = toGrid(c);
   const n = g.close.length;
@@ -1042,6 +1070,7 @@ export function calibrateBaseProcess(
   const tables = seasonalTables(p);
   p.volume.priceElasticity = round(priceElasticity(g, tables), 4);
   const real = measureCalibrationTargets(c, tables, p.volume.priceElasticity, referencePrice);
+  requireFiniteTargets(real, candles15m.symbol);
   regimesFromLabels(p, real.regimes);
   p.returns.sigma15m = real.medianAbs / 0.6;
   p.volume.logLevel15m = real.logVolumeMean;

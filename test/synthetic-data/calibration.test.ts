@@ -16,16 +16,14 @@ import {
   windowLoss,
 } from '../../src/synthetic-data/calibration.js';
 import { generateBaseMarket } from '../../src/synthetic-data/base-process.js';
+import { correlation, type GridSeries, toGrid } from '../../src/synthetic-data/realism-stats.js';
 import {
-  correlation,
   garchMarket,
   gaussianWalkMarket,
-  toGrid,
-  type GridSeries,
   type ReferenceProcessOptions,
-} from '../../src/synthetic-data/realism.js';
+} from '../../src/synthetic-data/realism-reference.js';
 import { resample } from '../../src/data-processing/resample.js';
-import { repairCandles, sliceByTime } from '../../src/data-processing/candles.js';
+import { makeCandles, repairCandles, sliceByTime } from '../../src/data-processing/candles.js';
 import { readCandlesCsv } from '../../src/data-processing/file-formats.js';
 import { DataValidationError } from '../../src/errors.js';
 import { hasSharedData, sharedFile, SKIP_REASON } from '../helpers/shared-data.js';
@@ -178,10 +176,32 @@ describe('calibrateBaseProcess', () => {
     expect(microstructureRegimes(one, 0, 0.01, gapStats(one, 0, 0.01))).toBeUndefined();
   });
 
-  it('rejects too short a range and a timeframe other than 15m', () => {
-    const mkt = generateBaseMarket(loadCalibration('btc'), { seed: 1, days: 20 });
-    expect(() => calibrateBaseProcess(mkt.m15)).toThrow(/at least 60 days/);
-    expect(() => calibrateBaseProcess(mkt.h4)).toThrow(/15m/);
+  it('rejects too short a range, one whose longest lag has no pairs, and a timeframe other than 15m, in one line', () => {
+    const btc = loadCalibration('btc');
+    const short = generateBaseMarket(btc, { seed: 1, days: 61 });
+    expect(() => calibrateBaseProcess(short.m15)).toThrow(
+      /needs at least 90 days of 15m candles in the range \(its longest autocovariance lag is 84 days\), got 61\.0 days \(5856 bars\)$/,
+    );
+    expect(() => calibrateBaseProcess(short.h4)).toThrow(/15m/);
+    // 90 days of candles, but days 45-130 missing: no pair of bars 48 (first such lag) to 84 days apart.
+    const m15 = generateBaseMarket(btc, { seed: 1, days: 175 }).m15;
+    const t0 = m15.openTime[0];
+    const day = 86_400_000;
+    const keep = (k: number): boolean =>
+      m15.openTime[k] < t0 + 45 * day || m15.openTime[k] >= t0 + 130 * day;
+    const idx = Array.from(m15.openTime.keys()).filter(keep);
+    const pick = (a: Float64Array): Float64Array => Float64Array.from(idx, (k) => a[k]);
+    const holed = makeCandles('BTC/USDT', '15m', {
+      openTime: pick(m15.openTime),
+      open: pick(m15.open),
+      high: pick(m15.high),
+      low: pick(m15.low),
+      close: pick(m15.close),
+      volume: pick(m15.volume),
+    });
+    expect(() => calibrateBaseProcess(holed, { iterations: 1, windowRounds: 0 })).toThrow(
+      /cannot measure the real log\|r\| autocovariance at lag 4608 bars/,
+    );
   });
 });
 

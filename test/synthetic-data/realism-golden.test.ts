@@ -10,16 +10,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   fitGradientBoostedTrees,
-  marketStateAt,
-  marketWindows,
   predictGradientBoostedTrees,
-  readMarkets,
+} from '../../src/synthetic-data/realism-gbt.js';
+import { stylizedFacts } from '../../src/synthetic-data/realism-facts.js';
+import {
+  type RealismReport,
   realismReportHtml,
   realismReportMarkdown,
-  runRealism,
-  stylizedFacts,
+} from '../../src/synthetic-data/realism-report.js';
+import {
   type LabelledMarket,
-  type RealismReport,
+  marketStateAt,
+  marketWindows,
+  readMarkets,
+  runRealism,
 } from '../../src/synthetic-data/realism.js';
 import { generateBaseMarket, writeSyntheticMarket } from '../../src/synthetic-data/base-process.js';
 import { loadCalibration } from '../../src/synthetic-data/calibration.js';

@@ -8,9 +8,10 @@
 // real candles of the calibration range are matched by the simulation.
 // It never writes candles and never reads data outside the time range it is given.
 
+import { Worker } from 'node:worker_threads';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { DataValidationError } from '../errors.js';
+import { ConfigError, DataValidationError } from '../errors.js';
 import { sliceByTime, type Candles } from '../data-processing/candles.js';
 import { resample } from '../data-processing/resample.js';
 import {
@@ -540,6 +541,12 @@ export interface CalibrationOptions {
   windowStrideBars?: number;
   /** Called after each iteration. */
   onIteration?: (iteration: number, total: number) => void;
+  /**
+   * Threads of the window-statistics stage, 1 or 2 (default 1): with 2, a worker thread simulates
+   * the downward move of each shape parameter while this thread simulates the upward one. Every
+   * simulation is a pure function of its parameters, so the result is the same byte for byte.
+   */
+  workers?: number;
 }
 
 /** Result of `calibrateBaseProcess`: parameters plus how well the final simulation matches. */
@@ -1028,10 +1035,10 @@ function regimesFromLabels(p: BaseProcessParams, stats: RegimeLabelStats): void 
  * @throws {DataValidationError} when fewer than 90 days of candles fall in the range, or a real
  *   target cannot be measured on them.
  */
-export function calibrateBaseProcess(
+export async function calibrateBaseProcess(
   candles15m: Candles,
   options: CalibrationOptions = {},
-): CalibrationResult {
+): Promise<CalibrationResult> {
   if (candles15m.timeframe !== '15m')
     throw new DataValidationError({
       source: candles15m.symbol,
@@ -1076,6 +1083,15 @@ export function calibrateBaseProcess(
   p.volume.logLevel15m = real.logVolumeMean;
   const iterations = options.iterations ?? 20;
   const simDays = options.simulationDays ?? Math.max(1460, 2 * Math.round(bars / SLOTS));
+  for (const [key, days] of [
+    ['simulationDays', simDays],
+    ['windowSimulationDays', options.windowSimulationDays ?? 1460],
+  ] as const)
+    if (!(days >= MIN_CALIBRATION_DAYS))
+      throw new ConfigError(
+        key,
+        `must be at least ${MIN_CALIBRATION_DAYS} days (the longest autocovariance lag is ${CALIBRATION_LAGS[CALIBRATION_LAGS.length - 1] / SLOTS} days), got ${days}`,
+      );
   const seed = options.seed ?? 1;
   // Iterate, keeping the parameters whose simulation came closest to the real targets.
   let best = { loss: Infinity, params: structuredClone(p), sim: real };
@@ -1104,15 +1120,23 @@ export function calibrateBaseProcess(
       { m15: c, h4: resample(c, '4h').candles, d1: resample(c, '1d').candles },
       stride,
     );
-    const fit = fitWindowStatistics(p, real, realWindows, {
-      rounds,
-      days: options.windowSimulationDays ?? 1460,
-      stride,
-      seed,
-      tables,
-      referencePrice,
-      onRound: (r) => options.onIteration?.(iterations + r, iterations + rounds),
-    });
+    const fit = await fitWindowStatistics(
+      p,
+      {
+        real,
+        realWindows,
+        days: options.windowSimulationDays ?? 1460,
+        stride,
+        seed,
+        tables,
+        referencePrice,
+      },
+      {
+        rounds,
+        workers: options.workers ?? 1,
+        onRound: (r) => options.onIteration?.(iterations + r, iterations + rounds),
+      },
+    );
     Object.assign(p, fit.params);
     sim = fit.sim;
     simWindows = fit.simWindows;
@@ -1457,21 +1481,106 @@ function shapeSet(p: BaseProcessParams, path: string, value: number): void {
  */
 const TARGETS_WEIGHT = 0.3;
 
+/**
+ * What one simulation of the window-statistics stage needs besides the parameters (plain data:
+ * it is sent to the helper thread).
+ */
+export interface WindowFitSetup {
+  /** Real calibration targets. */
+  real: CalibrationTargets;
+  /** Quartiles of the real window statistics. */
+  realWindows: WindowTargets;
+  /** Simulated days. */
+  days: number;
+  /** 15m bars between window ends. */
+  stride: number;
+  /** Seed of every simulation (common random numbers). */
+  seed: number;
+  /** Seasonal tables of the real range. */
+  tables: SeasonalTables;
+  /** Reference price of the volume elasticity. */
+  referencePrice: number;
+}
+
 interface WindowFitOptions {
   rounds: number;
-  days: number;
-  stride: number;
-  seed: number;
-  tables: SeasonalTables;
-  referencePrice: number;
+  workers: number;
   onRound: (round: number) => void;
 }
 
-interface WindowFitState {
+/** A simulation of the window-statistics stage and its loss. */
+export interface WindowFitState {
+  /** The parameters simulated. */
   params: BaseProcessParams;
+  /** TARGETS_WEIGHT x calibration loss + window loss. */
   loss: number;
+  /** Calibration targets of the simulation. */
   sim: CalibrationTargets;
+  /** Quartiles of the simulation's window statistics. */
   simWindows: WindowTargets;
+}
+
+/**
+ * Simulates `params` with the setup's seed and measures its loss: the one evaluation of the
+ * window-statistics stage, in this thread or in the helper thread (same code, same bytes).
+ */
+export function evaluateWindowFit(params: BaseProcessParams, o: WindowFitSetup): WindowFitState {
+  const mkt = generateBaseMarket(params, { seed: o.seed, days: o.days });
+  const sim = measureCalibrationTargets(
+    mkt.m15,
+    o.tables,
+    params.volume.priceElasticity,
+    o.referencePrice,
+  );
+  const simWindows = measureWindowTargets(mkt, o.stride);
+  const loss =
+    TARGETS_WEIGHT * calibrationLoss(o.real, sim) + windowLoss(o.realWindows, simWindows);
+  return { params, loss, sim, simWindows };
+}
+
+/** A worker thread that runs `evaluateWindowFit` on the parameters it is sent. */
+class WindowFitHelper {
+  private readonly worker: Worker;
+  private readonly waiting = new Map<
+    number,
+    { resolve: (s: WindowFitState) => void; reject: (e: unknown) => void }
+  >();
+  private next = 0;
+
+  constructor(setup: WindowFitSetup) {
+    // From the TypeScript sources (tests, tsx) the worker registers tsx's loader first.
+    const ts = import.meta.url.endsWith('.ts');
+    const file = new URL(
+      ts ? './calibration-worker.ts' : './calibration-worker.js',
+      import.meta.url,
+    );
+    const boot = `import('tsx/esm/api').then((api) => { api.register(); return import(${JSON.stringify(file.href)}); });`;
+    this.worker = ts
+      ? new Worker(boot, { eval: true, workerData: setup })
+      : new Worker(file, { workerData: setup });
+    this.worker.on('message', (msg: { id: number; state?: WindowFitState; error?: string }) => {
+      const w = this.waiting.get(msg.id);
+      this.waiting.delete(msg.id);
+      if (msg.state !== undefined) w?.resolve(msg.state);
+      else w?.reject(new Error(msg.error ?? 'calibration worker failed'));
+    });
+    this.worker.on('error', (err) => {
+      for (const [, w] of this.waiting) w.reject(err);
+      this.waiting.clear();
+    });
+  }
+
+  evaluate(params: BaseProcessParams): Promise<WindowFitState> {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ id, params });
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
 }
 
 /**
@@ -1479,37 +1588,44 @@ interface WindowFitState {
  * parameters with one coordinate sweep over `SHAPE_PARAMETERS` (each moved up or down by its
  * step; a move is kept when it lowers calibrationLoss + windowLoss; steps of parameters that did
  * not move shrink). Every simulation uses the same seed (common random numbers), so the loss is
- * a deterministic function of the parameters.
+ * a deterministic function of the parameters; with two workers the downward move is simulated in
+ * a helper thread beside the upward one, and the same moves are kept.
  */
-function fitWindowStatistics(
+async function fitWindowStatistics(
   start: BaseProcessParams,
-  real: CalibrationTargets,
-  realWindows: WindowTargets,
+  setup: WindowFitSetup,
   o: WindowFitOptions,
-): WindowFitState {
-  const evaluate = (params: BaseProcessParams): WindowFitState => {
-    const mkt = generateBaseMarket(params, { seed: o.seed, days: o.days });
-    const sim = measureCalibrationTargets(
-      mkt.m15,
-      o.tables,
-      params.volume.priceElasticity,
-      o.referencePrice,
-    );
-    const simWindows = measureWindowTargets(mkt, o.stride);
-    const loss = TARGETS_WEIGHT * calibrationLoss(real, sim) + windowLoss(realWindows, simWindows);
-    return { params, loss, sim, simWindows };
-  };
+): Promise<WindowFitState> {
+  const helper = o.workers > 1 ? new WindowFitHelper(setup) : undefined;
+  try {
+    return await sweepWindowStatistics(start, setup, o, helper);
+  } finally {
+    await helper?.close();
+  }
+}
+
+async function sweepWindowStatistics(
+  start: BaseProcessParams,
+  setup: WindowFitSetup,
+  o: WindowFitOptions,
+  helper: WindowFitHelper | undefined,
+): Promise<WindowFitState> {
+  const evaluate = (params: BaseProcessParams): WindowFitState => evaluateWindowFit(params, setup);
   let cur = evaluate(structuredClone(start));
   const steps = SHAPE_PARAMETERS.map((s) => s.step);
   for (let round = 1; round <= o.rounds; round++) {
     for (let k = 0; k < 3; k++) {
       const next = structuredClone(cur.params);
-      updateParams(next, real, cur.sim, true);
+      updateParams(next, setup.real, cur.sim, true);
       const e = evaluate(next);
       if (e.loss < cur.loss) cur = e;
     }
-    SHAPE_PARAMETERS.forEach((sp, k) => {
+    for (let k = 0; k < SHAPE_PARAMETERS.length; k++) {
+      const sp = SHAPE_PARAMETERS[k];
       const x0 = shapeGet(cur.params, sp.path);
+      // The up and down moves (a move the bounds cancel is skipped); with a helper thread both
+      // are simulated at once, else the down move only when the up move did not help.
+      const moves: { params: BaseProcessParams; dir: number }[] = [];
       for (const dir of [1, -1]) {
         const x = clamp(
           sp.log ? Math.max(x0, sp.lo) * Math.exp(dir * steps[k]) : x0 + dir * steps[k],
@@ -1519,32 +1635,40 @@ function fitWindowStatistics(
         if (x === x0) continue;
         const next = structuredClone(cur.params);
         shapeSet(next, sp.path, round5(x));
-        const e = evaluate(next);
-        if (e.loss < cur.loss) {
-          cur = e;
-          // Keep going that way with doubled steps while it helps (at most 3 more moves).
-          let step = steps[k];
-          for (let extra = 0; extra < 3; extra++) {
-            step *= 2;
-            const xi = shapeGet(cur.params, sp.path);
-            const x2 = clamp(
-              sp.log ? Math.max(xi, sp.lo) * Math.exp(dir * step) : xi + dir * step,
-              sp.lo,
-              sp.hi,
-            );
-            if (x2 === xi) break;
-            const further = structuredClone(cur.params);
-            shapeSet(further, sp.path, round5(x2));
-            const e2 = evaluate(further);
-            if (!(e2.loss < cur.loss)) break;
-            cur = e2;
-          }
-          steps[k] *= 1.2;
-          return;
-        }
+        moves.push({ params: next, dir });
       }
-      steps[k] *= 0.6;
-    });
+      const ahead =
+        helper !== undefined && moves.length === 2 ? helper.evaluate(moves[1].params) : undefined;
+      let moved = false;
+      for (let m = 0; m < moves.length && !moved; m++) {
+        const { params, dir } = moves[m];
+        const e = m === 1 && ahead !== undefined ? await ahead : evaluate(params);
+        if (!(e.loss < cur.loss)) continue;
+        moved = true;
+        cur = e;
+        // Keep going that way with doubled steps while it helps (at most 3 more moves).
+        let step = steps[k];
+        for (let extra = 0; extra < 3; extra++) {
+          step *= 2;
+          const xi = shapeGet(cur.params, sp.path);
+          const x2 = clamp(
+            sp.log ? Math.max(xi, sp.lo) * Math.exp(dir * step) : xi + dir * step,
+            sp.lo,
+            sp.hi,
+          );
+          if (x2 === xi) break;
+          const further = structuredClone(cur.params);
+          shapeSet(further, sp.path, round5(x2));
+          const e2 = evaluate(further);
+          if (!(e2.loss < cur.loss)) break;
+          cur = e2;
+        }
+        steps[k] *= 1.2;
+      }
+      // A down move simulated ahead but not needed is awaited all the same (its thread is free).
+      if (ahead !== undefined && moved) await ahead;
+      if (!moved) steps[k] *= 0.6;
+    }
     logger.debug({ round, loss: cur.loss }, 'window-statistics round');
     o.onRound(round);
   }

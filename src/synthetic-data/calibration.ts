@@ -902,16 +902,49 @@ export function gapStats(
 const REGIME_BLOCK_DAYS = 30;
 /** Smallest ratio of the two groups' mean gap sizes that makes them separate regimes. */
 const REGIME_MIN_GAP_RATIO = 3;
+/** Smallest ratio of the two groups' shares of bar sides without a wick (wick regimes). */
+const REGIME_MIN_WICKLESS_RATIO = 2;
+
+/**
+ * The two groups of positive block values (0 = lower) with the smallest within-group sum of
+ * squares of their logs, when each holds two blocks or more and the groups' medians differ by at
+ * least `minRatio`; else undefined.
+ */
+function splitBlocks(values: number[], minRatio: number): number[] | undefined {
+  const logs = values.map((v) => Math.log(Math.max(v, 1e-12)));
+  const sorted = [...logs].sort((x, y) => x - y);
+  const ss = (v: number[]): number => {
+    const m = v.reduce((a, x) => a + x, 0) / v.length;
+    return v.reduce((a, x) => a + (x - m) * (x - m), 0);
+  };
+  let cut = 2;
+  let best = Infinity;
+  for (let k = 2; k <= sorted.length - 2; k++) {
+    const w = ss(sorted.slice(0, k)) + ss(sorted.slice(k));
+    if (w < best) {
+      best = w;
+      cut = k;
+    }
+  }
+  const threshold = (sorted[cut - 1] + sorted[cut]) / 2;
+  const group = logs.map((v) => (v > threshold ? 1 : 0));
+  const medians = [0, 1].map((j) => median(values.filter((_, k) => group[k] === j)));
+  const sizes = [0, 1].map((j) => group.filter((g) => g === j).length);
+  return sizes.some((n) => n < 2) || !(medians[1] >= minRatio * medians[0]) ? undefined : group;
+}
 
 /**
  * Microstructure regimes of the real candles from `fromIndex` on: the range is cut into 30-day
- * blocks, each with its gap statistics (`gapStats`) and its share of bar sides without a wick;
- * the blocks are split in two by the log of their mean gap beyond one tick (share of such gaps x
- * Laplace scale; the split of the sorted values with the smallest within-group sum of squares).
- * When the groups' medians differ by at least REGIME_MIN_GAP_RATIO and each group holds two
- * blocks or more, each group becomes a regime: its mean gap probabilities, its gap scale and
- * wickless share relative to `overall` and the whole range, and its mean stay (block days x
- * blocks / runs of consecutive blocks). Otherwise undefined (one stationary microstructure).
+ * blocks, each with its gap statistics (`gapStats`) and its share of bar sides without a wick.
+ * Gap regimes first: the blocks are split in two by the log of their mean gap beyond one tick
+ * (share of such gaps x Laplace scale; the split of the sorted values with the smallest
+ * within-group sum of squares), kept when the groups' medians differ by at least
+ * REGIME_MIN_GAP_RATIO. Else wick regimes: the same split of the blocks' wickless shares, kept
+ * when those differ by at least REGIME_MIN_WICKLESS_RATIO (Binance BTC/USDT from 2023 Q2: up to
+ * three times more bar sides without a wick). Each group of two blocks or more becomes a regime:
+ * its mean gap probabilities, its gap scale and wickless share relative to `overall` and the
+ * whole range, and its mean stay (block days x blocks / runs of consecutive blocks). Otherwise
+ * undefined (one stationary microstructure).
  * @param overall the stationary gap statistics of the same range (`gapStats`); the regimes' gap
  *   scales are relative to its `gapSigmas`.
  */
@@ -944,28 +977,14 @@ export function microstructureRegimes(
   // Mean size of a block's gaps beyond one tick (probability x Laplace scale): the regimes differ
   // in both (Binance BTC/USDT 2022: 2-5% of such gaps before July, over half after).
   const mass = blocks.map((x) => (1 - x.gap.zeroGapProb - x.gap.oneTickGapProb) * x.gap.gapSigmas);
-  const logGap = mass.map((v) => Math.log(Math.max(v, 1e-12)));
-  const sorted = [...logGap].sort((x, y) => x - y);
-  // The split of the sorted log gap scales with the smallest within-group sum of squares.
-  const ss = (v: number[]): number => {
-    const m = v.reduce((a, x) => a + x, 0) / v.length;
-    return v.reduce((a, x) => a + (x - m) * (x - m), 0);
-  };
-  let cut = 2;
-  let best = Infinity;
-  for (let k = 2; k <= sorted.length - 2; k++) {
-    const w = ss(sorted.slice(0, k)) + ss(sorted.slice(k));
-    if (w < best) {
-      best = w;
-      cut = k;
-    }
-  }
-  const threshold = (sorted[cut - 1] + sorted[cut]) / 2;
-  const group = logGap.map((v) => (v > threshold ? 1 : 0));
+  const group =
+    splitBlocks(mass, REGIME_MIN_GAP_RATIO) ??
+    splitBlocks(
+      blocks.map((x) => x.wickless),
+      REGIME_MIN_WICKLESS_RATIO,
+    );
+  if (group === undefined) return undefined;
   const members = [0, 1].map((j) => blocks.filter((_, k) => group[k] === j));
-  const medianMass = [0, 1].map((j) => median(mass.filter((_, k) => group[k] === j)));
-  if (members.some((m) => m.length < 2) || medianMass[1] < REGIME_MIN_GAP_RATIO * medianMass[0])
-    return undefined;
   const medianGap = members.map((m) => median(m.map((x) => x.gap.gapSigmas)));
   const wicklessAll = blocks.reduce((a, x) => a + x.wickless, 0) / blocks.length;
   const mean = (v: number[]): number => v.reduce((a, x) => a + x, 0) / v.length;

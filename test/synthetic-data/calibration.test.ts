@@ -154,15 +154,16 @@ describe('calibrateBaseProcess', () => {
       out.set(y, x.length);
       return out;
     };
-    const g: GridSeries = {
-      ...a,
-      open: glue(a.open, b.open),
-      high: glue(a.high, b.high),
-      low: glue(a.low, b.low),
-      close: glue(a.close, b.close),
-      volume: glue(a.volume, b.volume),
-      logReturn: glue(a.logReturn, b.logReturn),
-    };
+    const join2 = (x: GridSeries, y: GridSeries): GridSeries => ({
+      ...x,
+      open: glue(x.open, y.open),
+      high: glue(x.high, y.high),
+      low: glue(x.low, y.low),
+      close: glue(x.close, y.close),
+      volume: glue(x.volume, y.volume),
+      logReturn: glue(x.logReturn, y.logReturn),
+    });
+    const g = join2(a, b);
     const overall = gapStats(g, 0, 0.01);
     const regimes = microstructureRegimes(g, 0, 0.01, overall);
     expect(regimes).toHaveLength(2);
@@ -176,6 +177,14 @@ describe('calibrateBaseProcess', () => {
     // One stationary microstructure: no regimes.
     const one = toGrid(generateBaseMarket(btc, { seed: 4, days: 360 }).m15);
     expect(microstructureRegimes(one, 0, 0.01, gapStats(one, 0, 0.01))).toBeUndefined();
+    // Wick regimes: the same gaps throughout, but 150 days with many wickless bar sides.
+    const w = join2(part(0.45, 0.03, 0.06, 0.15, 150), part(0.45, 0.03, 0.06, 0.01, 210));
+    const wick = microstructureRegimes(w, 0, 0.01, gapStats(w, 0, 0.01)) ?? [];
+    expect(wick.map((r) => r.meanDays)).toEqual([210, 150]);
+    const [few, many] = wick;
+    expect(many.noWickScale).toBeGreaterThan(2 * few.noWickScale);
+    expect(many.gapScale / few.gapScale).toBeGreaterThan(0.8);
+    expect(many.gapScale / few.gapScale).toBeLessThan(1.25);
   });
 
   it('gives the same result byte for byte with a helper thread as in one thread', async () => {

@@ -316,7 +316,10 @@ const equalInformation: Array<{
   n: number;
   result: DiscriminativeResult;
 }> = [];
-for (const later of laterCalibrations(config.dataset.calibration)) {
+for (const later of laterCalibrations(
+  config.dataset.calibration,
+  config.synthetic.realism.controlYear,
+)) {
   log(`calibration ${later.fittedOn}`);
   equalInformation.push({
     fittedOn: later.fittedOn,

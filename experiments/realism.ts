@@ -221,7 +221,7 @@ for (const name of ['btc', 'eth']) {
   // In-sample controls (year before vs year), once per year: calibrations ending in the same
   // year share theirs.
   const controls = new Map<number, NamedScore>();
-  for (const later of laterCalibrations(name)) {
+  for (const later of laterCalibrations(name, r.controlYear)) {
     log(`${name}: calibration ${later.fittedOn}`);
     const years = Array.from({ length: r.syntheticYears }, (_, k) =>
       marketWindows(generate(r.conditionOnStart, k, later.params).market, w),

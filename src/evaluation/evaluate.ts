@@ -36,19 +36,21 @@ import {
   writeReport,
   type ReportOptions,
   type ReportPayload,
-} from '../utils/visualization.js';
+} from './report.js';
 import { backtestReportInput, backtestStrategy, type BacktestResult } from './backtest.js';
-import { policyRun, resolvePolicy } from './baselines.js';
+import type { PolicyContext, ResolvedPolicy } from './baselines.js';
 import type { PerformanceMetrics } from './metrics.js';
+import {
+  walkForwardBacktest,
+  walkForwardReportInput,
+  type WalkForwardResult,
+} from './walk-forward.js';
 import {
   assertOutsideHoldout,
   clipToHoldout,
-  walkForwardBacktest,
-  walkForwardReportInput,
   walkForwardSplits,
   type DateRange,
-  type WalkForwardResult,
-} from './walk-forward.js';
+} from '../data-processing/splits.js';
 
 const DAY_MS = 86_400_000;
 
@@ -208,12 +210,30 @@ export async function loadEvaluationData(options: EvaluationDataOptions): Promis
   return { candles, features, range, source };
 }
 
+/**
+ * The policy of a backtest, resolved once the evaluation's features exist. The registry above
+ * evaluation/ makes one from a `--policy` reference (`policySource` in src/policies.ts).
+ */
+export interface PolicySource {
+  /**
+   * The feature spec and windows the policy was trained on, when it was trained: the data is built
+   * with them (everything else, costs included, comes from the command's config). Omitted: the
+   * command's config.
+   */
+  readonly trainedOn?: Pick<Config, 'features' | 'windows'>;
+  /**
+   * Builds the policy for the evaluation's features.
+   * @throws whatever the resolution throws (an unknown reference, a bad module or run).
+   */
+  resolve(context: PolicyContext): Promise<ResolvedPolicy>;
+}
+
 /** Options of `runBacktest` (what `ctm backtest` takes). */
 export interface RunBacktestOptions extends EvaluationSource {
   /** The resolved config. */
   readonly config: Config;
-  /** A baseline name, a run directory or a policy module path. */
-  readonly policy: string;
+  /** The policy to backtest (from a baseline name, a run directory or a module path). */
+  readonly policy: PolicySource;
   /** Symbol to backtest, ccxt unified (`BTC/USDT`). */
   readonly symbol: string;
   /** Start of the range, UTC ms (`--from`); default `backtest.defaultRange`. */
@@ -276,19 +296,16 @@ function writeTables(run: Run, results: readonly BacktestResult[]): void {
  * `ctm backtest`: loads data, builds features, resolves the policy, backtests it (one range or
  * walk-forward folds) and writes runs/<id>/: run.json, metrics.json, trades.csv, equity.csv.gz,
  * report.html, report-data.json and the PNGs.
- * @throws as `loadEvaluationData`, `resolvePolicy` and `backtestStrategy` do.
+ * @throws as `loadEvaluationData`, the policy's resolution and `backtestStrategy` do.
  */
 export async function runBacktest(options: RunBacktestOptions): Promise<RunBacktestOutcome> {
   const { config } = options;
-  // A trained policy reads the features and windows it was trained on: build them from its run's
-  // config (everything else, costs included, comes from this command's config).
-  const trained = policyRun(options.policy, config);
-  const dataConfig =
-    trained === null
-      ? config
-      : { ...config, features: trained.info.config.features, windows: trained.info.config.windows };
+  // A trained policy reads the features and windows it was trained on (everything else, costs
+  // included, comes from this command's config).
+  const trainedOn = options.policy.trainedOn;
+  const dataConfig = trainedOn === undefined ? config : { ...config, ...trainedOn };
   const data = await loadEvaluationData({ ...options, config: dataConfig });
-  const resolved = await resolvePolicy(options.policy, { features: data.features, config });
+  const resolved = await options.policy.resolve({ features: data.features, config });
   const run = createRun({ kind: 'backtest', config, commandLine: options.commandLine });
   const cols = [...data.candles.values()].flatMap((c) => [c.openTime, c.close]);
   const ranges: Record<string, [number, number, number]> = {};

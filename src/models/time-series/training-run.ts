@@ -13,10 +13,9 @@ import { repairCandles, sliceByTime, validateCandles } from '../../data-processi
 import { buildFeatures } from '../../data-processing/feature-engineering.js';
 import { readCandlesCsv } from '../../data-processing/file-formats.js';
 import { loadHistoricalData } from '../../data-processing/data-loader.js';
-import { clipToHoldout, type DateRange } from '../../evaluation/walk-forward.js';
 import { loadCalibration } from '../../synthetic-data/calibration.js';
 import { generateBaseMarket } from '../../synthetic-data/base-process.js';
-import { DiskDataset } from '../../synthetic-data/dataset-builder.js';
+import { DiskDataset } from '../../data-processing/dataset-format.js';
 import { CheckpointError, DataValidationError, UsageError } from '../../errors.js';
 import { rangeMs, type Config } from '../../utils/config.js';
 import { logger as rootLogger } from '../../utils/logger.js';
@@ -27,17 +26,17 @@ import {
   type DataFingerprint,
   type Run,
 } from '../../utils/runs.js';
-import { initTensorflow } from './kernels.js';
-import { MultiTimeframeModel, modelConfigFromSection, type ModelInputSpec } from './model.js';
+import { initTensorflow } from '../common/backend.js';
+import { MultiTimeframeModel, modelConfigFromSection } from './model.js';
+import { trainOptionsFromSection, trainTimeSeriesModel } from './trainer.js';
+import { clipToHoldout, type DateRange } from '../../data-processing/splits.js';
 import {
+  type ModelInputSpec,
   createWindowDatasets,
-  evaluateTimeSeriesModel,
-  trainOptionsFromSection,
-  trainTimeSeriesModel,
-  type EvaluationResult,
   type SequenceDataset,
   type WindowDatasets,
-} from './trainer.js';
+} from '../../data-processing/window-datasets.js';
+import { evaluateTimeSeriesModel, type EvaluationResult } from './evaluation.js';
 
 /** Where the candles of a training run come from. */
 export type TrainingSource = 'real' | 'synthetic' | 'dataset';

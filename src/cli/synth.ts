@@ -179,6 +179,7 @@ export function registerSynthCommands(program: Command): void {
       // Without a terminal (no bar drawn) one line per step, so a long fit is never silent.
       const lines = !process.stderr.isTTY;
       const started = Date.now();
+      let inferenceEnd = started;
       if (lines)
         process.stderr.write(
           `calibrating ${market.market.m15.symbol}: ${plural(c.iterations, 'indirect-inference iteration')}, then ${plural(c.windowRounds, 'window-statistics round')} (${plural(workers, 'thread')})\n`,
@@ -199,9 +200,16 @@ export function registerSynthCommands(program: Command): void {
         onIteration: (i) => {
           bar.update(i);
           if (!lines) return;
-          const seconds = (Date.now() - started) / 1000;
+          const now = Date.now();
+          // The stages' steps differ in length (a window round simulates dozens of paths): time
+          // left from the current stage's own pace, plus the rounds still to come once one ran.
+          const windowStage = i > c.iterations;
+          if (i === c.iterations) inferenceEnd = now;
+          const done = windowStage ? i - c.iterations : i;
+          const pace = (now - (windowStage ? inferenceEnd : started)) / 1000 / done;
+          const left = windowStage ? `, about ${duration(pace * (total - i))} left` : '';
           process.stderr.write(
-            `  step ${i}/${total} (${i <= c.iterations ? 'indirect inference' : 'window statistics'}): ${duration(seconds)} elapsed, about ${duration((seconds / i) * (total - i))} left\n`,
+            `  step ${i}/${total} (${windowStage ? 'window statistics' : 'indirect inference'}): ${duration((now - started) / 1000)} elapsed${left}\n`,
           );
         },
       });

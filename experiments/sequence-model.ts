@@ -15,17 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import type { Candles, Timeframe } from '../src/data-processing/candles.js';
-import {
-  repairCandles,
-  sliceByTime,
-  TIMEFRAME_MS,
-  validateCandles,
-} from '../src/data-processing/candles.js';
+import { TIMEFRAME_MS, type Candles, type Timeframe } from '../src/data-processing/candles.js';
 import { buildFeatures } from '../src/data-processing/feature-engineering.js';
 import { DiskDataset } from '../src/data-processing/dataset-format.js';
 import { buildSyntheticDataset } from '../src/synthetic-data/dataset-builder.js';
-import { readCandlesCsv } from '../src/data-processing/file-formats.js';
+import { loadCandleDirectory } from '../src/data-processing/data-loader.js';
 import { initTensorflow } from '../src/models/common/backend.js';
 import { Adam } from '../src/models/common/optimizer.js';
 import { assignValues, variableParameter } from '../src/models/common/tensors.js';
@@ -538,19 +532,14 @@ interface FoldResult {
 }
 
 async function loadRealCandles(dataDir: string, s: Scale): Promise<Map<Timeframe, Candles>> {
-  const out = new Map<Timeframe, Candles>();
-  const from = Date.parse(`${s.real.from}T00:00:00Z`) - 120 * 86_400_000; // feature warm-up
-  const to = Date.parse(`${s.real.to}T00:00:00Z`);
-  for (const tf of ['15m', '4h', '1d'] as Timeframe[]) {
-    const { candles } = await readCandlesCsv(join(dataDir, `binance-BTCUSDT-${tf}.csv.gz`), {
-      symbol: 'BTC/USDT',
-      timeframe: tf,
-    });
-    const c = repairCandles(sliceByTime(candles, from, to)).candles;
-    validateCandles(c, { source: `BTC/USDT ${tf}` });
-    out.set(tf, c);
-  }
-  return out;
+  return loadCandleDirectory(dataDir, {
+    exchange: 'binance',
+    symbol: 'BTC/USDT',
+    timeframes: ['15m', '4h', '1d'],
+    fromMs: Date.parse(`${s.real.from}T00:00:00Z`) - 120 * 86_400_000, // feature warm-up
+    toMs: Date.parse(`${s.real.to}T00:00:00Z`),
+    repair: true,
+  });
 }
 
 async function realDataExperiment(s: Scale, dataDir: string): Promise<FoldResult[]> {

@@ -1,8 +1,9 @@
 // Date splits, written once: half-open UTC date ranges, the train / validation / test / holdout
 // ranges of config section `splits`, the guard that keeps the holdout closed, and walk-forward
-// folds (rolling, expanding, purged k-fold, whole calendar years) with purge and embargo. Every
-// evaluation, trainer and experiment cuts its data here. Never lets a train range overlap its test
-// range or the label horizon before it, and never lets a read touch a closed holdout.
+// folds (rolling, expanding, purged k-fold, whole calendar years) with purge and embargo, and the
+// configured data range (`data.startDate`/`endDate`). Every evaluation, trainer and experiment cuts
+// its data here. Never lets a train range overlap its test range or the label horizon before it,
+// and never lets a read touch a closed holdout.
 
 import { LookAheadError } from '../errors.js';
 import { rangeMs, type Config } from '../utils/config.js';
@@ -177,6 +178,14 @@ export function walkForwardSplits(options: WalkForwardOptions): WalkForwardFold[
       `span [${iso(range.fromMs)}, ${iso(range.toMs)}) is too short for one fold of train ${trainMs} ms + purge ${purgeMs} ms + test ${testMs} ms`,
     );
   return folds;
+}
+
+/**
+ * The configured data range (`data.startDate` to `data.endDate`: what is read from the store or a
+ * data directory, and downloaded), in epoch ms; a null end is ±Infinity.
+ */
+export function configDataRange(config: Config): DateRange {
+  return rangeMs({ from: config.data.startDate, to: config.data.endDate });
 }
 
 /** The four ranges of config section `splits`, in epoch ms (`null` ends are ±Infinity). */

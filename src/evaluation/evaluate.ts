@@ -4,36 +4,34 @@
 // walk-forward folds) and writes runs/<id>/ with metrics.json, trades, equity and the report.
 // Never trades a bar outside the chosen range and never reads candles after it.
 
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import {
   candleCount,
   parseTimeframe,
-  lowerBound,
-  repairCandles,
-  sliceCandles,
   timeframeMs,
-  validateCandles,
   type Candles,
   type Timeframe,
 } from '../data-processing/candles.js';
-import { loadHistoricalData } from '../data-processing/data-loader.js';
+import {
+  dataFingerprint,
+  loadCandleDirectory,
+  loadCandleFile,
+  loadHistoricalData,
+} from '../data-processing/data-loader.js';
 import {
   buildFeatures,
   type MultiTimeframeFeatures,
 } from '../data-processing/feature-engineering.js';
-import { readCandleFile } from '../data-processing/file-formats.js';
 import { resample } from '../data-processing/resample.js';
 import { UsageError } from '../errors.js';
 import { rangeMs, type Config } from '../utils/config.js';
 import { writeFileAtomicSync } from '../utils/fs.js';
 import { logger } from '../utils/logger.js';
-import { createRun, hashColumns, type Run } from '../utils/runs.js';
+import { countTrials, createRun, withRun, type Run } from '../utils/runs.js';
 import {
   buildBacktestPayload,
   emptyReportPayload,
-  writeReport,
+  writeRunReport,
   type ReportOptions,
   type ReportPayload,
 } from './report.js';
@@ -130,27 +128,6 @@ function fileTimeframe(path: string): Timeframe | undefined {
   }
 }
 
-async function readFileSeries(
-  path: string,
-  symbol: string,
-  timeframe: Timeframe,
-  load: DateRange,
-  repair: boolean,
-): Promise<Candles> {
-  const read = await readCandleFile(path, { symbol, timeframe });
-  const all = read.candles;
-  // Only the rows in the load window are validated (and repaired when allowed).
-  const first = lowerBound(all.openTime, load.fromMs);
-  let candles = sliceCandles(all, first, lowerBound(all.openTime, load.toMs));
-  if (repair) {
-    const { candles: fixed, actions } = repairCandles(candles);
-    for (const a of actions) logger.warn({ file: path, ...a }, 'repaired row');
-    candles = fixed;
-  }
-  validateCandles(candles, { source: path, lineOf: (row) => read.lines[first + row] });
-  return candles;
-}
-
 /**
  * Loads the candles of one symbol for an evaluation (with `backtest.warmupDays` of history
  * before the range for the features), aggregates missing higher timeframes exactly, and builds
@@ -169,20 +146,26 @@ export async function loadEvaluationData(options: EvaluationDataOptions): Promis
     throw new UsageError('give either --data or --data-dir, not both');
   if (options.dataFile !== undefined) {
     const tf = options.timeframe ?? fileTimeframe(options.dataFile) ?? timeframes[0];
-    candles.set(tf, await readFileSeries(options.dataFile, symbol, tf, load, config.data.repair));
+    candles.set(
+      tf,
+      await loadCandleFile(options.dataFile, {
+        symbol,
+        timeframe: tf,
+        ...load,
+        repair: config.data.repair,
+      }),
+    );
     source = options.dataFile;
   } else if (options.dataDir !== undefined) {
-    const pair = symbol.split(':')[0].replace('/', '');
-    for (const tf of timeframes) {
-      const stem = join(options.dataDir, `${config.data.exchange}-${pair}-${tf}`);
-      const file = [`${stem}.csv.gz`, `${stem}.csv`].find((f) => existsSync(f));
-      if (file !== undefined)
-        candles.set(tf, await readFileSeries(file, symbol, tf, load, config.data.repair));
-    }
-    if (!candles.has(timeframes[0]))
-      throw new UsageError(
-        `no ${timeframes[0]} file for ${symbol} in ${options.dataDir} (expected ${config.data.exchange}-${pair}-${timeframes[0]}.csv.gz)`,
-      );
+    const read = await loadCandleDirectory(options.dataDir, {
+      exchange: config.data.exchange,
+      symbol,
+      timeframes,
+      ...load,
+      repair: config.data.repair,
+      require: 'finest',
+    });
+    for (const [tf, c] of read) candles.set(tf, c);
     source = options.dataDir;
   } else {
     const data = await loadHistoricalData({
@@ -226,6 +209,34 @@ export interface PolicySource {
    * @throws whatever the resolution throws (an unknown reference, a bad module or run).
    */
   resolve(context: PolicyContext): Promise<ResolvedPolicy>;
+}
+
+/** The number of trials a result was chosen from, and where it came from. */
+export interface TrialsBehind {
+  /** What the deflated Sharpe ratio corrects for: the largest of the three counts below. */
+  trials: number;
+  /** `backtest.trials`: trials the user says were tried elsewhere. */
+  configured: number;
+  /** Runs of this run's kind on the same data (this one, failed and unfinished ones included). */
+  evaluated: number;
+  /** Runs of the evaluated policy's training kind on its training data (0 for baselines). */
+  trained: number;
+}
+
+/**
+ * The trials behind a result of `run` (which recorded its data): the largest of the configured
+ * count, the runs of its kind on the same data and, for a trained policy, the training runs of that
+ * kind on the same training data (`countTrials`, failures included).
+ */
+export function trialsBehind(config: Config, run: Run, policyRun?: Run): TrialsBehind {
+  const runsDir = config.paths.runs;
+  const evaluated = countTrials(runsDir, run.info.kind, run.info.data).trials;
+  const trained =
+    policyRun === undefined
+      ? 0
+      : countTrials(runsDir, policyRun.info.kind, policyRun.info.data).trials;
+  const configured = config.backtest.trials;
+  return { trials: Math.max(configured, evaluated, trained), configured, evaluated, trained };
 }
 
 /** Options of `runBacktest` (what `ctm backtest` takes). */
@@ -307,142 +318,128 @@ export async function runBacktest(options: RunBacktestOptions): Promise<RunBackt
   const data = await loadEvaluationData({ ...options, config: dataConfig });
   const resolved = await options.policy.resolve({ features: data.features, config });
   const run = createRun({ kind: 'backtest', config, commandLine: options.commandLine });
-  const cols = [...data.candles.values()].flatMap((c) => [c.openTime, c.close]);
-  const ranges: Record<string, [number, number, number]> = {};
-  for (const [tf, c] of data.candles)
-    ranges[`${options.symbol} ${tf}`] = [
-      c.openTime[0],
-      c.openTime[candleCount(c) - 1],
-      candleCount(c),
-    ];
-  run.update({
-    data: {
-      symbols: [options.symbol],
-      timeframes: [...data.candles.keys()],
-      ranges,
-      hash: hashColumns(cols),
-    },
-    featureSpec: {
-      names: Object.fromEntries([...data.features.perTimeframe].map(([tf, m]) => [tf, m.names])),
-      windows: data.features.windows,
-    },
-    extra: {
-      policy: resolved.name,
-      policyKind: resolved.kind,
-      source: data.source,
-      range: [data.range.fromMs, data.range.toMs].map((t) => (Number.isFinite(t) ? iso(t) : null)),
-      openHoldout: options.openHoldout === true,
-    },
-  });
-  const bt = config.backtest;
-  const common = {
-    data: data.features,
-    broker: config.broker,
-    holdout: rangeMs(config.splits.holdout),
-    openHoldout: options.openHoldout,
-    closeAtEnd: bt.closeAtEnd,
-    benchmark: bt.benchmark,
-    trials: bt.trials,
-    riskFreeRate: bt.riskFreeRate,
-    progressAfterSeconds: bt.progressAfterSeconds,
-  };
-  const facts: Record<string, string | number> = {
-    policy: resolved.name,
-    symbol: options.symbol,
-    data: data.source,
-    fee: config.broker.takerFeeRate,
-    leverage: config.broker.leverage,
-    market: config.broker.marketType,
-  };
-  const reportOptions: ReportOptions = config.report;
-  const title = `Backtest of ${resolved.name} on ${options.symbol}`;
-  if (options.walkForward === true) {
-    const wf = bt.walkForward;
-    const barMs = timeframeMs(data.features.base);
-    const base = data.features.aligned.base;
-    const span = {
-      fromMs: Math.max(data.range.fromMs, base.openTime[0]),
-      toMs: Math.min(data.range.toMs, base.openTime[candleCount(base) - 1] + barMs),
-    };
-    const folds = walkForwardSplits({
-      range: span,
-      mode: wf.mode,
-      trainMs: wf.trainDays * DAY_MS,
-      testMs: wf.testDays * DAY_MS,
-      stepMs: (wf.stepDays ?? wf.testDays) * DAY_MS,
-      folds: wf.folds,
-      purgeMs: wf.purgeBars * barMs,
-      embargoMs: wf.embargoBars * barMs,
-      holdout: common.holdout,
+  return withRun(run, async () => {
+    run.update({
+      data: dataFingerprint(options.symbol, data.candles),
+      featureSpec: {
+        names: Object.fromEntries([...data.features.perTimeframe].map(([tf, m]) => [tf, m.names])),
+        windows: data.features.windows,
+      },
+      extra: {
+        policy: resolved.name,
+        policyKind: resolved.kind,
+        source: data.source,
+        range: [data.range.fromMs, data.range.toMs].map((t) =>
+          Number.isFinite(t) ? iso(t) : null,
+        ),
+        openHoldout: options.openHoldout === true,
+      },
+    });
+    const bt = config.backtest;
+    const trials = trialsBehind(config, run, resolved.run);
+    run.update({ extra: { ...run.info.extra, trials } });
+    const common = {
+      data: data.features,
+      broker: resolved.broker ?? config.broker,
+      holdout: rangeMs(config.splits.holdout),
       openHoldout: options.openHoldout,
-    });
-    const result = await walkForwardBacktest({ ...common, policy: resolved.policy, folds });
-    const done = result.folds.flatMap((f) => (f.result === null ? [] : [f.result]));
-    run.writeMetrics({
+      closeAtEnd: bt.closeAtEnd,
+      benchmark: bt.benchmark,
+      trials: trials.trials,
+      riskFreeRate: bt.riskFreeRate,
+      progressAfterSeconds: bt.progressAfterSeconds,
+    };
+    const facts: Record<string, string | number> = {
       policy: resolved.name,
-      mode: wf.mode,
-      pooled: result.pooled,
-      pooledBenchmark: result.pooledBenchmark,
-      folds: result.folds.map((f) => ({
-        index: f.fold.index,
-        train: f.fold.train.map((r) => [iso(r.fromMs), iso(r.toMs)]),
-        test: [iso(f.fold.test.fromMs), iso(f.fold.test.toMs)],
-        skipped: f.skipped,
-        metrics: f.result?.metrics ?? null,
-      })),
-    });
-    writeTables(run, done);
-    let payload: ReportPayload;
-    try {
-      const input = walkForwardReportInput(result, `Walk-forward ${title}`, facts);
-      payload = buildBacktestPayload(input, reportOptions);
-    } catch (err) {
-      if (!(err instanceof RangeError)) throw err;
-      logger.warn({ reason: err.message }, 'walk-forward report drawn without charts');
-      payload = {
-        ...emptyReportPayload(`Walk-forward ${title}`),
-        facts,
+      symbol: options.symbol,
+      data: data.source,
+      fee: config.broker.takerFeeRate,
+      leverage: config.broker.leverage,
+      market: config.broker.marketType,
+    };
+    const reportOptions: ReportOptions = config.report;
+    const title = `Backtest of ${resolved.name} on ${options.symbol}`;
+    if (options.walkForward === true) {
+      const wf = bt.walkForward;
+      const barMs = timeframeMs(data.features.base);
+      const base = data.features.aligned.base;
+      const span = {
+        fromMs: Math.max(data.range.fromMs, base.openTime[0]),
+        toMs: Math.min(data.range.toMs, base.openTime[candleCount(base) - 1] + barMs),
+      };
+      const folds = walkForwardSplits({
+        range: span,
+        mode: wf.mode,
+        trainMs: wf.trainDays * DAY_MS,
+        testMs: wf.testDays * DAY_MS,
+        stepMs: (wf.stepDays ?? wf.testDays) * DAY_MS,
+        folds: wf.folds,
+        purgeMs: wf.purgeBars * barMs,
+        embargoMs: wf.embargoBars * barMs,
+        holdout: common.holdout,
+        openHoldout: options.openHoldout,
+      });
+      const result = await walkForwardBacktest({ ...common, policy: resolved.policy, folds });
+      const done = result.folds.flatMap((f) => (f.result === null ? [] : [f.result]));
+      run.writeMetrics({
+        policy: resolved.name,
+        mode: wf.mode,
+        pooled: result.pooled,
+        pooledBenchmark: result.pooledBenchmark,
+        folds: result.folds.map((f) => ({
+          index: f.fold.index,
+          train: f.fold.train.map((r) => [iso(r.fromMs), iso(r.toMs)]),
+          test: [iso(f.fold.test.fromMs), iso(f.fold.test.toMs)],
+          skipped: f.skipped,
+          metrics: f.result?.metrics ?? null,
+        })),
+      });
+      writeTables(run, done);
+      let payload: ReportPayload;
+      try {
+        const input = walkForwardReportInput(result, `Walk-forward ${title}`, facts);
+        payload = buildBacktestPayload(input, reportOptions);
+      } catch (err) {
+        if (!(err instanceof RangeError)) throw err;
+        logger.warn({ reason: err.message }, 'walk-forward report drawn without charts');
+        payload = {
+          ...emptyReportPayload(`Walk-forward ${title}`),
+          facts,
+          metrics: result.pooled,
+          benchmarkMetrics: result.pooledBenchmark,
+          monthly: result.pooled.monthly,
+          yearly: result.pooled.yearly,
+        };
+      }
+      writeRunReport(run, payload, reportOptions);
+      return {
+        run,
         metrics: result.pooled,
         benchmarkMetrics: result.pooledBenchmark,
-        monthly: result.pooled.monthly,
-        yearly: result.pooled.yearly,
+        single: null,
+        walkForward: result,
+        policyName: resolved.name,
       };
     }
-    writeReportArtifacts(run, payload, reportOptions);
+    const result = backtestStrategy({ ...common, policy: resolved.policy, range: data.range });
+    run.writeMetrics({
+      policy: resolved.name,
+      strategy: result.metrics,
+      benchmark: result.benchmarkMetrics,
+    });
+    writeTables(run, [result]);
+    writeRunReport(
+      run,
+      buildBacktestPayload(backtestReportInput(result, title, facts), reportOptions),
+      reportOptions,
+    );
     return {
       run,
-      metrics: result.pooled,
-      benchmarkMetrics: result.pooledBenchmark,
-      single: null,
-      walkForward: result,
+      metrics: result.metrics,
+      benchmarkMetrics: result.benchmarkMetrics,
+      single: result,
+      walkForward: null,
       policyName: resolved.name,
     };
-  }
-  const result = backtestStrategy({ ...common, policy: resolved.policy, range: data.range });
-  run.writeMetrics({
-    policy: resolved.name,
-    strategy: result.metrics,
-    benchmark: result.benchmarkMetrics,
   });
-  writeTables(run, [result]);
-  writeReportArtifacts(
-    run,
-    buildBacktestPayload(backtestReportInput(result, title, facts), reportOptions),
-    reportOptions,
-  );
-  return {
-    run,
-    metrics: result.metrics,
-    benchmarkMetrics: result.benchmarkMetrics,
-    single: result,
-    walkForward: null,
-    policyName: resolved.name,
-  };
-}
-
-function writeReportArtifacts(run: Run, payload: ReportPayload, options: ReportOptions): void {
-  const written = writeReport(run.dir, payload, options);
-  run.addArtifact('report', written.html);
-  run.addArtifact('reportData', written.data);
-  for (const png of written.pngs) run.addArtifact(`png:${png.replace(/\.png$/, '')}`, png);
 }

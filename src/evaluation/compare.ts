@@ -423,6 +423,18 @@ export function formatCompareTable(result: CompareResult): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
+/** The comparison as the report draws it: the table and each policy's mean equity. */
+export function comparisonPayload(result: CompareResult): ComparisonPayload {
+  const { header, rows } = compareTableRows(result);
+  return {
+    note: compareNote(result),
+    header,
+    rows,
+    equity: result.policies.map((p) => ({ name: p.label, y: p.meanEquity })),
+    barMs: result.barMs,
+  };
+}
+
 /** Options of `runCompare`: those of `comparePolicies`, and the command line to record. */
 export interface RunCompareOptions extends CompareOptions {
   /** The command line recorded in run.json. */
@@ -460,14 +472,7 @@ export async function runCompare(options: RunCompareOptions): Promise<RunCompare
   return withRun(run, async () => {
     const result = await comparePolicies(options);
     run.writeMetrics(result);
-    const { header, rows } = compareTableRows(result);
-    const comparison: ComparisonPayload = {
-      note: compareNote(result),
-      header,
-      rows,
-      equity: result.policies.map((p) => ({ name: p.label, y: p.meanEquity })),
-      barMs: result.barMs,
-    };
+    const comparison = comparisonPayload(result);
     const payload = {
       ...emptyReportPayload(`Comparison on ${options.scenario} (${split})`),
       facts: {

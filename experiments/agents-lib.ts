@@ -87,11 +87,6 @@ export const TINY: AgentScale = {
   realSteps: 300,
 };
 
-/** The scale of this process: `--tiny` on the command line, else full. */
-export function scaleOf(argv: readonly string[]): AgentScale {
-  return argv.includes('--tiny') ? TINY : FULL;
-}
-
 /**
  * The config the agent experiments run under: the defaults, every synthetic scenario sized by
  * `scale`, DQN's raw windows, and the runs folder `runsDir` (default runs/experiments).

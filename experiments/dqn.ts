@@ -24,7 +24,8 @@ import {
   experimentConfig,
   meanSe,
   pct,
-  scaleOf,
+  FULL,
+  TINY,
   trainAgent,
   type AgentScale,
 } from './agents-lib.js';
@@ -49,10 +50,20 @@ function withDqn(config: Config, over: Partial<Config['dqn']>): Config {
   return { ...config, dqn: { ...config.dqn, ...over } };
 }
 
-async function main(): Promise<void> {
-  const scale: AgentScale = scaleOf(process.argv);
-  const outArg = process.argv.indexOf('--out');
-  const base = experimentConfig(scale, outArg > 0 ? `${process.argv[outArg + 1]}.runs` : undefined);
+/** Options of `runDqnExperiment`. */
+export interface AgentExperimentOptions {
+  /** The tiny scale (seconds; what the tests run). */
+  tiny?: boolean;
+  /** Runs folder (default runs/experiments). */
+  runsDir?: string;
+  /** Where figures go (default docs/figures). */
+  figuresDir?: string;
+}
+
+/** Runs the experiment and returns its section of docs/results.md. */
+export async function runDqnExperiment(options: AgentExperimentOptions = {}): Promise<string> {
+  const scale: AgentScale = options.tiny === true ? TINY : FULL;
+  const base = experimentConfig(scale, options.runsDir);
   const started = Date.now();
   const lines: string[] = [];
 
@@ -168,8 +179,12 @@ async function main(): Promise<void> {
     '',
     ...lines,
   ].join('\n');
-  writeResultsSection(SECTION, body, outArg > 0 ? process.argv[outArg + 1] : undefined);
   log.info({ minutes: (Date.now() - started) / 60_000 }, 'dqn experiment done');
+  return body;
 }
 
-await main();
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const out = process.argv.indexOf('--out');
+  const body = await runDqnExperiment({ tiny: process.argv.includes('--tiny') });
+  writeResultsSection(SECTION, body, out > 0 ? process.argv[out + 1] : undefined);
+}

@@ -10,6 +10,7 @@
 //    spot buy-and-hold, random and DQN by more than two standard errors.
 // Run: `npm run experiments ppo` (or `node --import tsx experiments/ppo.ts [--tiny] [--out FILE]`).
 
+import { fileURLToPath } from 'node:url';
 import { parsePolicyList } from '../src/evaluation/compare.js';
 import { initTensorflow } from '../src/models/common/backend.js';
 import type { Config } from '../src/utils/config.js';
@@ -20,11 +21,13 @@ import {
   experimentConfig,
   meanSe,
   pct,
-  scaleOf,
+  FULL,
+  TINY,
   sequenceModel,
   trainAgent,
 } from './agents-lib.js';
 import { writeResultsSection } from './results-section.js';
+import type { AgentExperimentOptions } from './dqn.js';
 
 const log = logger.child({ module: 'experiment.ppo' });
 const SECTION = 'ppo';
@@ -41,10 +44,10 @@ const RECIPES: Record<string, Recipe> = {
   'sequence-model encoders, entropy 0.01': { transfer: true, ppo: { entCoef: 0.01 } },
 };
 
-async function main(): Promise<void> {
-  const scale = scaleOf(process.argv);
-  const outArg = process.argv.indexOf('--out');
-  const base = experimentConfig(scale, outArg > 0 ? `${process.argv[outArg + 1]}.runs` : undefined);
+/** Runs the experiment and returns its section of docs/results.md. */
+export async function runPpoExperiment(options: AgentExperimentOptions = {}): Promise<string> {
+  const scale = options.tiny === true ? TINY : FULL;
+  const base = experimentConfig(scale, options.runsDir);
   await initTensorflow(base.model.backend);
   const started = Date.now();
   const model = await sequenceModel(base, scale);
@@ -125,8 +128,13 @@ async function main(): Promise<void> {
     `- PPO − DQN, paired per market and seed: ${pct(vsDqn.mean)} ± ${(100 * vsDqn.se).toFixed(1)}%${beatsDqn ? ' (beats DQN by more than two standard errors)' : ' (does not beat DQN by two standard errors)'}; vs spot buy-and-hold ${ppo.vsSpotBuyHold.beats === true ? 'beats' : 'does not beat'}, vs random ${ppo.vsRandom.beats === true ? 'beats' : 'does not beat'}.`,
     '',
   ];
-  writeResultsSection(SECTION, lines.join('\n'), outArg > 0 ? process.argv[outArg + 1] : undefined);
+  const body = lines.join('\n');
   log.info({ minutes: (Date.now() - started) / 60_000 }, 'ppo experiment done');
+  return body;
 }
 
-await main();
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const out = process.argv.indexOf('--out');
+  const body = await runPpoExperiment({ tiny: process.argv.includes('--tiny') });
+  writeResultsSection(SECTION, body, out > 0 ? process.argv[out + 1] : undefined);
+}

@@ -11,7 +11,7 @@
 // [--out FILE]`).
 
 import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initTensorflow } from '../src/models/common/backend.js';
 import { runAgentTraining } from '../src/models/reinforcement/agent-runs.js';
@@ -20,8 +20,17 @@ import { writeFileAtomicSync } from '../src/utils/fs.js';
 import { logger } from '../src/utils/logger.js';
 import { readHistory, openRun } from '../src/utils/runs.js';
 import { htmlPage, lineChartSvg, svgToPng } from '../src/utils/visualization.js';
-import { experimentConfig, meanSe, pct, scaleOf, sequenceModel, withSeed } from './agents-lib.js';
+import {
+  experimentConfig,
+  FULL,
+  meanSe,
+  pct,
+  sequenceModel,
+  TINY,
+  withSeed,
+} from './agents-lib.js';
 import { writeResultsSection } from './results-section.js';
+import type { AgentExperimentOptions } from './dqn.js';
 
 const log = logger.child({ module: 'experiment.transfer' });
 const SECTION = 'transfer';
@@ -40,11 +49,10 @@ const ARMS: Arm[] = [
   { label: 'random init', encoderInit: 'random', frozen: (b, f) => b - f },
 ];
 
-async function main(): Promise<void> {
-  const scale = scaleOf(process.argv);
-  const outArg = process.argv.indexOf('--out');
-  const outFile = outArg > 0 ? process.argv[outArg + 1] : undefined;
-  const base = experimentConfig(scale, outFile !== undefined ? `${outFile}.runs` : undefined);
+/** Runs the experiment and returns its section of docs/results.md. */
+export async function runTransferExperiment(options: AgentExperimentOptions = {}): Promise<string> {
+  const scale = options.tiny === true ? TINY : FULL;
+  const base = experimentConfig(scale, options.runsDir);
   await initTensorflow(base.model.backend);
   const started = Date.now();
   const model = await sequenceModel(base, scale);
@@ -119,7 +127,7 @@ async function main(): Promise<void> {
       y: grid.map((_, k) => meanAt(a.label, k).mean),
     })),
   });
-  const figDir = outFile !== undefined ? dirname(outFile) : join(ROOT, 'docs', 'figures');
+  const figDir = options.figuresDir ?? join(ROOT, 'docs', 'figures');
   mkdirSync(figDir, { recursive: true });
   writeFileAtomicSync(join(figDir, 'transfer-curves.png'), svgToPng(svg));
   writeFileAtomicSync(
@@ -153,8 +161,13 @@ async function main(): Promise<void> {
     `- Env steps the pretrained init needs to reach random init's final return, per seed: ${reach.map((r) => (r === null ? 'not reached' : r.toLocaleString('en-US'))).join(', ')}${meanReach === null ? '' : ` (mean ${Math.round(meanReach).toLocaleString('en-US')}, ratio ${(meanReach / budget).toFixed(2)} of the budget; goal <= 0.5)`}.`,
     '',
   ];
-  writeResultsSection(SECTION, lines.join('\n'), outFile);
+  const body = lines.join('\n');
   log.info({ minutes: (Date.now() - started) / 60_000 }, 'transfer experiment done');
+  return body;
 }
 
-await main();
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const out = process.argv.indexOf('--out');
+  const body = await runTransferExperiment({ tiny: process.argv.includes('--tiny') });
+  writeResultsSection(SECTION, body, out > 0 ? process.argv[out + 1] : undefined);
+}

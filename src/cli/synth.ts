@@ -21,11 +21,7 @@ import {
 } from '../synthetic-data/base-process.js';
 import { calibrateBaseProcess, loadCalibration } from '../synthetic-data/calibration.js';
 import { realismReportHtml, realismReportMarkdown } from '../synthetic-data/realism-report.js';
-import {
-  calibrationYearsOf,
-  readMarkets,
-  runRealism,
-} from '../synthetic-data/realism.js';
+import { calibrationYearsOf, readMarkets, runRealism } from '../synthetic-data/realism.js';
 import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
 import { realismSettings } from '../synthetic-data/realism-settings.js';
 

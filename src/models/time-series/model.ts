@@ -746,7 +746,9 @@ export class MultiTimeframeModel {
       getWeights: () => vars.map((v) => Float32Array.from(v.dataSync() as Float32Array)),
       setWeights: (values) => {
         if (values.length !== vars.length)
-          throw new RangeError(`extractor has ${vars.length} variables, got ${values.length} arrays`);
+          throw new RangeError(
+            `extractor has ${vars.length} variables, got ${values.length} arrays`,
+          );
         vars.forEach((v, k) => {
           if (values[k].length !== v.size)
             throw new RangeError(`${picked[k].name} has ${v.size} values, got ${values[k].length}`);

@@ -12,6 +12,7 @@ import { registerFeaturesCommand, registerLookAheadCommand } from './cli/feature
 import { registerTrainCommands } from './cli/train.js';
 import { registerSynthCommands } from './cli/synth.js';
 import { registerDatasetCommands } from './cli/dataset.js';
+import { registerSweepCommands } from './cli/sweep.js';
 
 const program = new Command();
 program
@@ -39,5 +40,6 @@ registerLookAheadCommand(program);
 registerTrainCommands(program);
 registerSynthCommands(program);
 registerDatasetCommands(program);
+registerSweepCommands(program);
 
 await program.parseAsync(process.argv);

@@ -492,7 +492,8 @@ const COLORS = {
 };
 const SERIES_COLORS = ['#2962ff', '#ff6d00', '#26a69a', '#ab47bc', '#ef5350', '#8d6e63', '#00838f'];
 
-function esc(s: string): string {
+/** `s` with the characters that are special in HTML text and attributes escaped. */
+export function esc(s: string): string {
   return s
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
@@ -1326,7 +1327,8 @@ export function payloadSvgs(
   return out;
 }
 
-const CSS = `
+/** The style sheet of the report pages (the run report and the sweep report). */
+export const REPORT_CSS = `
 body{font-family:${FONT};margin:0;background:#fafafa;color:#222}
 header{padding:16px 24px;background:#fff;border-bottom:1px solid #ddd}
 h1{font-size:20px;margin:0 0 6px}h2{font-size:16px;margin:24px 0 8px}
@@ -1527,7 +1529,7 @@ export function renderReportHtml(
   const needsCharts = p !== null || payload.equity !== null;
   return (
     `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>${esc(payload.title)}</title>` +
-    `<meta name="viewport" content="width=device-width, initial-scale=1"><style>${CSS}</style></head><body>` +
+    `<meta name="viewport" content="width=device-width, initial-scale=1"><style>${REPORT_CSS}</style></head><body>` +
     `<header><h1>${esc(payload.title)}</h1><div class="facts">${facts}<span>report: <b>${esc(payload.created)}</b></span></div></header>` +
     `<main>${parts.join('\n')}</main>` +
     `<script type="application/json" id="ctm-data">${scriptJson(pageData)}</script>` +

@@ -1,0 +1,219 @@
+// `ctm sweep FILE` (plan a sweep, then run it on a local pool or enqueue it with --queue),
+// `ctm sweep status [SWEEP]` (progress, failures, retries and the summary table) and
+// `ctm worker --queue URL` (a queue worker). A thin layer over src/scale/. The queue client
+// (BullMQ) is loaded only by the commands that use it, so that no other command starts slower.
+
+import { availableParallelism } from 'node:os';
+import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
+import {
+  describeParams,
+  latestSweepId,
+  planSweep,
+  readManifest,
+  writeManifest,
+  type SweepJob,
+  type SweepManifest,
+} from '../scale/jobs.js';
+import { runSweepLocally, type JobResult } from '../scale/runner.js';
+import { formatSummary, summarizeSweep, writeSweepSummary } from '../scale/summary.js';
+import { readSweepFile } from '../scale/sweep-file.js';
+import type { Config } from '../utils/config.js';
+import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
+
+/** The queue module, loaded on first use. */
+function queueModule(): Promise<typeof import('../scale/queue.js')> {
+  return import('../scale/queue.js');
+}
+
+interface SweepFlags extends CommonOptions {
+  queue?: string;
+  workers?: string;
+  wait?: boolean;
+}
+
+interface WorkerFlags extends CommonOptions {
+  queue: string;
+  concurrency?: string;
+}
+
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new UsageError(`--${flag} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+function runnerConfig(flags: CommonOptions): Config {
+  if (flags.seed !== undefined)
+    throw new UsageError('ctm sweep takes no --seed', {
+      hint: 'list the seeds of the jobs under seeds: in the sweep file',
+    });
+  return resolveConfig(flags);
+}
+
+function resultLine(
+  job: SweepJob,
+  result: JobResult,
+  reused: boolean,
+  total: number,
+  k: number,
+): string {
+  const what = describeParams({ ...job, fold: job.fold?.index ?? null });
+  const head = `[${k}/${total}] ${reused ? 'done (found)' : result.status} ${job.id}${what === '' ? '' : ` ${what}`}`;
+  if (result.status === 'failed') return `${head}: ${result.error ?? ''}\n`;
+  return `${head} (${(result.durationMs / 1000).toFixed(1)} s)\n`;
+}
+
+async function finish(manifest: SweepManifest, config: Config, queue?: string): Promise<boolean> {
+  const queued =
+    queue === undefined
+      ? undefined
+      : await (await queueModule()).queuedJobStates(manifest, { url: queue, config });
+  const summary = summarizeSweep(manifest, config.paths.runs, queued);
+  const files = await writeSweepSummary(config.paths.runs, summary);
+  process.stdout.write(formatSummary(summary));
+  process.stdout.write(`summary: ${files.json}\nreport: ${files.html}\n`);
+  return summary.complete;
+}
+
+async function waitForQueue(manifest: SweepManifest, config: Config, url: string): Promise<void> {
+  const { queuedJobStates, submitSweep } = await queueModule();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, config.sweep.pollMs));
+    const queued = await queuedJobStates(manifest, { url, config });
+    const summary = summarizeSweep(manifest, config.paths.runs, queued);
+    if (summary.complete) return;
+    if (summary.counts.lost > 0) {
+      const again = await submitSweep(manifest, { url, config, runsDir: config.paths.runs });
+      if (again.added > 0)
+        process.stdout.write(`enqueued again ${again.added} job(s) the queue had lost\n`);
+    }
+  }
+}
+
+function registerSweep(program: Command): Command {
+  const sweep = withCommonOptions(
+    program
+      .command('sweep')
+      .description(
+        'run the jobs of a sweep file (grid/random search over config keys, seeds, symbols, folds): on a local pool, or enqueued with --queue for `ctm worker`s',
+      )
+      .argument('<file>', 'the sweep file (YAML)')
+      .option(
+        '--queue <url>',
+        'enqueue on this Redis (redis://host:6379) instead of running locally',
+      )
+      .option('--workers <n>', 'local jobs at once (default sweep.workers, else the cores)')
+      .option('--wait', 'with --queue: wait until every job is done or failed, then summarise'),
+  ).action(
+    action(async (file: string, flags: SweepFlags) => {
+      const config = runnerConfig(flags);
+      const runsDir = config.paths.runs;
+      const manifest = await writeManifest(runsDir, await planSweep(readSweepFile(file)));
+      process.stdout.write(`sweep ${manifest.id}: ${manifest.jobs.length} jobs, validated\n`);
+      if (flags.queue !== undefined) {
+        const { checkQueueUrl, submitSweep } = await queueModule();
+        if (flags.workers !== undefined)
+          throw new UsageError('--workers is for a local sweep; start `ctm worker`s for a queue');
+        const out = await submitSweep(manifest, { url: flags.queue, config, runsDir });
+        process.stdout.write(
+          `queue ${config.sweep.queue} on ${checkQueueUrl(flags.queue)}: enqueued ${out.added}, already done ${out.done}, failed ones retried ${out.retried}, already queued ${out.queued}\n`,
+        );
+        if (flags.wait !== true) {
+          process.stdout.write(
+            `follow it with: ctm sweep status ${manifest.id} --queue ${flags.queue}\n`,
+          );
+          return;
+        }
+        await waitForQueue(manifest, config, flags.queue);
+        await finish(manifest, config, flags.queue);
+        return;
+      }
+      if (flags.wait === true)
+        throw new UsageError('--wait goes with --queue (a local sweep always waits)');
+      const workers =
+        positiveInt(flags.workers, 'workers') ?? config.sweep.workers ?? availableParallelism();
+      let k = 0;
+      await runSweepLocally(manifest, {
+        workers,
+        attempts: config.sweep.attempts,
+        runsDir,
+        storePath: config.paths.store,
+        errorLines: config.sweep.errorLines,
+        onResult: (job, result, reused) =>
+          process.stdout.write(resultLine(job, result, reused, manifest.jobs.length, ++k)),
+      });
+      await finish(manifest, config);
+    }),
+  );
+  withCommonOptions(
+    sweep
+      .command('status')
+      .description('progress, failures and retries of a sweep, and its summary table and report')
+      .argument('[sweep]', 'sweep id or directory (default: the latest under paths.runs)')
+      .option('--queue <url>', 'also ask this Redis for waiting, running and failed jobs'),
+  ).action(
+    action(async (ref: string | undefined, flags: SweepFlags) => {
+      const config = runnerConfig(flags);
+      const id = ref ?? latestSweepId(config.paths.runs);
+      if (id === null)
+        throw new UsageError(`no sweep under ${config.paths.runs}`, {
+          hint: 'start one with: ctm sweep FILE',
+        });
+      await finish(readManifest(config.paths.runs, id), config, flags.queue);
+    }),
+  );
+  return sweep;
+}
+
+function registerWorker(program: Command): void {
+  withCommonOptions(
+    program
+      .command('worker')
+      .description(
+        'take sweep jobs from a Redis queue and run them (stop with SIGTERM: finishes the running jobs)',
+      )
+      .requiredOption('--queue <url>', 'the Redis of the sweeps, e.g. redis://localhost:6379')
+      .option('--concurrency <n>', 'jobs at once (default sweep.concurrency)'),
+  ).action(
+    action(async (flags: WorkerFlags) => {
+      const config = runnerConfig(flags);
+      const { checkQueueUrl, startWorker } = await queueModule();
+      const worker = startWorker({
+        url: flags.queue,
+        config,
+        concurrency: positiveInt(flags.concurrency, 'concurrency'),
+        onResult: (job, result, reused) =>
+          process.stdout.write(
+            `${reused ? 'done (found)' : result.status} ${job.id}${result.status === 'failed' ? `: ${result.error ?? ''}` : ''}\n`,
+          ),
+      });
+      let stopping = 0;
+      const stopped = new Promise<void>((resolve) => {
+        const stop = (): void => {
+          stopping++;
+          if (stopping === 1)
+            process.stdout.write(
+              'stopping: finishing the running jobs (signal again to stop now)\n',
+            );
+          void worker.close(stopping > 1).then(resolve);
+        };
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+      });
+      await worker.ready;
+      process.stdout.write(
+        `worker ${process.pid} on ${checkQueueUrl(flags.queue)} queue ${config.sweep.queue}: runs in ${config.paths.runs}\n`,
+      );
+      await stopped;
+    }),
+  );
+}
+
+/** Registers `ctm sweep`, `ctm sweep status` and `ctm worker`. */
+export function registerSweepCommands(program: Command): void {
+  registerSweep(program);
+  registerWorker(program);
+}

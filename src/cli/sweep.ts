@@ -5,7 +5,7 @@
 
 import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
-import { UsageError } from '../errors.js';
+import { QueueError, UsageError } from '../errors.js';
 import {
   describeParams,
   latestSweepId,
@@ -80,15 +80,24 @@ async function finish(manifest: SweepManifest, config: Config, queue?: string): 
 
 async function waitForQueue(manifest: SweepManifest, config: Config, url: string): Promise<void> {
   const { queuedJobStates, submitSweep } = await queueModule();
+  let unreachable = false;
   for (;;) {
     await new Promise((r) => setTimeout(r, config.sweep.pollMs));
-    const queued = await queuedJobStates(manifest, { url, config });
-    const summary = summarizeSweep(manifest, config.paths.runs, queued);
-    if (summary.complete) return;
-    if (summary.counts.lost > 0) {
-      const again = await submitSweep(manifest, { url, config, runsDir: config.paths.runs });
-      if (again.added > 0)
-        process.stdout.write(`enqueued again ${again.added} job(s) the queue had lost\n`);
+    try {
+      const queued = await queuedJobStates(manifest, { url, config });
+      const summary = summarizeSweep(manifest, config.paths.runs, queued);
+      if (summary.complete) return;
+      if (summary.counts.lost > 0) {
+        const again = await submitSweep(manifest, { url, config, runsDir: config.paths.runs });
+        if (again.added > 0)
+          process.stdout.write(`enqueued again ${again.added} job(s) the queue had lost\n`);
+      }
+      unreachable = false;
+    } catch (err) {
+      // Redis restarting: the workers reconnect by themselves; keep waiting.
+      if (!(err instanceof QueueError)) throw err;
+      if (!unreachable) process.stdout.write(`queue unreachable (${err.message}); still waiting\n`);
+      unreachable = true;
     }
   }
 }
@@ -155,7 +164,9 @@ function registerSweep(program: Command): Command {
       .argument('[sweep]', 'sweep id or directory (default: the latest under paths.runs)')
       .option('--queue <url>', 'also ask this Redis for waiting, running and failed jobs'),
   ).action(
-    action(async (ref: string | undefined, flags: SweepFlags) => {
+    action(async (ref: string | undefined, _flags: SweepFlags, command: Command) => {
+      // `sweep` and `status` share the common options; commander gives them to the parent.
+      const flags = command.optsWithGlobals<SweepFlags>();
       const config = runnerConfig(flags);
       const id = ref ?? latestSweepId(config.paths.runs);
       if (id === null)

@@ -177,7 +177,7 @@ export async function runJob(job: SweepJob, ctx: JobContext): Promise<JobOutcome
   const started = new Date();
   const child = spawn(process.execPath, [...ctmNodeArgs(), ...argv], {
     cwd: ctx.cwd ?? process.cwd(),
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   ctx.onChild?.(child);
   await writeJsonAtomic(join(dir, `attempt-${attempt}.json`), {

@@ -6,7 +6,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
-import { LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { parseDateMs } from '../utils/config.js';
@@ -111,17 +111,30 @@ const OWNED_FLAGS: Readonly<Record<string, string>> = {
   '--resume': 'a job resumes its own run after an interruption',
 };
 
+/** The line of the deepest node of `path` found in the document (a key's own line for maps). */
 function lineOf(
   doc: Document,
   lines: LineCounter,
   path: readonly (string | number)[],
 ): number | null {
-  for (let k = path.length; k > 0; k--) {
-    const node = doc.getIn(path.slice(0, k), true) as
-      { range?: [number, number, number] } | undefined;
-    if (node?.range !== undefined) return lines.linePos(node.range[0]).line;
+  let node: unknown = doc.contents;
+  let line: number | null = null;
+  for (const step of path) {
+    let next: unknown = undefined;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(step));
+      if (pair !== undefined && isScalar(pair.key) && pair.key.range)
+        line = lines.linePos(pair.key.range[0]).line;
+      next = pair?.value;
+    } else if (isSeq(node) && typeof step === 'number') {
+      next = node.items[step];
+      const range = (next as { range?: [number, number, number] } | undefined)?.range;
+      if (range) line = lines.linePos(range[0]).line;
+    }
+    if (next === undefined || next === null) break;
+    node = next;
   }
-  return null;
+  return line;
 }
 
 function fail(

@@ -2,7 +2,7 @@
 // (`node dist/main.js`, built by `npm run build`, which `npm test` runs first) in a child process,
 // with its worker threads running the compiled JavaScript.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assertBuilt, ctm } from '../helpers/ctm.js';

@@ -10,7 +10,7 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomCandles } from '../src/data-processing/lookahead.js';
@@ -40,6 +40,7 @@ function run(args: string[], cwd: string): Promise<number> {
 
 async function main(): Promise<void> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build`);
+  const loadBefore = loadavg()[0];
   const dir = mkdtempSync(join(tmpdir(), 'ctm-bench-sweep-'));
   try {
     writeCandleDir(

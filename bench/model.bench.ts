@@ -5,20 +5,18 @@
 // (`model.train_steps`), the same with stock tf.layers.gru and stock kernels
 // (`model.train_steps_stock`), batched inference windows/s and batch-1 latency per decision.
 
+import { variableParameter } from '../src/models/common/tensors.js';
 import * as tf from '@tensorflow/tfjs';
 import { report, timeBest } from './lib.js';
 import {
   initTensorflow,
   patchWasmKernels,
   restoreStockKernels,
-} from '../src/models/time-series/kernels.js';
-import {
-  makeInputSpec,
-  MultiTimeframeModel,
-  type GruImplementation,
-} from '../src/models/time-series/model.js';
-import { Adam } from '../src/models/time-series/trainer.js';
+} from '../src/models/common/backend.js';
+import { MultiTimeframeModel, type GruImplementation } from '../src/models/time-series/model.js';
 import { Rng } from '../src/utils/random.js';
+import { makeInputSpec } from '../src/data-processing/window-datasets.js';
+import { Adam } from '../src/models/common/optimizer.js';
 
 const info = await initTensorflow('wasm');
 const spec = makeInputSpec(
@@ -70,16 +68,15 @@ async function trainSteps(
     forwardReturn: new Float32Array(BATCH),
   };
   const vars = model.trainableVariables;
-  const opt = new Adam(vars, {});
+  const opt = new Adam([
+    { name: 'model', params: vars.map((v) => variableParameter(v)), learningRate: 1e-3 },
+  ]);
   const step = (): void => {
     const { value, grads } = tf.variableGrads(
       () => model.loss(xs, targets, null, null).total,
       vars,
     );
-    opt.apply(
-      vars.map((v) => grads[v.name]),
-      1e-3,
-    );
+    opt.apply(vars.map((v) => grads[v.name].dataSync() as Float32Array));
     value.dataSync();
     tf.dispose([value, ...Object.values(grads)]);
   };

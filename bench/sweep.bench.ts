@@ -86,6 +86,7 @@ async function main(): Promise<void> {
       ],
       dir,
     );
+    // The 1-minute load average before and after: other processes on the cores skew every figure.
     const params = {
       workers,
       jobs,
@@ -93,6 +94,7 @@ async function main(): Promise<void> {
       bareMs: Math.round(bareMs),
       serialMs: Math.round(serialMs),
       poolMs: Math.round(poolMs),
+      load: [loadBefore, loadavg()[0]].map((x) => Number(x.toFixed(2))),
     };
     report('sweep.local_speedup', serialMs / poolMs, 'x', true, params);
     report('sweep.local_speedup_vs_bare', bareMs / poolMs, 'x', true, params);

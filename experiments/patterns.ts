@@ -41,7 +41,7 @@ import {
   type MarketSeries,
   type WindowSet,
 } from '../src/synthetic-data/realism.js';
-import { realismWindows } from '../src/cli/synth.js';
+import { realismWindows } from '../src/synthetic-data/realism-settings.js';
 import { defaultConfig } from '../src/utils/config.js';
 import { RESULTS_FILE, signed, writeResultsSection } from './results-section.js';
 import { laterCalibrations } from './later-calibrations.js';

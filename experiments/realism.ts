@@ -35,7 +35,7 @@ import { laterCalibrations } from './later-calibrations.js';
 import { createRun } from '../src/utils/runs.js';
 import { writeFileAtomicSync } from '../src/utils/fs.js';
 import { setLogLevel } from '../src/utils/logger.js';
-import { realismSettings, realismWindows } from '../src/cli/synth.js';
+import { realismSettings, realismWindows } from '../src/synthetic-data/realism-settings.js';
 
 setLogLevel('warn');
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

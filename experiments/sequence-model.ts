@@ -15,42 +15,36 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import type { Candles, Timeframe } from '../src/data-processing/candles.js';
-import {
-  repairCandles,
-  sliceByTime,
-  TIMEFRAME_MS,
-  validateCandles,
-} from '../src/data-processing/candles.js';
+import { TIMEFRAME_MS, type Candles, type Timeframe } from '../src/data-processing/candles.js';
 import { buildFeatures } from '../src/data-processing/feature-engineering.js';
-import { buildSyntheticDataset, DiskDataset } from '../src/synthetic-data/dataset-builder.js';
-import { readCandlesCsv } from '../src/data-processing/file-formats.js';
-import { walkForwardSplits, type DateRange } from '../src/evaluation/walk-forward.js';
-import { initTensorflow } from '../src/models/time-series/kernels.js';
-import {
-  assignValues,
-  MultiTimeframeModel,
-  normalizerStats,
-  type ModelInputSpec,
-} from '../src/models/time-series/model.js';
-import {
-  Adam,
-  createWindowDatasets,
-  DirectionMetricsAccumulator,
-  evaluateTimeSeriesModel,
-  sampleOrder,
-  timeframeSubset,
-  trainTimeSeriesModel,
-  WindowDataset,
-  type DirectionMetrics,
-  type EvaluationResult,
-  type SequenceDataset,
-  type WindowDatasets,
-} from '../src/models/time-series/trainer.js';
+import { DiskDataset } from '../src/data-processing/dataset-format.js';
+import { buildSyntheticDataset } from '../src/synthetic-data/dataset-builder.js';
+import { loadCandleDirectory } from '../src/data-processing/data-loader.js';
+import { initTensorflow } from '../src/models/common/backend.js';
+import { Adam } from '../src/models/common/optimizer.js';
+import { assignValues, variableParameter } from '../src/models/common/tensors.js';
+import { MultiTimeframeModel, normalizerStats } from '../src/models/time-series/model.js';
+import { trainTimeSeriesModel } from '../src/models/time-series/trainer.js';
 import { defaultConfig } from '../src/utils/config.js';
 import { writeResultsSection } from './results-section.js';
 import { logger } from '../src/utils/logger.js';
 import { Rng } from '../src/utils/random.js';
+import { walkForwardSplits, type DateRange } from '../src/data-processing/splits.js';
+import {
+  type ModelInputSpec,
+  createWindowDatasets,
+  sampleOrder,
+  timeframeSubset,
+  WindowDataset,
+  type SequenceDataset,
+  type WindowDatasets,
+} from '../src/data-processing/window-datasets.js';
+import {
+  DirectionMetricsAccumulator,
+  evaluateTimeSeriesModel,
+  type DirectionMetrics,
+  type EvaluationResult,
+} from '../src/models/time-series/evaluation.js';
 
 const log = logger.child({ module: 'experiment.sequence-model' });
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -260,7 +254,16 @@ async function logisticTest(
 ): Promise<DirectionMetrics & { probabilities: Float32Array }> {
   const lr = new LogisticRegression(train, seed);
   const cw = Float32Array.of(1, 1, 1); // unweighted, as the sequence models
-  const opt = new Adam([lr.w, lr.b], { weightDecay: 1e-2 });
+  const opt = new Adam(
+    [
+      {
+        name: 'logistic',
+        params: [lr.w, lr.b].map((v) => variableParameter(v)),
+        learningRate: 1e-3,
+      },
+    ],
+    { weightDecay: 1e-2 },
+  );
   const valLoss = async (): Promise<number> => {
     const { probs, labels } = await lr.probabilities(val);
     let l = 0;
@@ -290,7 +293,7 @@ async function logisticTest(
           ) as tf.Scalar,
         [lr.w, lr.b],
       );
-      opt.apply([grads[lr.w.name], grads[lr.b.name]], 1e-3);
+      opt.apply([grads[lr.w.name], grads[lr.b.name]].map((g) => g.dataSync() as Float32Array));
       tf.dispose([sw, onehot, x, ...Object.values(grads)]);
     }
     const l = await valLoss();
@@ -529,19 +532,14 @@ interface FoldResult {
 }
 
 async function loadRealCandles(dataDir: string, s: Scale): Promise<Map<Timeframe, Candles>> {
-  const out = new Map<Timeframe, Candles>();
-  const from = Date.parse(`${s.real.from}T00:00:00Z`) - 120 * 86_400_000; // feature warm-up
-  const to = Date.parse(`${s.real.to}T00:00:00Z`);
-  for (const tf of ['15m', '4h', '1d'] as Timeframe[]) {
-    const { candles } = await readCandlesCsv(join(dataDir, `binance-BTCUSDT-${tf}.csv.gz`), {
-      symbol: 'BTC/USDT',
-      timeframe: tf,
-    });
-    const c = repairCandles(sliceByTime(candles, from, to)).candles;
-    validateCandles(c, { source: `BTC/USDT ${tf}` });
-    out.set(tf, c);
-  }
-  return out;
+  return loadCandleDirectory(dataDir, {
+    exchange: 'binance',
+    symbol: 'BTC/USDT',
+    timeframes: ['15m', '4h', '1d'],
+    fromMs: Date.parse(`${s.real.from}T00:00:00Z`) - 120 * 86_400_000, // feature warm-up
+    toMs: Date.parse(`${s.real.to}T00:00:00Z`),
+    repair: true,
+  });
 }
 
 async function realDataExperiment(s: Scale, dataDir: string): Promise<FoldResult[]> {

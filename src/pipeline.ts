@@ -16,6 +16,7 @@ import { CandleStore } from './data-processing/store.js';
 import { checkFeatureLookAhead } from './data-processing/feature-engineering.js';
 import { loadEvaluationData, runBacktest } from './evaluation/evaluate.js';
 import type { PerformanceMetrics } from './evaluation/metrics.js';
+import { policySource } from './policies.js';
 import {
   generateBaseMarket,
   marketOptionsFromSettings,
@@ -134,7 +135,13 @@ export async function runDefaultPipeline(options: PipelineOptions): Promise<Pipe
 
   const backtests: PipelineBacktest[] = [];
   for (const policy of options.policies ?? ['buy-hold', 'sma-cross', 'random', 'flat']) {
-    const outcome = await runBacktest({ config, policy, symbol, dataDir, commandLine: ['run'] });
+    const outcome = await runBacktest({
+      config,
+      policy: policySource(policy, config),
+      symbol,
+      dataDir,
+      commandLine: ['run'],
+    });
     backtests.push({ policy, runDir: outcome.run.dir, metrics: outcome.metrics });
     say(summaryLine(policy, outcome.metrics, join(outcome.run.dir, 'report.html')));
   }

@@ -6,6 +6,7 @@ import { parseTimeframe } from '../data-processing/candles.js';
 import { UsageError } from '../errors.js';
 import { runBacktest } from '../evaluation/evaluate.js';
 import type { PerformanceMetrics } from '../evaluation/metrics.js';
+import { policySource } from '../policies.js';
 import {
   action,
   dateOption,
@@ -91,7 +92,7 @@ export function registerBacktestCommand(program: Command): void {
       const config = resolveConfig(opts, overrides);
       const outcome = await runBacktest({
         config,
-        policy: opts.policy,
+        policy: policySource(opts.policy, config),
         symbol: opts.symbol ?? config.data.symbols[0],
         from: dateOption(opts.from, 'from'),
         to: dateOption(opts.to, 'to'),

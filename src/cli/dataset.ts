@@ -7,9 +7,9 @@ import { UsageError } from '../errors.js';
 import { readCandlesCsv } from '../data-processing/file-formats.js';
 import { isTimeframe } from '../data-processing/candles.js';
 import { createRun } from '../utils/runs.js';
+import { readDatasetManifest } from '../data-processing/dataset-format.js';
 import {
   buildSyntheticDataset,
-  readDatasetManifest,
   type PatternDistribution,
 } from '../synthetic-data/dataset-builder.js';
 import { renderPatternGallery } from '../synthetic-data/gallery.js';

@@ -5,22 +5,21 @@
 // (`loadHistoricalData`) or a directory of files in the shared data layout
 // (`<exchange>-<BASEQUOTE>-<tf>.csv.gz`); the library builds, checks and writes.
 
-import { existsSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { DataValidationError, LookAheadError, UsageError } from '../errors.js';
+import { LookAheadError, UsageError } from '../errors.js';
 import {
   parseTimeframe,
-  repairCandles,
-  sliceCandles,
   lowerBound,
   TIMEFRAME_MS,
-  validateCandles,
   type Candles,
   type Timeframe,
 } from '../data-processing/candles.js';
-import { readCandleFile } from '../data-processing/file-formats.js';
-import { loadHistoricalData } from '../data-processing/data-loader.js';
+import {
+  dataFingerprint,
+  loadCandleDirectory,
+  loadHistoricalData,
+} from '../data-processing/data-loader.js';
 import {
   buildFeatures,
   checkFeatureLookAhead,
@@ -29,9 +28,9 @@ import {
 import { fitNormalizer, FittedNormalizer } from '../data-processing/normalizer.js';
 import { formatLookAheadReport, randomCandles } from '../data-processing/lookahead.js';
 import { checkEnvLookAhead } from '../models/reinforcement/trading-env.js';
-import { logger } from '../utils/logger.js';
-import { hashColumns, createRun } from '../utils/runs.js';
-import { parseDateMs, type Config } from '../utils/config.js';
+import { createRun } from '../utils/runs.js';
+import type { Config } from '../utils/config.js';
+import { configDataRange } from '../data-processing/splits.js';
 import {
   action,
   dateOption,
@@ -53,86 +52,6 @@ function intOption(value: string | undefined, name: string): number | undefined 
 function timeframesOf(config: Config, value: string | undefined): Timeframe[] {
   const list = value === undefined ? config.data.timeframes : listOption(value);
   return list.map((tf) => parseTimeframe(tf, '--timeframes'));
-}
-
-/** `binance`, `BTC/USDT`, `15m` -> `binance-BTCUSDT-15m.csv.gz` (the shared data layout). */
-function dataFileName(exchange: string, symbol: string, tf: Timeframe): string {
-  const pair = symbol.split(':')[0].replace('/', '');
-  return `${exchange}-${pair}-${tf}.csv.gz`;
-}
-
-/**
- * Reads one symbol's candles per timeframe from a directory of files named like the shared data
- * (`<exchange>-<BASEQUOTE>-<tf>.csv.gz`, or `.csv`), keeps open times in `[fromMs, toMs)`, repairs
- * when asked (logging each dropped row) and validates, naming file and line of a bad row.
- * @throws {UsageError} when a file is missing; {DataValidationError} for invalid candles.
- */
-export async function loadCandleDirectory(
-  dir: string,
-  options: {
-    exchange: string;
-    symbol: string;
-    timeframes: readonly Timeframe[];
-    fromMs?: number;
-    toMs?: number;
-    repair: boolean;
-  },
-): Promise<Map<Timeframe, Candles>> {
-  const out = new Map<Timeframe, Candles>();
-  for (const tf of options.timeframes) {
-    const gz = join(dir, dataFileName(options.exchange, options.symbol, tf));
-    const path = existsSync(gz) ? gz : gz.replace(/\.gz$/, '');
-    if (!existsSync(path))
-      throw new UsageError(`no ${options.symbol} ${tf} candles in ${dir} (expected ${gz})`, {
-        hint: 'files are named <exchange>-<BASEQUOTE>-<tf>.csv.gz, e.g. binance-BTCUSDT-15m.csv.gz',
-      });
-    const file = await readCandleFile(path, { symbol: options.symbol, timeframe: tf });
-    const all = file.candles;
-    const start = options.fromMs === undefined ? 0 : lowerBound(all.openTime, options.fromMs);
-    const end =
-      options.toMs === undefined ? all.openTime.length : lowerBound(all.openTime, options.toMs);
-    let candles = sliceCandles(all, start, end);
-    let lines = file.lines.subarray(start, end);
-    if (options.repair) {
-      const r = repairCandles(candles);
-      for (const a of r.actions)
-        logger.warn(
-          { file: path, line: lines[a.row], openTime: a.openTime, action: a.action },
-          a.reason,
-        );
-      if (r.actions.length > 0) {
-        const dropped = new Set(r.actions.map((a) => a.row));
-        lines = Int32Array.from(Array.from(lines).filter((_, row) => !dropped.has(row)));
-      }
-      candles = r.candles;
-    }
-    const kept = lines;
-    try {
-      validateCandles(candles, { source: path, lineOf: (row) => kept[row] });
-    } catch (err) {
-      if (
-        options.repair ||
-        !(err instanceof DataValidationError) ||
-        !/^(off the .* grid|duplicate timestamp)/.test(err.reason)
-      )
-        throw err;
-      throw new DataValidationError(
-        {
-          source: err.source,
-          line: err.line,
-          openTime: err.openTime,
-          field: err.field,
-          reason: err.reason,
-        },
-        {
-          hint: '--repair (config data.repair) drops off-grid rows and exact duplicates, logging each',
-          cause: err,
-        },
-      );
-    }
-    out.set(tf, candles);
-  }
-  return out;
 }
 
 interface SourceOptions extends CommonOptions {
@@ -187,17 +106,6 @@ async function loadSymbol(
   return data.get(symbol)!;
 }
 
-function fingerprint(symbol: string, data: Map<Timeframe, Candles>) {
-  const ranges: Record<string, [number, number, number]> = {};
-  const columns: Float64Array[] = [];
-  for (const [tf, c] of data) {
-    const n = c.openTime.length;
-    ranges[`${symbol} ${tf}`] = [c.openTime[0] ?? NaN, c.openTime[n - 1] ?? NaN, n];
-    columns.push(c.openTime, c.open, c.high, c.low, c.close, c.volume);
-  }
-  return { symbols: [symbol], timeframes: [...data.keys()], ranges, hash: hashColumns(columns) };
-}
-
 interface FeaturesOptions extends SourceOptions {
   symbol: string;
   out: string;
@@ -231,7 +139,7 @@ async function runFeatures(opts: FeaturesOptions): Promise<void> {
   const data = await loadSymbol(config, opts, symbol, timeframes, undefined, toMs);
   let features = buildFeatures(data, { spec: config.features, windows: config.windows });
   const run = createRun({ kind: 'features', config });
-  run.update({ data: fingerprint(symbol, data), featureSpec: features.spec });
+  run.update({ data: dataFingerprint(symbol, data), featureSpec: features.spec });
   let normalizerNote = 'raw values';
   if (opts.normalize === true) {
     const normalizer = fitNormalizer(features, {
@@ -296,8 +204,9 @@ async function runLookAhead(opts: LookAheadCliOptions): Promise<void> {
     throw new UsageError('say what to check: --symbol S (store), --data-dir DIR or --synthetic');
   const timeframes = timeframesOf(config, opts.timeframes);
   const cuts = intOption(opts.cuts, 'cuts') ?? config.features.lookahead.cuts;
-  const fromMs = dateOption(opts.from, 'from') ?? rangeBound(config.data.startDate);
-  const toMs = dateOption(opts.to, 'to') ?? rangeBound(config.data.endDate);
+  const configured = configDataRange(config);
+  const fromMs = dateOption(opts.from, 'from') ?? finite(configured.fromMs);
+  const toMs = dateOption(opts.to, 'to') ?? finite(configured.toMs);
   const sets: Array<[string, Map<Timeframe, Candles>]> = [];
   if (opts.synthetic === true) {
     const rows = intOption(opts.rows, 'rows') ?? 20_000;
@@ -354,8 +263,8 @@ async function runLookAhead(opts: LookAheadCliOptions): Promise<void> {
     );
 }
 
-function rangeBound(date: string | null): number | undefined {
-  return date === null ? undefined : parseDateMs(date);
+function finite(ms: number): number | undefined {
+  return Number.isFinite(ms) ? ms : undefined;
 }
 
 /** Registers `ctm features`. */

@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { openRun } from '../utils/runs.js';
-import { reportRun } from '../utils/visualization.js';
+import { reportRun } from '../evaluation/report.js';
 import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
 
 /** Registers `ctm report`. */

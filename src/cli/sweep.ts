@@ -19,7 +19,13 @@ import { runSweepLocally, type JobResult } from '../scale/runner.js';
 import { formatSummary, summarizeSweep, writeSweepSummary } from '../scale/summary.js';
 import { readSweepFile } from '../scale/sweep-file.js';
 import type { Config } from '../utils/config.js';
-import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
+import {
+  action,
+  positiveIntOption,
+  resolveConfig,
+  withCommonOptions,
+  type CommonOptions,
+} from './common.js';
 
 /** The queue module, loaded on first use. */
 function queueModule(): Promise<typeof import('../scale/queue.js')> {
@@ -35,14 +41,6 @@ interface SweepFlags extends CommonOptions {
 interface WorkerFlags extends CommonOptions {
   queue: string;
   concurrency?: string;
-}
-
-function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new UsageError(`--${flag} must be a positive integer, got "${value}"`);
-  return n;
 }
 
 function runnerConfig(flags: CommonOptions): Config {
@@ -143,7 +141,9 @@ function registerSweep(program: Command): Command {
       if (flags.wait === true)
         throw new UsageError('--wait goes with --queue (a local sweep always waits)');
       const workers =
-        positiveInt(flags.workers, 'workers') ?? config.sweep.workers ?? availableParallelism();
+        positiveIntOption(flags.workers, 'workers') ??
+        config.sweep.workers ??
+        availableParallelism();
       let k = 0;
       await runSweepLocally(manifest, {
         workers,
@@ -195,7 +195,7 @@ function registerWorker(program: Command): void {
       const worker = startWorker({
         url: flags.queue,
         config,
-        concurrency: positiveInt(flags.concurrency, 'concurrency'),
+        concurrency: positiveIntOption(flags.concurrency, 'concurrency'),
         onResult: (job, result, reused) =>
           process.stdout.write(
             `${reused ? 'done (found)' : result.status} ${job.id}${result.status === 'failed' ? `: ${result.error ?? ''}` : ''}\n`,

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
-import { parseDateMs, type Config } from '../utils/config.js';
+import { parseDateMs } from '../utils/config.js';
 import { createRun } from '../utils/runs.js';
 import { createProgress } from '../utils/progress.js';
 import { writeFileAtomicSync, writeJsonAtomic } from '../utils/fs.js';
@@ -25,9 +25,9 @@ import {
   realismReportHtml,
   realismReportMarkdown,
   runRealism,
-  type RunRealismOptions,
 } from '../synthetic-data/realism.js';
 import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
+import { realismSettings } from '../synthetic-data/realism-settings.js';
 
 const DAY_MS = 86_400_000;
 
@@ -255,49 +255,6 @@ export function registerSynthCommands(program: Command): void {
       );
     }),
   );
-}
-
-/**
- * The config-derived part of `runRealism`'s options (`synthetic.realism`): real and score years,
- * window options and discriminator settings; the caller adds the checks, seed and progress.
- */
-export function realismSettings(
-  config: Config,
-): Pick<
-  RunRealismOptions,
-  'realYears' | 'scoreYear' | 'controlYear' | 'windows' | 'discriminative'
-> {
-  const r = config.synthetic.realism;
-  return {
-    realYears: r.realYears,
-    scoreYear: r.scoreYear,
-    controlYear: r.controlYear,
-    windows: realismWindows(config),
-    discriminative: {
-      folds: r.folds,
-      bootstrap: r.bootstrap,
-      clusterDays: r.clusterDays,
-      gbt: r.gbt,
-    },
-  };
-}
-
-/** Window options of the realism measurement from the config. */
-export function realismWindows(config: Config): {
-  windowBars: number;
-  strideBars: number;
-  context4h: number;
-  context1d: number;
-  levels: boolean;
-} {
-  const r = config.synthetic.realism;
-  return {
-    windowBars: r.windowBars,
-    strideBars: r.strideBars,
-    context4h: r.context4h,
-    context1d: r.context1d,
-    levels: r.levels,
-  };
 }
 
 /** Parameters recorded in the labels file beside synthetic candles (else the BTC calibration). */

@@ -6,7 +6,13 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { runModelTraining, type TrainingSource } from '../models/time-series/training-run.js';
-import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
+import {
+  action,
+  positiveIntOption,
+  resolveConfig,
+  withCommonOptions,
+  type CommonOptions,
+} from './common.js';
 
 interface TrainModelFlags extends CommonOptions {
   source?: string;
@@ -19,14 +25,6 @@ interface TrainModelFlags extends CommonOptions {
   lr?: string;
   maxStepsPerEpoch?: string;
   checkpointEvery?: string;
-}
-
-function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new UsageError(`--${flag} must be a positive integer, got "${value}"`);
-  return n;
 }
 
 function positiveNumber(value: string | undefined, flag: string): number | undefined {
@@ -79,11 +77,11 @@ function registerTrainModel(train: Command): void {
       const put = (key: string, v: number | undefined): void => {
         if (v !== undefined) trainOverrides[key] = v;
       };
-      put('epochs', positiveInt(flags.epochs, 'epochs'));
-      put('batchSize', positiveInt(flags.batchSize, 'batch-size'));
+      put('epochs', positiveIntOption(flags.epochs, 'epochs'));
+      put('batchSize', positiveIntOption(flags.batchSize, 'batch-size'));
       put('learningRate', positiveNumber(flags.lr, 'lr'));
-      put('maxStepsPerEpoch', positiveInt(flags.maxStepsPerEpoch, 'max-steps-per-epoch'));
-      put('checkpointEverySteps', positiveInt(flags.checkpointEvery, 'checkpoint-every'));
+      put('maxStepsPerEpoch', positiveIntOption(flags.maxStepsPerEpoch, 'max-steps-per-epoch'));
+      put('checkpointEverySteps', positiveIntOption(flags.checkpointEvery, 'checkpoint-every'));
       const config = resolveConfig(
         flags,
         Object.keys(trainOverrides).length > 0 ? [{ model: { train: trainOverrides } }] : [],

@@ -1,55 +1,21 @@
-// Candles: the columnar OHLCV type every module reads, the timeframe table, and the one place where
-// candles are validated. Validation happens once, at the edge (import, download, generation);
-// nothing here ever drops or repairs a row: `repairCandles` does that only when asked, and returns a
-// log entry for every row it changed.
+// Candles: the columnar OHLCV type every module reads (with the timeframe table of
+// utils/timeframes.ts re-exported), and the one place where candles are validated. Validation
+// happens once, at the edge (import, download, generation); nothing here ever drops or repairs a
+// row: `repairCandles` does that only when asked, and returns a log entry for every row it changed.
 
 import { DataValidationError } from '../errors.js';
 
-/** Supported candle timeframes. */
-export type Timeframe = '1m' | '5m' | '15m' | '30m' | '1h' | '2h' | '4h' | '12h' | '1d';
-
-/** Length of each timeframe in milliseconds. */
-export const TIMEFRAME_MS: Readonly<Record<Timeframe, number>> = Object.freeze({
-  '1m': 60_000,
-  '5m': 300_000,
-  '15m': 900_000,
-  '30m': 1_800_000,
-  '1h': 3_600_000,
-  '2h': 7_200_000,
-  '4h': 14_400_000,
-  '12h': 43_200_000,
-  '1d': 86_400_000,
-});
-
-/** Every supported timeframe, finest first. */
-export const TIMEFRAMES: readonly Timeframe[] = Object.freeze(
-  (Object.keys(TIMEFRAME_MS) as Timeframe[]).sort((a, b) => TIMEFRAME_MS[a] - TIMEFRAME_MS[b]),
-);
-
-/** True when `value` names a supported timeframe. */
-export function isTimeframe(value: string): value is Timeframe {
-  return Object.prototype.hasOwnProperty.call(TIMEFRAME_MS, value);
-}
-
-/**
- * Parses a timeframe name.
- * @throws {DataValidationError} naming `source` and field `timeframe` when it is not supported.
- */
-export function parseTimeframe(value: string, source?: string): Timeframe {
-  if (!isTimeframe(value)) {
-    throw new DataValidationError({
-      source,
-      field: 'timeframe',
-      reason: `unknown timeframe "${value}" (supported: ${TIMEFRAMES.join(', ')})`,
-    });
-  }
-  return value;
-}
-
-/** Length of `tf` in milliseconds. */
-export function timeframeMs(tf: Timeframe): number {
-  return TIMEFRAME_MS[tf];
-}
+// The timeframe table lives in utils (config and reports name timeframes too); candles re-export it
+// so that every reader of candles finds it here.
+export {
+  isTimeframe,
+  parseTimeframe,
+  timeframeMs,
+  TIMEFRAME_MS,
+  TIMEFRAMES,
+  type Timeframe,
+} from '../utils/timeframes.js';
+import { TIMEFRAME_MS, type Timeframe } from '../utils/timeframes.js';
 
 /**
  * Columnar, immutable OHLCV candles of one symbol and timeframe. All columns have equal length,

@@ -3,12 +3,20 @@
 // symbol and timeframe, deriving a timeframe that is not stored by exact aggregation of a finer
 // stored one). Nothing here is silently dropped or repaired: repair happens only when asked and
 // logs every row it drops; a derived bucket with missing finer candles is reported, not emitted.
+// Also the one reader of a candle directory in the shared data layout (`loadCandleDirectory`) and
+// the one data fingerprint runs record (`dataFingerprint`).
 
-import { DataValidationError } from '../errors.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { DataValidationError, UsageError } from '../errors.js';
 import { defaultConfig, parseDateMs } from '../utils/config.js';
 import { logger } from '../utils/logger.js';
+import { hashColumns, type DataFingerprint } from '../utils/runs.js';
 import {
   findGaps,
+  lowerBound,
+  sliceCandles,
+  validateCandles,
   parseTimeframe,
   repairCandles,
   TIMEFRAME_MS,
@@ -364,4 +372,150 @@ export async function loadHistoricalData(
   } finally {
     if (ownStore) store.close();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Candle files and directories in the shared data layout
+
+/** Options of `loadCandleFile`. */
+export interface LoadCandleFileOptions {
+  /** ccxt unified symbol the candles belong to. */
+  readonly symbol: string;
+  /** Timeframe of the file's candles. */
+  readonly timeframe: Timeframe;
+  /** Keep open times >= this, UTC ms (default: from the first candle). */
+  readonly fromMs?: number;
+  /** Keep open times < this, UTC ms (default: to the last candle). */
+  readonly toMs?: number;
+  /** Drop exact duplicates and off-grid rows, logging each with its line (config `data.repair`). */
+  readonly repair: boolean;
+}
+
+/**
+ * Reads one candle file (any supported format), keeps open times in `[fromMs, toMs)`, repairs when
+ * asked (logging each dropped row with its line) and validates what it keeps, naming file and line
+ * of a bad row. Rows outside the range are neither validated nor returned.
+ * @throws {UsageError} when the file is missing; {DataValidationError} for invalid candles (with a
+ *   `--repair` hint for off-grid rows and duplicates when repair is off).
+ */
+export async function loadCandleFile(
+  path: string,
+  options: LoadCandleFileOptions,
+): Promise<Candles> {
+  const file = await readCandleFile(path, { symbol: options.symbol, timeframe: options.timeframe });
+  const all = file.candles;
+  const start = options.fromMs === undefined ? 0 : lowerBound(all.openTime, options.fromMs);
+  const end =
+    options.toMs === undefined ? all.openTime.length : lowerBound(all.openTime, options.toMs);
+  let candles = sliceCandles(all, start, end);
+  let lines = file.lines.subarray(start, end);
+  if (options.repair) {
+    const r = repairCandles(candles);
+    for (const a of r.actions)
+      log.warn(
+        { file: path, line: lines[a.row], openTime: a.openTime, action: a.action },
+        a.reason,
+      );
+    if (r.actions.length > 0) {
+      const dropped = new Set(r.actions.map((a) => a.row));
+      lines = Int32Array.from(Array.from(lines).filter((_, row) => !dropped.has(row)));
+    }
+    candles = r.candles;
+  }
+  const kept = lines;
+  try {
+    validateCandles(candles, { source: path, lineOf: (row) => kept[row] });
+  } catch (err) {
+    if (
+      options.repair ||
+      !(err instanceof DataValidationError) ||
+      !/^(off the .* grid|duplicate timestamp)/.test(err.reason)
+    )
+      throw err;
+    throw new DataValidationError(
+      {
+        source: err.source,
+        line: err.line,
+        openTime: err.openTime,
+        field: err.field,
+        reason: err.reason,
+      },
+      {
+        hint: '--repair (config data.repair) drops off-grid rows and exact duplicates, logging each',
+        cause: err,
+      },
+    );
+  }
+  return candles;
+}
+
+/** `binance`, `BTC/USDT`, `15m` -> `binance-BTCUSDT-15m.csv.gz` (the shared data layout). */
+export function candleFileName(exchange: string, symbol: string, tf: Timeframe): string {
+  const pair = symbol.split(':')[0].replace('/', '');
+  return `${exchange}-${pair}-${tf}.csv.gz`;
+}
+
+/** Options of `loadCandleDirectory`. */
+export interface LoadCandleDirectoryOptions {
+  /** Exchange part of the file names (`binance`). */
+  readonly exchange: string;
+  /** ccxt unified symbol (`BTC/USDT` -> files `...-BTCUSDT-...`). */
+  readonly symbol: string;
+  /** Timeframes to read. */
+  readonly timeframes: readonly Timeframe[];
+  /** Keep open times >= this, UTC ms. */
+  readonly fromMs?: number;
+  /** Keep open times < this, UTC ms. */
+  readonly toMs?: number;
+  /** Repair as `loadCandleFile` does (config `data.repair`). */
+  readonly repair: boolean;
+  /**
+   * `all` (default): every timeframe's file must exist. `finest`: only the finest timeframe's;
+   * missing coarser ones are left out of the result (the caller aggregates them).
+   */
+  readonly require?: 'all' | 'finest';
+}
+
+/**
+ * Reads one symbol's candles per timeframe from a directory of files named like the shared data
+ * (`<exchange>-<BASEQUOTE>-<tf>.csv.gz`, or `.csv`), each through `loadCandleFile`.
+ * @throws {UsageError} when a required file is missing; {DataValidationError} for invalid candles.
+ */
+export async function loadCandleDirectory(
+  dir: string,
+  options: LoadCandleDirectoryOptions,
+): Promise<Map<Timeframe, Candles>> {
+  const out = new Map<Timeframe, Candles>();
+  const finest = [...options.timeframes].sort((a, b) => TIMEFRAME_MS[a] - TIMEFRAME_MS[b])[0];
+  for (const tf of options.timeframes) {
+    const gz = join(dir, candleFileName(options.exchange, options.symbol, tf));
+    const path = existsSync(gz) ? gz : gz.replace(/\.gz$/, '');
+    if (!existsSync(path)) {
+      if (options.require === 'finest' && tf !== finest) continue;
+      throw new UsageError(`no ${options.symbol} ${tf} candles in ${dir} (expected ${gz})`, {
+        hint: 'files are named <exchange>-<BASEQUOTE>-<tf>.csv.gz, e.g. binance-BTCUSDT-15m.csv.gz',
+      });
+    }
+    out.set(tf, await loadCandleFile(path, { ...options, timeframe: tf }));
+  }
+  return out;
+}
+
+/**
+ * The data fingerprint a run records (run.json `data`): the symbol, the timeframes, each series'
+ * first and last open time and row count, and a sha256 over every OHLCV column, so that two runs
+ * on the same candles have the same hash.
+ */
+export function dataFingerprint(
+  symbol: string,
+  candles: ReadonlyMap<Timeframe, Candles>,
+): DataFingerprint {
+  const ranges: DataFingerprint['ranges'] = {};
+  const columns: Float64Array[] = [];
+  for (const [tf, c] of candles) {
+    const n = c.openTime.length;
+    ranges[`${symbol} ${tf}`] = [c.openTime[0] ?? NaN, c.openTime[n - 1] ?? NaN, n];
+    columns.push(c.openTime, c.open, c.high, c.low, c.close, c.volume);
+  }
+  return { symbols: [symbol], timeframes: [...candles.keys()], ranges, hash: hashColumns(columns) };
 }

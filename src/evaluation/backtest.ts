@@ -11,11 +11,7 @@ import {
 } from '../data-processing/candles.js';
 import type { MultiTimeframeFeatures } from '../data-processing/feature-engineering.js';
 import { createProgress, type Progress } from '../utils/progress.js';
-import type {
-  ReportBacktestInput,
-  ReportHigherTimeframe,
-  ReportTrade,
-} from '../utils/visualization.js';
+import type { ReportBacktestInput, ReportHigherTimeframe, ReportTrade } from './report.js';
 import {
   Broker,
   brokerConfig,
@@ -32,7 +28,7 @@ import {
   type PerformanceMetrics,
 } from './metrics.js';
 import { ObservationBuilder, type ObservationSpec, type Policy } from './policy.js';
-import { assertOutsideHoldout, type DateRange } from './walk-forward.js';
+import { assertOutsideHoldout, type DateRange } from '../data-processing/splits.js';
 
 /**
  * A policy that must know the absolute base row it starts at (the oracle, replays of recorded

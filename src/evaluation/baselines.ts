@@ -1,18 +1,15 @@
 // Baseline policies every strategy is compared with (flat, buy-and-hold, seeded random, SMA cross
 // long/short on named features, and a cost-aware perfect-foresight oracle as the upper bound), and
-// the one resolver of `--policy` references: a baseline name, a user module path or a run
-// directory. Rule baselines read only named features of their ObservationSpec; only the oracle sees
-// the future, on purpose, and says so.
+// the check that a value is a Policy. Resolving `--policy` references (modules, runs) is the
+// registry's job above evaluation/ (src/policies.ts): nothing here knows a model kind. Rule
+// baselines read only named features of their ObservationSpec; only the oracle sees the future, on
+// purpose, and says so.
 
-import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Timeframe } from '../data-processing/candles.js';
 import type { MultiTimeframeFeatures } from '../data-processing/feature-engineering.js';
-import { CheckpointError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import type { Config } from '../utils/config.js';
 import { Rng } from '../utils/random.js';
-import { openRun, type Run } from '../utils/runs.js';
 import type { RowAwarePolicy } from './backtest.js';
 import { observationSize, type ObservationSpec, type Policy } from './policy.js';
 
@@ -193,34 +190,6 @@ export interface PolicyContext {
   readonly cwd?: string;
 }
 
-/** Builds a policy from a training run (registered per run kind by the model and agent modules). */
-export type RunPolicyLoader = (run: Run, context: PolicyContext) => Policy | Promise<Policy>;
-
-/**
- * Run kinds whose policies this package knows how to load (modules imported only when needed, so a
- * baseline backtest never starts TensorFlow.js).
- */
-const BUILTIN_RUN_LOADERS: Readonly<Record<string, RunPolicyLoader>> = {
-  'train-model': async (run, context) => {
-    const { initTensorflow } = await import('../models/time-series/kernels.js');
-    const { MultiTimeframeModel } = await import('../models/time-series/model.js');
-    const { SequenceModelPolicy } = await import('../models/time-series/policy.js');
-    await initTensorflow(context.config.model.backend);
-    const model = MultiTimeframeModel.load(run.path('model'));
-    return new SequenceModelPolicy(model, context.config.model.policy);
-  },
-};
-
-const runLoaders = new Map<string, RunPolicyLoader>(Object.entries(BUILTIN_RUN_LOADERS));
-
-/**
- * Registers how runs of `kind` (e.g. `train-ppo`) become a Policy for `ctm backtest --policy RUN`.
- * Called by the modules that write those runs.
- */
-export function registerRunPolicyLoader(kind: string, loader: RunPolicyLoader): void {
-  runLoaders.set(kind, loader);
-}
-
 /** A baseline by name, configured from the `backtest` config section. */
 export function baselinePolicy(name: BaselineName, context: PolicyContext): Policy {
   const cfg = context.config.backtest;
@@ -278,37 +247,6 @@ export function validatePolicy(value: unknown, source: string): Policy {
   return p as Policy;
 }
 
-/**
- * Loads a user policy from a JavaScript module: its default export (or `policy` / `createPolicy`)
- * is a Policy or a function `(context) => Policy | Promise<Policy>`.
- * @throws {UsageError} when the file is missing, fails to load, or exports no valid Policy.
- */
-export async function loadPolicyModule(path: string, context: PolicyContext): Promise<Policy> {
-  const file = isAbsolute(path) ? path : resolve(context.cwd ?? process.cwd(), path);
-  if (!existsSync(file))
-    throw new UsageError(`policy module ${path} not found (looked at ${file})`, {
-      hint: `--policy takes ${BASELINES.join('|')}, a run directory or a .js/.mjs module path`,
-    });
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-  } catch (err) {
-    throw new UsageError(`policy module ${path} failed to load: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-  const exported = mod.default ?? mod.policy ?? mod.createPolicy;
-  if (exported === undefined)
-    throw new UsageError(`policy module ${path} exports neither default, policy nor createPolicy`, {
-      hint: 'export default { observation, act }',
-    });
-  const value: unknown =
-    typeof exported === 'function'
-      ? await (exported as (c: PolicyContext) => unknown)(context)
-      : exported;
-  return validatePolicy(value, path);
-}
-
 /** What `--policy` named, resolved. */
 export interface ResolvedPolicy {
   /** The policy itself. */
@@ -317,49 +255,4 @@ export interface ResolvedPolicy {
   kind: 'baseline' | 'module' | 'run';
   /** A display name (the baseline, the module path or the run id). */
   name: string;
-}
-
-/**
- * The run a `--policy` reference names (a directory holding run.json, or a run id under
- * `paths.runs`), or null when it names no run.
- */
-export function policyRun(ref: string, config: Config, cwd = process.cwd()): Run | null {
-  if ((BASELINES as readonly string[]).includes(ref) || /\.(m|c)?js$/.test(ref)) return null;
-  const runsDir = resolve(cwd, config.paths.runs);
-  if (existsSync(resolve(cwd, ref, 'run.json'))) return openRun(resolve(cwd, ref), runsDir);
-  if (existsSync(resolve(runsDir, ref, 'run.json'))) return openRun(ref, runsDir);
-  return null;
-}
-
-/**
- * Resolves a `--policy` reference: a baseline name, a run directory (or run id under
- * `paths.runs`), or a module path (anything ending in .js, .mjs or .cjs, or starting with ./ ../ /).
- * @throws {UsageError} for an unknown reference or a bad module; {CheckpointError} for a run whose
- *   kind has no registered policy loader.
- */
-export async function resolvePolicy(ref: string, context: PolicyContext): Promise<ResolvedPolicy> {
-  if ((BASELINES as readonly string[]).includes(ref))
-    return { policy: baselinePolicy(ref as BaselineName, context), kind: 'baseline', name: ref };
-  if (/\.(m|c)?js$/.test(ref))
-    return { policy: await loadPolicyModule(ref, context), kind: 'module', name: ref };
-  const run = policyRun(ref, context.config, context.cwd);
-  if (run !== null) {
-    const loader = runLoaders.get(run.info.kind);
-    if (loader === undefined)
-      throw new CheckpointError(
-        run.dir,
-        `runs of kind ${run.info.kind} hold no policy to backtest`,
-        {
-          hint: `policies load from runs of kind ${[...runLoaders.keys()].join(', ') || '(none registered)'}`,
-        },
-      );
-    return {
-      policy: validatePolicy(await loader(run, context), run.dir),
-      kind: 'run',
-      name: run.info.id,
-    };
-  }
-  throw new UsageError(`unknown policy ${ref}`, {
-    hint: `--policy takes ${BASELINES.join('|')}, a run directory or a .js/.mjs module path`,
-  });
 }

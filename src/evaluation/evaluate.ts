@@ -4,51 +4,51 @@
 // walk-forward folds) and writes runs/<id>/ with metrics.json, trades, equity and the report.
 // Never trades a bar outside the chosen range and never reads candles after it.
 
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import {
   candleCount,
   parseTimeframe,
-  lowerBound,
-  repairCandles,
-  sliceCandles,
   timeframeMs,
-  validateCandles,
   type Candles,
   type Timeframe,
 } from '../data-processing/candles.js';
-import { loadHistoricalData } from '../data-processing/data-loader.js';
+import {
+  dataFingerprint,
+  loadCandleDirectory,
+  loadCandleFile,
+  loadHistoricalData,
+} from '../data-processing/data-loader.js';
 import {
   buildFeatures,
   type MultiTimeframeFeatures,
 } from '../data-processing/feature-engineering.js';
-import { readCandleFile } from '../data-processing/file-formats.js';
 import { resample } from '../data-processing/resample.js';
 import { UsageError } from '../errors.js';
 import { rangeMs, type Config } from '../utils/config.js';
 import { writeFileAtomicSync } from '../utils/fs.js';
 import { logger } from '../utils/logger.js';
-import { createRun, hashColumns, type Run } from '../utils/runs.js';
+import { createRun, type Run } from '../utils/runs.js';
 import {
   buildBacktestPayload,
   emptyReportPayload,
   writeReport,
   type ReportOptions,
   type ReportPayload,
-} from '../utils/visualization.js';
+} from './report.js';
 import { backtestReportInput, backtestStrategy, type BacktestResult } from './backtest.js';
-import { policyRun, resolvePolicy } from './baselines.js';
+import type { PolicyContext, ResolvedPolicy } from './baselines.js';
 import type { PerformanceMetrics } from './metrics.js';
+import {
+  walkForwardBacktest,
+  walkForwardReportInput,
+  type WalkForwardResult,
+} from './walk-forward.js';
 import {
   assertOutsideHoldout,
   clipToHoldout,
-  walkForwardBacktest,
-  walkForwardReportInput,
   walkForwardSplits,
   type DateRange,
-  type WalkForwardResult,
-} from './walk-forward.js';
+} from '../data-processing/splits.js';
 
 const DAY_MS = 86_400_000;
 
@@ -128,27 +128,6 @@ function fileTimeframe(path: string): Timeframe | undefined {
   }
 }
 
-async function readFileSeries(
-  path: string,
-  symbol: string,
-  timeframe: Timeframe,
-  load: DateRange,
-  repair: boolean,
-): Promise<Candles> {
-  const read = await readCandleFile(path, { symbol, timeframe });
-  const all = read.candles;
-  // Only the rows in the load window are validated (and repaired when allowed).
-  const first = lowerBound(all.openTime, load.fromMs);
-  let candles = sliceCandles(all, first, lowerBound(all.openTime, load.toMs));
-  if (repair) {
-    const { candles: fixed, actions } = repairCandles(candles);
-    for (const a of actions) logger.warn({ file: path, ...a }, 'repaired row');
-    candles = fixed;
-  }
-  validateCandles(candles, { source: path, lineOf: (row) => read.lines[first + row] });
-  return candles;
-}
-
 /**
  * Loads the candles of one symbol for an evaluation (with `backtest.warmupDays` of history
  * before the range for the features), aggregates missing higher timeframes exactly, and builds
@@ -167,20 +146,26 @@ export async function loadEvaluationData(options: EvaluationDataOptions): Promis
     throw new UsageError('give either --data or --data-dir, not both');
   if (options.dataFile !== undefined) {
     const tf = options.timeframe ?? fileTimeframe(options.dataFile) ?? timeframes[0];
-    candles.set(tf, await readFileSeries(options.dataFile, symbol, tf, load, config.data.repair));
+    candles.set(
+      tf,
+      await loadCandleFile(options.dataFile, {
+        symbol,
+        timeframe: tf,
+        ...load,
+        repair: config.data.repair,
+      }),
+    );
     source = options.dataFile;
   } else if (options.dataDir !== undefined) {
-    const pair = symbol.split(':')[0].replace('/', '');
-    for (const tf of timeframes) {
-      const stem = join(options.dataDir, `${config.data.exchange}-${pair}-${tf}`);
-      const file = [`${stem}.csv.gz`, `${stem}.csv`].find((f) => existsSync(f));
-      if (file !== undefined)
-        candles.set(tf, await readFileSeries(file, symbol, tf, load, config.data.repair));
-    }
-    if (!candles.has(timeframes[0]))
-      throw new UsageError(
-        `no ${timeframes[0]} file for ${symbol} in ${options.dataDir} (expected ${config.data.exchange}-${pair}-${timeframes[0]}.csv.gz)`,
-      );
+    const read = await loadCandleDirectory(options.dataDir, {
+      exchange: config.data.exchange,
+      symbol,
+      timeframes,
+      ...load,
+      repair: config.data.repair,
+      require: 'finest',
+    });
+    for (const [tf, c] of read) candles.set(tf, c);
     source = options.dataDir;
   } else {
     const data = await loadHistoricalData({
@@ -208,12 +193,30 @@ export async function loadEvaluationData(options: EvaluationDataOptions): Promis
   return { candles, features, range, source };
 }
 
+/**
+ * The policy of a backtest, resolved once the evaluation's features exist. The registry above
+ * evaluation/ makes one from a `--policy` reference (`policySource` in src/policies.ts).
+ */
+export interface PolicySource {
+  /**
+   * The feature spec and windows the policy was trained on, when it was trained: the data is built
+   * with them (everything else, costs included, comes from the command's config). Omitted: the
+   * command's config.
+   */
+  readonly trainedOn?: Pick<Config, 'features' | 'windows'>;
+  /**
+   * Builds the policy for the evaluation's features.
+   * @throws whatever the resolution throws (an unknown reference, a bad module or run).
+   */
+  resolve(context: PolicyContext): Promise<ResolvedPolicy>;
+}
+
 /** Options of `runBacktest` (what `ctm backtest` takes). */
 export interface RunBacktestOptions extends EvaluationSource {
   /** The resolved config. */
   readonly config: Config;
-  /** A baseline name, a run directory or a policy module path. */
-  readonly policy: string;
+  /** The policy to backtest (from a baseline name, a run directory or a module path). */
+  readonly policy: PolicySource;
   /** Symbol to backtest, ccxt unified (`BTC/USDT`). */
   readonly symbol: string;
   /** Start of the range, UTC ms (`--from`); default `backtest.defaultRange`. */
@@ -276,35 +279,19 @@ function writeTables(run: Run, results: readonly BacktestResult[]): void {
  * `ctm backtest`: loads data, builds features, resolves the policy, backtests it (one range or
  * walk-forward folds) and writes runs/<id>/: run.json, metrics.json, trades.csv, equity.csv.gz,
  * report.html, report-data.json and the PNGs.
- * @throws as `loadEvaluationData`, `resolvePolicy` and `backtestStrategy` do.
+ * @throws as `loadEvaluationData`, the policy's resolution and `backtestStrategy` do.
  */
 export async function runBacktest(options: RunBacktestOptions): Promise<RunBacktestOutcome> {
   const { config } = options;
-  // A trained policy reads the features and windows it was trained on: build them from its run's
-  // config (everything else, costs included, comes from this command's config).
-  const trained = policyRun(options.policy, config);
-  const dataConfig =
-    trained === null
-      ? config
-      : { ...config, features: trained.info.config.features, windows: trained.info.config.windows };
+  // A trained policy reads the features and windows it was trained on (everything else, costs
+  // included, comes from this command's config).
+  const trainedOn = options.policy.trainedOn;
+  const dataConfig = trainedOn === undefined ? config : { ...config, ...trainedOn };
   const data = await loadEvaluationData({ ...options, config: dataConfig });
-  const resolved = await resolvePolicy(options.policy, { features: data.features, config });
+  const resolved = await options.policy.resolve({ features: data.features, config });
   const run = createRun({ kind: 'backtest', config, commandLine: options.commandLine });
-  const cols = [...data.candles.values()].flatMap((c) => [c.openTime, c.close]);
-  const ranges: Record<string, [number, number, number]> = {};
-  for (const [tf, c] of data.candles)
-    ranges[`${options.symbol} ${tf}`] = [
-      c.openTime[0],
-      c.openTime[candleCount(c) - 1],
-      candleCount(c),
-    ];
   run.update({
-    data: {
-      symbols: [options.symbol],
-      timeframes: [...data.candles.keys()],
-      ranges,
-      hash: hashColumns(cols),
-    },
+    data: dataFingerprint(options.symbol, data.candles),
     featureSpec: {
       names: Object.fromEntries([...data.features.perTimeframe].map(([tf, m]) => [tf, m.names])),
       windows: data.features.windows,

@@ -106,7 +106,7 @@ async function hashInput(path: string): Promise<string> {
  * run. `none` when it reads nothing on disk. Inputs are named by their last path element, so the
  * same files at another path give the same fingerprint.
  */
-export async function dataFingerprint(
+export async function inputFingerprint(
   argv: readonly string[],
   config: Config,
   cwd = process.cwd(),
@@ -137,7 +137,7 @@ export interface JobIdentity {
   readonly packageVersion: string;
   /** `buildId()` of the code that plans the job (and must run it). */
   readonly build: string;
-  /** `dataFingerprint` of the job's inputs. */
+  /** `inputFingerprint` of the job's inputs. */
   readonly data: string;
   /** The job's resolved config; `paths` (where things go on one machine) is left out. */
   readonly config: Config;

@@ -8,13 +8,13 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { timeframeMs } from '../data-processing/candles.js';
 import { ConfigError, CtmError, UsageError } from '../errors.js';
-import { walkForwardSplits } from '../evaluation/walk-forward.js';
+import { walkForwardSplits } from '../data-processing/splits.js';
 import { loadConfig, parseDateMs, rangeMs, type Config } from '../utils/config.js';
 import { writeJsonAtomic } from '../utils/fs.js';
 import {
   buildId,
   commandKind,
-  dataFingerprint,
+  inputFingerprint,
   jobId,
   packageVersion,
   sha256,
@@ -53,7 +53,7 @@ export interface SweepJob {
   readonly fold: FoldPlan | null;
   /** True when an interrupted run of this command continues with `--resume RUN` (training). */
   readonly resumable: boolean;
-  /** Fingerprint of the data the job reads (identity.ts `dataFingerprint`). */
+  /** Fingerprint of the data the job reads (identity.ts `inputFingerprint`). */
   readonly data: string;
 }
 
@@ -248,7 +248,7 @@ export async function planSweep(
             ...foldSet.flatMap((s) => ['--set', s]),
             ...(seed === null ? [] : ['--seed', String(seed)]),
           ];
-          const data = await dataFingerprint(spec.command, config, options.cwd);
+          const data = await inputFingerprint(spec.command, config, options.cwd);
           const id = jobId({
             command: spec.command,
             packageVersion: version,

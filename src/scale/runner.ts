@@ -41,12 +41,15 @@ export interface JobResult {
   readonly attempt: number;
   /** The run folder this attempt resumed from its checkpoint, or null. */
   readonly resumed: string | null;
-  /** Start and end of the attempt, ISO 8601 UTC; its wall time in ms. */
+  /** Start of the attempt, ISO 8601 UTC. */
   readonly startedAt: string;
+  /** End of the attempt, ISO 8601 UTC. */
   readonly finishedAt: string;
+  /** Wall time of the attempt, ms. */
   readonly durationMs: number;
-  /** Machine and process that ran it. */
+  /** Machine that ran it. */
   readonly host: string;
+  /** Process (the local sweep or the worker) that ran it. */
   readonly pid: number;
 }
 
@@ -122,6 +125,20 @@ function errorOf(stderrTail: readonly string[], code: number): string {
   const at = text.findLastIndex((l) => l.startsWith('error: '));
   if (at >= 0) return text.slice(at, at + 2).join(' ');
   return text.at(-1) ?? `exit code ${code}`;
+}
+
+/** When and where an attempt ran: its start, end and wall time, host and process. */
+function stamp(
+  started: Date,
+): Pick<JobResult, 'startedAt' | 'finishedAt' | 'durationMs' | 'host' | 'pid'> {
+  const finished = new Date();
+  return {
+    startedAt: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    durationMs: finished.getTime() - started.getTime(),
+    host: hostname(),
+    pid: process.pid,
+  };
 }
 
 /** Keeps the last `limit` lines of a stream. */
@@ -219,7 +236,6 @@ export async function runJob(job: SweepJob, ctx: JobContext): Promise<JobOutcome
     if (stats === null && existsSync(metricsFile))
       stats = extractReturnStats(JSON.parse(readFileSync(metricsFile, 'utf8')) as unknown);
   }
-  const finished = new Date();
   const result: JobResult = {
     jobId: job.id,
     sweepId: ctx.sweepId,
@@ -232,11 +248,7 @@ export async function runJob(job: SweepJob, ctx: JobContext): Promise<JobOutcome
     tail: code === 0 ? [] : tail,
     attempt,
     resumed,
-    startedAt: started.toISOString(),
-    finishedAt: finished.toISOString(),
-    durationMs: finished.getTime() - started.getTime(),
-    host: hostname(),
-    pid: process.pid,
+    ...stamp(started),
   };
   await writeJsonAtomic(join(dir, 'result.json'), result);
   log.debug({ job: job.id, status: result.status }, 'job finished');
@@ -255,7 +267,6 @@ export async function failInterrupted(
   startedAt: Date,
 ): Promise<JobResult> {
   const dir = jobDir(ctx.runsDir, job.id);
-  const finished = new Date();
   const result: JobResult = {
     jobId: job.id,
     sweepId: ctx.sweepId,
@@ -268,11 +279,7 @@ export async function failInterrupted(
     tail: outcome.tail,
     attempt: outcome.attempt,
     resumed: null,
-    startedAt: startedAt.toISOString(),
-    finishedAt: finished.toISOString(),
-    durationMs: finished.getTime() - startedAt.getTime(),
-    host: hostname(),
-    pid: process.pid,
+    ...stamp(startedAt),
   };
   await writeJsonAtomic(join(dir, 'result.json'), result);
   return result;

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../utils/fs.js';
-import { esc, REPORT_CSS } from '../utils/visualization.js';
+import { esc, htmlPage } from '../utils/visualization.js';
 import { describeParams, jobDir, sweepDir, type SweepJob, type SweepManifest } from './jobs.js';
 import type { QueuedJobState } from './queue.js';
 import { readResult, type JobResult } from './runner.js';
@@ -300,24 +300,14 @@ function sharpeBarsSvg(summary: SweepSummary): string {
   return out + '</svg>';
 }
 
-/** The self-contained HTML page of a sweep summary. */
+/** The self-contained HTML page of a sweep summary (the summary is embedded as JSON too). */
 export function renderSweepReport(summary: SweepSummary): string {
   const c = summary.counts;
-  const facts: [string, string][] = [
-    ['command', `ctm ${summary.command.join(' ')}`],
-    ['jobs', String(summary.rows.length)],
-    ['done', String(c.done)],
-    ['failed', String(c.failed)],
-    ['unfinished', String(c.running + c.waiting + c.pending + c.lost)],
-    ['retries', String(summary.retries)],
-    ['trials (DSR)', String(summary.trials)],
-    ['expected max Sharpe', num(summary.expectedMaxSharpe, 2)],
-  ];
   const head = tableHeadings(summary.columns);
   const body = summary.rows
     .map((r) => {
       const cells = rowCells(r, summary.columns).map((x) => `<td>${esc(x)}</td>`);
-      const report = r.runs.map((run) => join(run, 'report.html')).find((p) => p !== '');
+      const report = r.runs.map((run) => join(run, 'report.html'))[0];
       if (report !== undefined) cells[0] = `<td><a href="${esc(report)}">${esc(r.id)}</a></td>`;
       return `<tr class="${r.status}">${cells.join('')}</tr>`;
     })
@@ -329,19 +319,33 @@ export function renderSweepReport(summary: SweepSummary): string {
         `<tr><td>${esc(r.id)}</td><td>${esc(describeParams(r))}</td><td>${esc(r.error ?? '')}</td></tr>`,
     )
     .join('');
-  return (
-    `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>${esc(`Sweep ${summary.name}`)}</title>` +
-    `<meta name="viewport" content="width=device-width, initial-scale=1"><style>${REPORT_CSS}` +
-    `table.metrics td:nth-child(2),table.metrics th:nth-child(2),table.metrics td:nth-child(3){text-align:left}tr.failed td{color:#b71c1c}</style></head><body>` +
-    `<header><h1>${esc(`Sweep ${summary.id}`)}</h1><div class="facts">${facts.map(([k, v]) => `<span>${esc(k)}: <b>${esc(v)}</b></span>`).join('')}</div></header><main>` +
-    `<p class="note">Runs ranked by the deflated Sharpe ratio (Bailey &amp; López de Prado): the probability that a run's true Sharpe ratio exceeds the best one expected from ${summary.trials} trials without skill — every job of the sweep counts as a trial, failed and unfinished ones included.</p>` +
-    `<div class="svgs">${sharpeBarsSvg(summary)}</div>` +
-    `<h2>Runs</h2><table class="metrics" id="sweep-runs"><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>\n${body}</table>` +
-    (failures === ''
-      ? ''
-      : `<h2>Failures</h2><table class="metrics" id="sweep-failures"><tr><th>job</th><th>parameters</th><th>error</th></tr>${failures}</table>`) +
-    `</main></body></html>\n`
-  );
+  const sections = [
+    '<style>table.metrics td:nth-child(2),table.metrics th:nth-child(2),table.metrics td:nth-child(3){text-align:left}tr.failed td{color:#b71c1c}</style>',
+    `<p class="note">Runs ranked by the deflated Sharpe ratio (Bailey &amp; López de Prado): the probability that a run's true Sharpe ratio exceeds the best one expected from ${summary.trials} trials without skill; every job of the sweep counts as a trial, failed and unfinished ones included.</p>`,
+    `<div class="svgs">${sharpeBarsSvg(summary)}</div>`,
+    `<h2>Runs</h2><table class="metrics" id="sweep-runs"><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>\n${body}</table>`,
+  ];
+  if (failures !== '')
+    sections.push(
+      `<h2>Failures</h2><table class="metrics" id="sweep-failures"><tr><th>job</th><th>parameters</th><th>error</th></tr>${failures}</table>`,
+    );
+  return htmlPage({
+    title: `Sweep ${summary.id}`,
+    facts: {
+      command: `ctm ${summary.command.join(' ')}`,
+      jobs: summary.rows.length,
+      done: c.done,
+      failed: c.failed,
+      unfinished: c.running + c.waiting + c.pending + c.lost,
+      retries: summary.retries,
+      'trials (DSR)': summary.trials,
+      'expected max Sharpe': num(summary.expectedMaxSharpe, 2),
+    },
+    sections,
+    data: summary,
+    script: '',
+    chartLibrary: false,
+  });
 }
 
 /**

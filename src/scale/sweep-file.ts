@@ -9,7 +9,7 @@ import { basename, dirname, extname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { parseDateMs } from '../utils/config.js';
+import { configSchema, parseDateMs } from '../utils/config.js';
 import { Rng } from '../utils/random.js';
 
 /** A distribution of one random-search parameter. */
@@ -53,9 +53,9 @@ const KEY_RE = /^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/;
 const keyPath = z
   .string()
   .regex(KEY_RE, 'expected a dotted config key path like broker.takerFeeRate');
-const dateString = z.string().refine((s) => !Number.isNaN(parseDateMs(s)), {
-  message: 'expected a date like 2021-01-31 or an ISO-8601 timestamp',
-});
+// Dates and symbols are checked by the config schema's own rules.
+const dateString = configSchema.shape.data.shape.startDate.unwrap();
+const symbols = configSchema.shape.data.shape.symbols;
 const pair = z.tuple([z.number(), z.number()]);
 const DISTRIBUTION_HINT =
   'a random parameter is { choice: [a, b, ...] }, { uniform: [lo, hi] }, { logUniform: [lo, hi] } or { int: [lo, hi] }';
@@ -88,17 +88,7 @@ const fileSchema = z.strictObject({
   seeds: z
     .union([z.array(z.number().int().nonnegative()).min(1), z.number().int().positive()])
     .optional(),
-  symbols: z
-    .array(
-      z
-        .string()
-        .regex(
-          /^[A-Z0-9]+\/[A-Z0-9]+(:[A-Z0-9]+)?$/,
-          'expected a ccxt unified symbol like BTC/USDT',
-        ),
-    )
-    .min(1)
-    .optional(),
+  symbols: symbols.optional(),
   folds: z.strictObject({ from: dateString, to: dateString }).optional(),
   columns: z.array(keyPath).optional(),
 });

@@ -13,6 +13,8 @@ export interface Progress {
   update(value: number): void;
   /** Changes the total (e.g. once it becomes known). */
   setTotal(total: number): void;
+  /** Shows a short status after the counts (e.g. `ep.return +0.021 loss 0.003 ε 0.05`). */
+  status(text: string): void;
   /** Finishes the bar (idempotent). */
   stop(): void;
 }
@@ -51,6 +53,7 @@ export function createProgress(
       setTotal(t) {
         total = t;
       },
+      status() {},
       stop() {
         if (stopped) return;
         stopped = true;
@@ -62,7 +65,7 @@ export function createProgress(
   }
   const bar = new cliProgress.SingleBar(
     {
-      format: `${label} [{bar}] {percentage}% | {value}/{total} ${unit} | {duration_formatted} elapsed | ETA {eta_formatted}`,
+      format: `${label} [{bar}] {percentage}% | {value}/{total} ${unit} | {duration_formatted} elapsed | ETA {eta_formatted}{status}`,
       stream: process.stderr,
       hideCursor: true,
       clearOnComplete: false,
@@ -71,7 +74,7 @@ export function createProgress(
     },
     cliProgress.Presets.shades_classic,
   );
-  bar.start(total, 0);
+  bar.start(total, 0, { status: '' });
   return {
     tick(n = 1) {
       value += n;
@@ -84,6 +87,9 @@ export function createProgress(
     setTotal(t) {
       total = t;
       bar.setTotal(t);
+    },
+    status(text) {
+      bar.update(value, { status: text === '' ? '' : ` | ${text}` });
     },
     stop() {
       if (stopped) return;

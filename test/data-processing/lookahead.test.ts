@@ -12,7 +12,7 @@ import {
   checkFeatureLookAhead,
   featureMatrices,
 } from '../../src/data-processing/feature-engineering.js';
-import { loadCandleDirectory } from '../../src/cli/features.js';
+import { loadCandleDirectory } from '../../src/data-processing/data-loader.js';
 import { hasSharedData, sharedFile, SKIP_REASON } from '../helpers/shared-data.js';
 import {
   checkLookAhead,

@@ -1,14 +1,14 @@
 // The backtester: one accounting core with the RL env (identical equity curves and observations
-// for the same actions), golden values on hand-sized fixtures, no look-ahead, baselines, policy
-// loading, and the `ctm backtest` pipeline on the real candles.
-import { mkdtempSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
+// for the same actions), golden values on hand-sized fixtures, no look-ahead, baselines, and the
+// `ctm backtest` pipeline on the real candles.
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeCandles, sliceByTime } from '../../src/data-processing/candles.js';
 import { readCandleFile } from '../../src/data-processing/file-formats.js';
 import { CandleStore } from '../../src/data-processing/store.js';
-import { LookAheadError, UsageError } from '../../src/errors.js';
+import { LookAheadError } from '../../src/errors.js';
 import {
   backtestStrategy,
   metricsTrades,
@@ -19,7 +19,6 @@ import {
   flatPolicy,
   oraclePolicy,
   randomPolicy,
-  resolvePolicy,
   smaCrossPolicy,
 } from '../../src/evaluation/baselines.js';
 import { brokerConfig } from '../../src/evaluation/broker.js';
@@ -27,10 +26,8 @@ import { evaluationRange, runBacktest } from '../../src/evaluation/evaluate.js';
 import { calculatePerformanceMetrics } from '../../src/evaluation/metrics.js';
 import type { ObservationSpec, Policy } from '../../src/evaluation/policy.js';
 import { CryptoTradingEnv } from '../../src/models/reinforcement/trading-env.js';
-import { initTensorflow } from '../../src/models/time-series/kernels.js';
-import { MultiTimeframeModel, modelConfigFromSection } from '../../src/models/time-series/model.js';
+import { policySource } from '../../src/policies.js';
 import { defaultConfig, parseDateMs } from '../../src/utils/config.js';
-import { createRun } from '../../src/utils/runs.js';
 import { hasSharedData, SHARED_DATA_DIR, SKIP_REASON } from '../helpers/shared-data.js';
 import { closeOverSma, handFeatures, smaFeatures, walkCandles } from './fixtures.js';
 
@@ -285,74 +282,6 @@ describe('baselines', () => {
   });
 });
 
-describe('policy references', () => {
-  const f = smaFeatures(walkCandles(300));
-  const context = { features: f, config: defaultConfig() };
-
-  it('loads a user module exporting a policy factory', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ctm-policy-'));
-    const file = join(dir, 'my-policy.mjs');
-    writeFileSync(
-      file,
-      `export default (ctx) => ({ observation: { timeframes: [ctx.features.base], windows: { [ctx.features.base]: 1 }, features: { [ctx.features.base]: ['close_sma_10'] }, account: ['position'] },
-        act(obs, n, out) { for (let i = 0; i < n; i++) out[i] = obs[2 * i] > 0 ? 1 : 0; } });\n`,
-    );
-    const resolved = await resolvePolicy(file, context);
-    expect(resolved.kind).toBe('module');
-    const r = backtestStrategy({ policy: resolved.policy, data: f, benchmark: false });
-    expect(r.rows).toBeGreaterThan(100);
-    expect(new Set(r.target)).toEqual(new Set([0, 1]));
-  });
-
-  it('rejects a module without act, a missing file and an unknown name with a clear error', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ctm-policy-'));
-    const file = join(dir, 'bad.mjs');
-    writeFileSync(
-      file,
-      'export default { observation: { timeframes: [], windows: {}, features: {}, account: false } };\n',
-    );
-    await expect(resolvePolicy(file, context)).rejects.toThrow(
-      /has no act\(obs, numEnvs, out\) function/,
-    );
-    await expect(resolvePolicy(join(dir, 'none.js'), context)).rejects.toThrow(UsageError);
-    await expect(resolvePolicy('sma-crosss', context)).rejects.toThrow(/unknown policy sma-crosss/);
-  });
-});
-
-describe('a sequence-model run as the policy', () => {
-  it('loads the model of a train-model run directory and backtests it as a Policy', async () => {
-    const config = defaultConfig();
-    config.paths.runs = mkdtempSync(join(tmpdir(), 'ctm-model-runs-'));
-    config.model.backend = 'wasm';
-    config.model.policy = { threshold: 0, sizing: 'discrete' };
-    await initTensorflow('wasm');
-    const spec = {
-      timeframes: ['15m' as const],
-      windows: { '15m': 8 },
-      features: { '15m': ['close_sma_10', 'close_sma_20'] },
-    };
-    const model = MultiTimeframeModel.create(
-      modelConfigFromSection({ ...config.model, hiddenDims: 8, denseUnits: 8 }, spec),
-      1,
-    );
-    const run = createRun({ kind: 'train-model', config, commandLine: ['train', 'model'] });
-    model.save(run.path('model'));
-    const f = smaFeatures(walkCandles(300));
-    const resolved = await resolvePolicy(run.dir, { features: f, config });
-    expect(resolved).toMatchObject({ kind: 'run', name: run.id });
-    expect(resolved.policy.observation.windows).toEqual({ '15m': 8 });
-    const r = backtestStrategy({ policy: resolved.policy, data: f, benchmark: false });
-    // SMA(20) warm-up (row 19) plus a full 8-bar window: the first decision is at row 26.
-    expect(r.startRow).toBe(26);
-    // Threshold 0 and discrete sizing: every decision is long or short.
-    expect(new Set(r.target)).toEqual(new Set([-1, 1]));
-    const other = createRun({ kind: 'synth', config, commandLine: ['synth'] });
-    await expect(resolvePolicy(other.dir, { features: f, config })).rejects.toThrow(
-      /runs of kind synth hold no policy/,
-    );
-  });
-});
-
 describe('the holdout stays closed', () => {
   const config = defaultConfig(); // holdout from 2024-01-01
   it('refuses a range into the holdout without --open-holdout, and clips an open end before it', () => {
@@ -389,7 +318,7 @@ describe.skipIf(!hasSharedData)(`ctm backtest on the real BTC candles${SKIP_REAS
     config.paths.runs = mkdtempSync(join(tmpdir(), 'ctm-runs-'));
     const outcome = await runBacktest({
       config,
-      policy: 'sma-cross',
+      policy: policySource('sma-cross', config),
       symbol: 'BTC/USDT',
       from: parseDateMs('2023-03-01'),
       to: parseDateMs('2023-04-01'),
@@ -436,7 +365,7 @@ describe.skipIf(!hasSharedData)(`ctm backtest on the real BTC candles${SKIP_REAS
     store.close();
     const fromStore = await runBacktest({
       config: storeConfig,
-      policy: 'sma-cross',
+      policy: policySource('sma-cross', storeConfig),
       symbol: 'BTC/USDT',
       from: parseDateMs('2023-03-01'),
       to: parseDateMs('2023-04-01'),

@@ -5,16 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { LookAheadError } from '../../src/errors.js';
 import { backtestStrategy } from '../../src/evaluation/backtest.js';
 import { buyAndHoldPolicy, smaCrossPolicy } from '../../src/evaluation/baselines.js';
-import {
-  assertOutsideHoldout,
-  clipToHoldout,
-  walkForwardBacktest,
-  walkForwardReportInput,
-  walkForwardSplits,
-  type DateRange,
-  type WalkForwardFold,
-} from '../../src/evaluation/walk-forward.js';
+import { walkForwardBacktest, walkForwardReportInput } from '../../src/evaluation/walk-forward.js';
 import { smaFeatures, walkCandles } from './fixtures.js';
+import { assertOutsideHoldout, clipToHoldout, walkForwardSplits, type DateRange, type WalkForwardFold } from '../../src/data-processing/splits.js';
 
 const DAY = 86_400_000;
 const BAR = 15 * 60_000;

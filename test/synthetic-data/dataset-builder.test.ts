@@ -15,17 +15,19 @@ import {
   blendSyntheticWithReal,
   buildSyntheticDataset,
   createAdversarialExamples,
-  datasetBatches,
   datasetInputMatrices,
-  DiskDataset,
-  LABEL_COLUMNS,
   PATTERN_CLASSES,
   resolveDatasetSettings,
   SERIES_START_MS,
   seriesMarket,
   TIMEFRAME_CODES,
-  type DatasetManifest,
 } from '../../src/synthetic-data/dataset-builder.js';
+import {
+  datasetBatches,
+  DiskDataset,
+  LABEL_COLUMNS,
+  type DatasetManifest,
+} from '../../src/data-processing/dataset-format.js';
 import type {
   MultiTimeframeData,
   PatternRequest,

@@ -282,4 +282,35 @@ export interface Env<O, A, I extends object = Record<string, unknown>> {
    * so a vectorised env can batch them without a copy.
    */
   useObservationBuffer?(buffer: Float32Array): void;
+  /**
+   * A compact record of observations (see `ObservationCodec`), so replay buffers store a few
+   * numbers per transition instead of whole multi-timeframe windows. Absent: records are copies.
+   */
+  observationCodec?(): ObservationCodec<I>;
+  /**
+   * The env's whole state (episode in progress, random generator), JSON-serialisable, for
+   * checkpoints; `restore` puts the env back into exactly that state (its next observations,
+   * rewards and random draws are those the saved env would have produced).
+   */
+  snapshot?(): EnvSnapshot;
+  /** Restores a state from `snapshot` (observation written into the attached buffer, if any). */
+  restore?(snapshot: EnvSnapshot): void;
+}
+
+/** The JSON state of an env (see `Env.snapshot`). */
+export type EnvSnapshot = Readonly<Record<string, unknown>>;
+
+/**
+ * Encodes the observation an env produced into `size` floats and rebuilds it bit for bit from them
+ * (e.g. the trading env's base row and account state: five floats instead of thousands). `encode`
+ * reads the info of the step (or reset) that produced the observation, so a final observation can
+ * be encoded after a vectorised env has already reset the episode.
+ */
+export interface ObservationCodec<I> {
+  /** Floats per record. */
+  readonly size: number;
+  /** Writes the record of the observation that came with `info` into `out[offset ... + size)`. */
+  encode(info: I, out: Float32Array, offset: number): void;
+  /** Rebuilds the observation of a record into `out[outOffset ... + observation size)`. */
+  decode(record: Float32Array, offset: number, out: Float32Array, outOffset: number): void;
 }

@@ -38,7 +38,7 @@ import {
 } from '../../evaluation/policy.js';
 import { configSchema, defaultConfig, type Config } from '../../utils/config.js';
 import { ConfigError } from '../../errors.js';
-import { Rng } from '../../utils/random.js';
+import { Rng, type RngState } from '../../utils/random.js';
 import {
   RewardFunction,
   type RewardContext,
@@ -50,6 +50,8 @@ import {
   Dict,
   Discrete,
   type Env,
+  type EnvSnapshot,
+  type ObservationCodec,
   type ResetOptions,
   type ResetResult,
   type StepResult,
@@ -82,6 +84,10 @@ export interface TradingEnvInfo {
   quantity: number;
   /** Exposure: quantity x price / (leverage x equity). */
   position: number;
+  /** Unrealised pnl of the open position as a fraction of equity (the observation's account field). */
+  unrealizedPnl: number;
+  /** Bars since the current position was opened (0 when flat). */
+  barsInPosition: number;
   /** Target position the last action asked for (after mapping a discrete level). */
   target: number;
   /** Steps since reset. */
@@ -231,6 +237,9 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
   private done = true;
   private prevEquity = 0;
   private lastTarget = 0;
+  /** Row the current episode started at, and its actions so far (for `snapshot`). */
+  private episodeStart = -1;
+  private actionLog = new Float64Array(1024);
   private readonly mask: Uint8Array | null;
   private readonly staticMask: Uint8Array | null;
   private maskHalted = false;
@@ -425,6 +434,7 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
     for (let r = warm; r <= start; r++) b.primeAt(r);
     this.reward.reset();
     this.row = start;
+    this.episodeStart = start;
     this.endRow = Math.min(this.rangeEnd - 1, this.validUntil[start - this.rangeStart] - 1);
     this.stepCount = 0;
     this.done = false;
@@ -463,6 +473,12 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
       target = v > 1 ? 1 : v < -1 ? -1 : v;
     }
     this.lastTarget = target;
+    if (this.stepCount >= this.actionLog.length) {
+      const grown = new Float64Array(this.actionLog.length * 2);
+      grown.set(this.actionLog);
+      this.actionLog = grown;
+    }
+    this.actionLog[this.stepCount] = this.discrete ? (action as number) : target;
     const i = this.row + 1;
     const b = this.broker;
     const notionalBefore = b.tradedNotional;
@@ -511,6 +527,63 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
     return this.mask;
   }
 
+  /**
+   * Observations as five floats: the base row and the four account fields the builder reads
+   * (position, unrealised pnl, bars in position, drawdown), rebuilt through the same
+   * `ObservationBuilder`, bit for bit.
+   */
+  observationCodec(): ObservationCodec<TradingEnvInfo> {
+    const builder = this.builder;
+    const account = { position: 0, unrealizedPnl: 0, barsInPosition: 0, drawdown: 0 };
+    return {
+      size: 5,
+      encode(info, out, offset) {
+        out[offset] = info.row;
+        out[offset + 1] = info.position;
+        out[offset + 2] = info.unrealizedPnl;
+        out[offset + 3] = info.barsInPosition;
+        out[offset + 4] = info.drawdown;
+      },
+      decode(record, offset, out, outOffset) {
+        account.position = record[offset + 1];
+        account.unrealizedPnl = record[offset + 2];
+        account.barsInPosition = record[offset + 3];
+        account.drawdown = record[offset + 4];
+        builder.build(record[offset], account, out, outOffset);
+      },
+    };
+  }
+
+  /**
+   * The env's state: the random generator, and the episode in progress as its start row and the
+   * actions taken since (the broker and reward state are rebuilt by replaying them: the env is
+   * deterministic given its start and actions).
+   */
+  snapshot(): EnvSnapshot {
+    return {
+      rng: this.rng.getState(),
+      done: this.done,
+      start: this.episodeStart,
+      actions: Array.from(this.actionLog.subarray(0, this.done ? 0 : this.stepCount)),
+    };
+  }
+
+  /**
+   * Restores a state from `snapshot`.
+   * @throws {RangeError} when the snapshot does not fit this env (start row, actions).
+   */
+  restore(snapshot: EnvSnapshot): void {
+    const s = snapshot as { rng: RngState; done: boolean; start: number; actions: number[] };
+    if (!s.done && s.start >= 0) {
+      this.reset({ options: { startRow: s.start } });
+      for (const a of s.actions) {
+        const [, , term, trunc] = this.step(this.discrete ? a : Float64Array.of(a));
+        if (term || trunc) throw new RangeError('restore: the episode ended while replaying its actions');
+      }
+    } else this.done = true;
+    this.rng.setState(s.rng);
+  }
+
   /** One line describing the current state. */
   render(): string {
     const b = this.broker;
@@ -550,7 +623,10 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
     info.equity = b.equity;
     info.cash = b.cash;
     info.quantity = b.quantity;
-    info.position = b.exposure;
+    const account = b.account;
+    info.position = account.position;
+    info.unrealizedPnl = account.unrealizedPnl;
+    info.barsInPosition = account.barsInPosition;
     info.target = this.lastTarget;
     info.steps = this.stepCount;
     info.fees = b.feesPaid;
@@ -574,6 +650,8 @@ function blankInfo(mask: Uint8Array | null): TradingEnvInfo {
     cash: 0,
     quantity: 0,
     position: 0,
+    unrealizedPnl: 0,
+    barsInPosition: 0,
     target: 0,
     steps: 0,
     fees: 0,

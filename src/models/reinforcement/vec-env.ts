@@ -4,7 +4,7 @@
 // observation). Envs that accept an external observation buffer write straight into their slot;
 // others are copied. Never allocates per step.
 
-import { Box, Discrete, type Env, type Space } from './spaces.js';
+import { Box, Discrete, type Env, type EnvSnapshot, type Space } from './spaces.js';
 
 /** What `VecEnv.step` returns (one reused object: valid until the next step or reset). */
 export interface VecStepResult<I> {
@@ -57,6 +57,11 @@ export class VecEnv<I extends object = Record<string, unknown>> {
   private readonly discrete: boolean;
   private readonly maskBuf: Uint8Array | null;
   private readonly result: VecStepResult<I>;
+  /**
+   * Info of each env's latest reset (`reset`, or the auto-reset after an episode ended): the info
+   * that came with the observation now in the batch for envs that were just reset.
+   */
+  readonly resetInfos: I[];
 
   /**
    * @param envs - the copies to step together; same observation shape and action space type.
@@ -104,6 +109,44 @@ export class VecEnv<I extends object = Record<string, unknown>> {
       infos: new Array<I>(n),
       finalObservations: envs.map((_, i) => this.finals.subarray(i * size, (i + 1) * size)),
     };
+    this.resetInfos = new Array<I>(n);
+  }
+
+  /** The batched current observations (N x size; the buffer `reset` and `step` return). */
+  get observations(): Float32Array {
+    return this.batch;
+  }
+
+  /** The infos of the last `reset` or `step` (per env; see `VecStepResult.infos`). */
+  get infos(): readonly I[] {
+    return this.result.infos;
+  }
+
+  /**
+   * Snapshots of every env (for checkpoints).
+   * @throws {RangeError} when an env cannot snapshot its state.
+   */
+  snapshot(): EnvSnapshot[] {
+    return this.envs.map((e, i) => {
+      if (e.snapshot === undefined || e.restore === undefined)
+        throw new RangeError(`VecEnv: env ${i} cannot snapshot its state (no snapshot/restore)`);
+      return e.snapshot();
+    });
+  }
+
+  /**
+   * Restores every env from `snapshot()`; each writes its current observation into its batch slot.
+   * @throws {RangeError} when the count differs or an env cannot restore.
+   */
+  restore(snapshots: readonly EnvSnapshot[]): void {
+    if (snapshots.length !== this.numEnvs)
+      throw new RangeError(`VecEnv.restore: ${snapshots.length} snapshots for ${this.numEnvs} envs`);
+    this.envs.forEach((e, i) => {
+      // The restored observation must land in the batch: only envs writing into it can restore.
+      if (e.restore === undefined || !this.attached[i])
+        throw new RangeError(`VecEnv: env ${i} cannot restore its state into the batch`);
+      e.restore(snapshots[i]);
+    });
   }
 
   /**
@@ -116,6 +159,7 @@ export class VecEnv<I extends object = Record<string, unknown>> {
       const [obs, info] = this.envs[i].reset(seed === undefined ? {} : { seed: seed + i });
       if (!this.attached[i]) this.batch.set(obs, i * size);
       this.result.infos[i] = info;
+      this.resetInfos[i] = info;
     }
     this.result.dones.fill(0);
     this.result.terminated.fill(0);
@@ -153,7 +197,8 @@ export class VecEnv<I extends object = Record<string, unknown>> {
         final.set(obs);
         const info = out[4] as { finalObservation?: unknown };
         if ('finalObservation' in info) info.finalObservation = final;
-        const [first] = env.reset();
+        const [first, resetInfo] = env.reset();
+        this.resetInfos[i] = resetInfo;
         if (!this.attached[i]) this.batch.set(first, i * size);
       } else {
         r.dones[i] = 0;

@@ -5,68 +5,13 @@
 // The input projection of all timesteps is one matmul; the recurrence runs either as two wasm
 // kernels registered here (per step one XNNPACK matmul plus the gate arithmetic over the heap in
 // place, forward and backward) or, on other backends, as plain tfjs ops; the weight gradients are a
-// few large matmuls over all T·B rows. Also the weight initialisers shared by the model.
+// few large matmuls over all T·B rows.
 // Never allocates per timestep on the wasm path; never changes results beyond float32 rounding.
 
 import * as tf from '@tensorflow/tfjs';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import type { Rng } from '../../utils/random.js';
-import { wasmBackend } from './kernels.js';
-
-// ---------------------------------------------------------------------------------------------
-// Initialisers (seeded; the same seed gives the same weights on every backend)
-
-/** Glorot-uniform matrix [rows, cols] (fan-in rows, fan-out cols), row-major. */
-export function glorotUniform(rng: Rng, rows: number, cols: number): Float32Array {
-  const limit = Math.sqrt(6 / (rows + cols));
-  const out = new Float32Array(rows * cols);
-  for (let i = 0; i < out.length; i++) out[i] = rng.uniform(-limit, limit);
-  return out;
-}
-
-/**
- * Orthogonal matrix [rows, cols] (Gram–Schmidt on a Gaussian matrix, over the longer side), as
- * Keras' `orthogonal` initialiser: orthonormal rows when rows <= cols, orthonormal columns otherwise.
- */
-export function orthogonal(rng: Rng, rows: number, cols: number): Float32Array {
-  const n = Math.max(rows, cols);
-  const k = Math.min(rows, cols);
-  // k orthonormal vectors of length n.
-  const v = new Float64Array(k * n);
-  for (let i = 0; i < k; i++) {
-    for (;;) {
-      for (let j = 0; j < n; j++) v[i * n + j] = rng.normal();
-      for (let p = 0; p < i; p++) {
-        let dot = 0;
-        for (let j = 0; j < n; j++) dot += v[i * n + j] * v[p * n + j];
-        for (let j = 0; j < n; j++) v[i * n + j] -= dot * v[p * n + j];
-      }
-      let norm = 0;
-      for (let j = 0; j < n; j++) norm += v[i * n + j] * v[i * n + j];
-      norm = Math.sqrt(norm);
-      if (norm > 1e-6) {
-        for (let j = 0; j < n; j++) v[i * n + j] /= norm;
-        break;
-      }
-    }
-  }
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++)
-    for (let c = 0; c < cols; c++) out[r * cols + c] = rows <= cols ? v[r * n + c] : v[c * n + r];
-  return out;
-}
-
-/** Recurrent kernel [H, 3H]: one orthogonal [H, H] block per gate. */
-export function orthogonalGates(rng: Rng, units: number, gates: number): Float32Array {
-  const out = new Float32Array(units * gates * units);
-  for (let g = 0; g < gates; g++) {
-    const block = orthogonal(rng, units, units);
-    for (let i = 0; i < units; i++)
-      for (let j = 0; j < units; j++) out[i * gates * units + g * units + j] = block[i * units + j];
-  }
-  return out;
-}
+import { wasmBackend } from '../common/backend.js';
 
 // ---------------------------------------------------------------------------------------------
 // wasm kernels of the recurrence

@@ -17,20 +17,13 @@ import { writeFileAtomicSync } from '../../utils/fs.js';
 import { logger } from '../../utils/logger.js';
 import { Rng } from '../../utils/random.js';
 import { FittedNormalizer, type NormalizerJson } from '../../data-processing/normalizer.js';
-import { glorotUniform, gruSequence, orthogonalGates, type GruRecurrence } from './gru.js';
+import { specMismatch, type ModelInputSpec } from '../../data-processing/window-datasets.js';
+import { glorotUniform, orthogonalGates } from '../common/init.js';
+import { assignValues } from '../common/tensors.js';
+import { gruSequence, type GruRecurrence } from './gru.js';
 
 /** Direction classes of the direction head, in output order. */
 export const DIRECTION_CLASSES = ['down', 'flat', 'up'] as const;
-
-/** Which windows of which features the model reads, per timeframe (its feature spec). */
-export interface ModelInputSpec {
-  /** Timeframes in input order (the order of `predict`'s arguments). */
-  readonly timeframes: readonly Timeframe[];
-  /** Window length (bars) per timeframe. */
-  readonly windows: Readonly<Partial<Record<Timeframe, number>>>;
-  /** Feature names per timeframe, in column order. */
-  readonly features: Readonly<Partial<Record<Timeframe, readonly string[]>>>;
-}
 
 /** Recurrent cell of the encoders. */
 export type RecurrentCell = 'gru' | 'lstm';
@@ -157,13 +150,6 @@ interface Encoder {
 
 const FORMAT = 'ctm-sequence-model';
 
-/** Sets a variable's values (the temporary tensor is freed: `assign` only shares its data). */
-export function assignValues(v: tf.Variable, values: Float32Array): void {
-  const t = tf.tensor(values, v.shape, 'float32');
-  v.assign(t);
-  t.dispose();
-}
-
 let cpuWarned = false;
 
 /** The cpu backend is 10-30x slower than wasm per op: say so once when a model is made on it. */
@@ -189,23 +175,6 @@ function variable(values: Float32Array, shape: number[]): tf.Variable {
 
 function zerosVar(shape: number[]): tf.Variable {
   return variable(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
-}
-
-/** Total number of floats of each timeframe's window in spec order: [T·F, ...]. */
-export function windowSizes(spec: ModelInputSpec): number[] {
-  return spec.timeframes.map((t) => (spec.windows[t] ?? 0) * (spec.features[t]?.length ?? 0));
-}
-
-/** A spec with generated feature names `f0 ... f{n-1}` (for synthetic inputs and benchmarks). */
-export function makeInputSpec(
-  timeframes: readonly Timeframe[],
-  windows: Partial<Record<Timeframe, number>>,
-  inputDims: Partial<Record<Timeframe, number>>,
-): ModelInputSpec {
-  const features: Partial<Record<Timeframe, string[]>> = {};
-  for (const t of timeframes)
-    features[t] = Array.from({ length: inputDims[t] ?? 0 }, (_, i) => `f${i}`);
-  return { timeframes: [...timeframes], windows: { ...windows }, features };
 }
 
 /** Per-timeframe centre and inverse scale of a normaliser for the columns of a spec. */
@@ -249,27 +218,6 @@ export function normalizerStats(
     });
     return { center, invScale };
   });
-}
-
-/**
- * Describes how two specs differ, or returns null when they are equal (same timeframes, windows,
- * feature names and order).
- */
-export function specMismatch(expected: ModelInputSpec, actual: ModelInputSpec): string | null {
-  if (expected.timeframes.join(',') !== actual.timeframes.join(','))
-    return `timeframes differ: model [${expected.timeframes.join(', ')}], data [${actual.timeframes.join(', ')}]`;
-  for (const t of expected.timeframes) {
-    if ((expected.windows[t] ?? 0) !== (actual.windows[t] ?? 0))
-      return `window of ${t} differs: model ${expected.windows[t]}, data ${actual.windows[t]}`;
-    const a = expected.features[t] ?? [];
-    const b = actual.features[t] ?? [];
-    if (a.length !== b.length)
-      return `${t} feature count differs: model ${a.length}, data ${b.length}`;
-    for (let i = 0; i < a.length; i++)
-      if (a[i] !== b[i])
-        return `${t} feature ${i} differs: model "${a[i]}", data "${b[i]}" (names and order must match)`;
-  }
-  return null;
 }
 
 /**

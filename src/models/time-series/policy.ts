@@ -4,7 +4,8 @@
 // looks at anything but the observation it is given.
 
 import type { ObservationSpec, Policy } from '../../evaluation/policy.js';
-import { windowSizes, type MultiTimeframeModel } from './model.js';
+import { type MultiTimeframeModel } from './model.js';
+import { windowSizes } from '../../data-processing/window-datasets.js';
 
 /** How probabilities become positions. */
 export type PolicySizing = 'discrete' | 'proportional';

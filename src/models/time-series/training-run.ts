@@ -11,33 +11,34 @@ import { join } from 'node:path';
 import type { Candles, Timeframe } from '../../data-processing/candles.js';
 import { repairCandles, sliceByTime, validateCandles } from '../../data-processing/candles.js';
 import { buildFeatures } from '../../data-processing/feature-engineering.js';
-import { readCandlesCsv } from '../../data-processing/file-formats.js';
-import { loadHistoricalData } from '../../data-processing/data-loader.js';
-import { clipToHoldout, type DateRange } from '../../evaluation/walk-forward.js';
+import {
+  dataFingerprint,
+  loadCandleDirectory,
+  loadHistoricalData,
+} from '../../data-processing/data-loader.js';
 import { loadCalibration } from '../../synthetic-data/calibration.js';
 import { generateBaseMarket } from '../../synthetic-data/base-process.js';
-import { DiskDataset } from '../../synthetic-data/dataset-builder.js';
+import { DiskDataset } from '../../data-processing/dataset-format.js';
 import { CheckpointError, DataValidationError, UsageError } from '../../errors.js';
 import { rangeMs, type Config } from '../../utils/config.js';
 import { logger as rootLogger } from '../../utils/logger.js';
+import { createRun, openRun, type DataFingerprint, type Run } from '../../utils/runs.js';
+import { initTensorflow } from '../common/backend.js';
+import { MultiTimeframeModel, modelConfigFromSection } from './model.js';
+import { trainOptionsFromSection, trainTimeSeriesModel } from './trainer.js';
 import {
-  createRun,
-  hashColumns,
-  openRun,
-  type DataFingerprint,
-  type Run,
-} from '../../utils/runs.js';
-import { initTensorflow } from './kernels.js';
-import { MultiTimeframeModel, modelConfigFromSection, type ModelInputSpec } from './model.js';
+  clipToHoldout,
+  configDataRange,
+  configSplits,
+  type DateRange,
+} from '../../data-processing/splits.js';
 import {
+  type ModelInputSpec,
   createWindowDatasets,
-  evaluateTimeSeriesModel,
-  trainOptionsFromSection,
-  trainTimeSeriesModel,
-  type EvaluationResult,
   type SequenceDataset,
   type WindowDatasets,
-} from './trainer.js';
+} from '../../data-processing/window-datasets.js';
+import { evaluateTimeSeriesModel, type EvaluationResult } from './evaluation.js';
 
 /** Where the candles of a training run come from. */
 export type TrainingSource = 'real' | 'synthetic' | 'dataset';
@@ -102,30 +103,6 @@ export interface TrainingRunSource {
 
 const log = rootLogger.child({ module: 'train-model' });
 
-function fileSymbol(symbol: string): string {
-  return symbol.split(':')[0].replace('/', '');
-}
-
-async function readDataDir(
-  dir: string,
-  exchange: string,
-  symbol: string,
-  timeframes: readonly Timeframe[],
-): Promise<Map<Timeframe, Candles>> {
-  const out = new Map<Timeframe, Candles>();
-  for (const tf of timeframes) {
-    const stem = join(dir, `${exchange}-${fileSymbol(symbol)}-${tf}`);
-    const file = [`${stem}.csv.gz`, `${stem}.csv`].find((f) => existsSync(f));
-    if (file === undefined)
-      throw new DataValidationError(
-        { source: `${stem}.csv[.gz]`, reason: `no ${symbol} ${tf} candle file in ${dir}` },
-        { hint: 'files are named like binance-BTCUSDT-15m.csv.gz (the ../shared/data layout)' },
-      );
-    out.set(tf, (await readCandlesCsv(file, { symbol, timeframe: tf })).candles);
-  }
-  return out;
-}
-
 /** Candles of the run's source, validated (repaired when `data.repair`), holdout excluded. */
 async function loadCandles(
   config: Config,
@@ -169,33 +146,28 @@ async function loadCandles(
       },
     };
   }
-  const raw =
-    extra.dataDir !== null
-      ? await readDataDir(extra.dataDir, config.data.exchange, extra.symbol, timeframes)
-      : (
-          await loadHistoricalData({
-            exchange: config.data.exchange,
-            symbols: [extra.symbol],
-            timeframes,
-            startDate: config.data.startDate,
-            endDate: config.data.endDate,
-            store: config.paths.store,
-          })
-        ).get(extra.symbol)!;
-  const holdout = rangeMs(config.splits.holdout);
-  const span = clipToHoldout(
-    {
-      fromMs:
-        config.data.startDate === null
-          ? -Infinity
-          : rangeMs({ from: config.data.startDate, to: null }).fromMs,
-      toMs:
-        config.data.endDate === null
-          ? Infinity
-          : rangeMs({ from: null, to: config.data.endDate }).toMs,
-    },
-    holdout,
-  );
+  const span = clipToHoldout(configDataRange(config), rangeMs(config.splits.holdout));
+  if (extra.dataDir !== null) {
+    const candles = await loadCandleDirectory(extra.dataDir, {
+      exchange: config.data.exchange,
+      symbol: extra.symbol,
+      timeframes,
+      ...span,
+      repair: config.data.repair,
+    });
+    const { train, validation, test } = configSplits(config);
+    return { candles, ranges: { train, validation, test } };
+  }
+  const raw = (
+    await loadHistoricalData({
+      exchange: config.data.exchange,
+      symbols: [extra.symbol],
+      timeframes,
+      startDate: config.data.startDate,
+      endDate: config.data.endDate,
+      store: config.paths.store,
+    })
+  ).get(extra.symbol)!;
   const candles = new Map<Timeframe, Candles>();
   for (const tf of timeframes) {
     let c = raw.get(tf);
@@ -214,25 +186,8 @@ async function loadCandles(
     validateCandles(c, { source: `${extra.symbol} ${tf}` });
     candles.set(tf, c);
   }
-  return {
-    candles,
-    ranges: {
-      train: rangeMs(config.splits.train),
-      validation: rangeMs(config.splits.validation),
-      test: rangeMs(config.splits.test),
-    },
-  };
-}
-
-function fingerprintOf(symbol: string, candles: Map<Timeframe, Candles>): DataFingerprint {
-  const ranges: DataFingerprint['ranges'] = {};
-  const cols: Float64Array[] = [];
-  for (const [tf, c] of candles) {
-    const n = c.openTime.length;
-    ranges[`${symbol} ${tf}`] = [c.openTime[0], c.openTime[n - 1], n];
-    cols.push(c.openTime, c.open, c.high, c.low, c.close, c.volume);
-  }
-  return { symbols: [symbol], timeframes: [...candles.keys()], ranges, hash: hashColumns(cols) };
+  const { train, validation, test } = configSplits(config);
+  return { candles, ranges: { train, validation, test } };
 }
 
 /** The labelled splits a run trains on. */
@@ -318,7 +273,7 @@ export async function buildTrainingDatasets(
     test: ds.test,
     patternClasses: [],
     threshold: ds.threshold,
-    data: fingerprintOf(extra.symbol, candles),
+    data: dataFingerprint(extra.symbol, candles),
   };
 }
 

@@ -4,13 +4,8 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initTensorflow } from '../../../src/models/time-series/kernels.js';
-import {
-  gruSequence,
-  gruStep,
-  orthogonal,
-  type GruRecurrence,
-} from '../../../src/models/time-series/gru.js';
+import { initTensorflow } from '../../../src/models/common/backend.js';
+import { gruSequence, gruStep, type GruRecurrence } from '../../../src/models/time-series/gru.js';
 import { Rng } from '../../../src/utils/random.js';
 
 beforeAll(async () => {
@@ -269,27 +264,5 @@ describe('gruSequence gradients', () => {
     expect(maxAbs(dx.dataSync())).toBe(0);
     expect(maxAbs(dW.dataSync())).toBeGreaterThan(0);
     tf.dispose([dx, dW, ...Object.values(w)]);
-  });
-});
-
-describe('orthogonal initialiser', () => {
-  it('gives orthonormal rows (wide) or columns (tall)', () => {
-    for (const [r, c] of [
-      [4, 4],
-      [3, 7],
-      [7, 3],
-    ]) {
-      const q = orthogonal(new Rng(r * 10 + c), r, c);
-      const byRows = r <= c;
-      const k = Math.min(r, c);
-      const n = Math.max(r, c);
-      for (let i = 0; i < k; i++)
-        for (let j = 0; j < k; j++) {
-          let dot = 0;
-          for (let m = 0; m < n; m++)
-            dot += byRows ? q[i * c + m] * q[j * c + m] : q[m * c + i] * q[m * c + j];
-          expect(dot).toBeCloseTo(i === j ? 1 : 0, 5);
-        }
-    }
   });
 });

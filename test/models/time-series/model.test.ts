@@ -3,6 +3,7 @@
 // fixed batch, the feature extractor, save/load round trips with the normaliser and the checks
 // that refuse a model that does not fit the data, and the model as a backtest Policy.
 
+import { variableParameter } from '../../../src/models/common/tensors.js';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,20 +11,23 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointError } from '../../../src/errors.js';
 import { ObservationBuilder } from '../../../src/evaluation/policy.js';
-import { initTensorflow } from '../../../src/models/time-series/kernels.js';
+import { initTensorflow } from '../../../src/models/common/backend.js';
 import {
-  makeInputSpec,
   MultiTimeframeModel,
-  type ModelInputSpec,
   type MultiTimeframeModelConfig,
 } from '../../../src/models/time-series/model.js';
 import {
   positionFromProbabilities,
   SequenceModelPolicy,
 } from '../../../src/models/time-series/policy.js';
-import { Adam, createWindowDatasets } from '../../../src/models/time-series/trainer.js';
 import { Rng } from '../../../src/utils/random.js';
 import { fixtureFeatures } from './fixtures.js';
+import {
+  makeInputSpec,
+  type ModelInputSpec,
+  createWindowDatasets,
+} from '../../../src/data-processing/window-datasets.js';
+import { Adam } from '../../../src/models/common/optimizer.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -83,7 +87,13 @@ function targets(B: number, seed: number, patterns = 0) {
 function fitBatch(model: MultiTimeframeModel, steps: number, patterns = 0): [number, number] {
   const xs = inputs(16, 1, model.spec);
   const y = targets(16, 2, patterns);
-  const opt = new Adam(model.trainableVariables, {});
+  const opt = new Adam([
+    {
+      name: 'model',
+      params: model.trainableVariables.map((v) => variableParameter(v)),
+      learningRate: 0.01,
+    },
+  ]);
   const losses: number[] = [];
   for (let s = 0; s < steps; s++) {
     const { value, grads } = tf.variableGrads(
@@ -91,10 +101,7 @@ function fitBatch(model: MultiTimeframeModel, steps: number, patterns = 0): [num
       model.trainableVariables,
     );
     losses.push(value.dataSync()[0]);
-    opt.apply(
-      model.trainableVariables.map((v) => grads[v.name]),
-      0.01,
-    );
+    opt.apply(model.trainableVariables.map((v) => grads[v.name].dataSync() as Float32Array));
     tf.dispose([value, ...Object.values(grads)]);
   }
   tf.dispose(xs);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomCandles } from '../../../src/data-processing/lookahead.js';
-import { initTensorflow } from '../../../src/models/time-series/kernels.js';
+import { initTensorflow } from '../../../src/models/common/backend.js';
 import { MultiTimeframeModel } from '../../../src/models/time-series/model.js';
 import { tinyTrainingConfig, writeCandleDir } from './fixtures.js';
 

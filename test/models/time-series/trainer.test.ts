@@ -1,6 +1,5 @@
 // The trainer and its data: the purged time split (labels never cross their split, embargo after
-// it), the normaliser fitted on training rows only, seeded and resumable batch order, Adam against
-// tfjs' Adam, the direction metrics on a hand-computed example, and training itself: deterministic
+// it), the normaliser fitted on training rows only, seeded and resumable batch order, the direction metrics on a hand-computed example, and training itself: deterministic
 // under a seed, learning a planted cross-timeframe signal, early stopping with best-weights restore,
 // and refusing a checkpoint written for other settings.
 
@@ -12,26 +11,29 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointError } from '../../../src/errors.js';
 import type { MultiTimeframeFeatures } from '../../../src/data-processing/feature-engineering.js';
-import { initTensorflow } from '../../../src/models/time-series/kernels.js';
+import { initTensorflow } from '../../../src/models/common/backend.js';
 import {
   MultiTimeframeModel,
-  type ModelInputSpec,
   type MultiTimeframeModelConfig,
 } from '../../../src/models/time-series/model.js';
 import {
-  Adam,
   balancedClassWeights,
-  createWindowDatasets,
-  DirectionMetricsAccumulator,
-  directionOf,
-  evaluateTimeSeriesModel,
-  sampleOrder,
-  timeframeSubset,
   trainTimeSeriesModel,
-  type SequenceBatch,
-  type WindowDatasetOptions,
 } from '../../../src/models/time-series/trainer.js';
 import { fixtureFeatures } from './fixtures.js';
+import {
+  type ModelInputSpec,
+  createWindowDatasets,
+  directionOf,
+  sampleOrder,
+  timeframeSubset,
+  type SequenceBatch,
+  type WindowDatasetOptions,
+} from '../../../src/data-processing/window-datasets.js';
+import {
+  DirectionMetricsAccumulator,
+  evaluateTimeSeriesModel,
+} from '../../../src/models/time-series/evaluation.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -238,75 +240,6 @@ describe('batches', () => {
         expect(b.windows[1][2 * 4 * m4h.cols + r * m4h.cols + c]).toBe(
           m4h.values[(last - 3 + r) * m4h.cols + c],
         );
-  });
-});
-
-describe('Adam', () => {
-  it('matches tfjs Adam step for step (no clipping, no decay)', () => {
-    const init = [
-      tf.tensor([0.5, -1, 2]),
-      tf.tensor([
-        [1, 2],
-        [3, -4],
-      ]),
-    ];
-    const ours = init.map((t) => tf.variable(t.clone()));
-    const theirs = init.map((t) => tf.variable(t.clone()));
-    const opt = new Adam(ours, { epsilon: 1e-7 });
-    const ref = tf.train.adam(0.05, 0.9, 0.999, 1e-7);
-    const loss = (vs: tf.Variable[]) => (): tf.Scalar =>
-      tf.add(tf.sum(tf.square(tf.sub(vs[0], 1))), tf.sum(tf.pow(vs[1], 4))) as tf.Scalar;
-    for (let s = 0; s < 8; s++) {
-      const g1 = tf.variableGrads(loss(ours), ours);
-      opt.apply(
-        ours.map((v) => g1.grads[v.name]),
-        0.05,
-      );
-      const g2 = tf.variableGrads(loss(theirs), theirs);
-      ref.applyGradients(g2.grads as tf.NamedTensorMap as Parameters<typeof ref.applyGradients>[0]);
-    }
-    ours.forEach((v, k) => {
-      const a = v.dataSync();
-      const b = theirs[k].dataSync();
-      for (let i = 0; i < a.length; i++) expect(a[i]).toBeCloseTo(b[i], 5);
-    });
-  });
-
-  it('clips the global gradient norm and reports it before clipping', () => {
-    const v = tf.variable(tf.tensor([0, 0]));
-    const opt = new Adam([v], { clipNorm: 1 });
-    const norm = opt.apply([tf.tensor([3, 4])], 0.1);
-    expect(norm).toBeCloseTo(5, 6);
-    // First Adam step moves each coordinate by lr regardless of scale: clipped or not, −0.1.
-    const p = v.dataSync();
-    expect(p[0]).toBeCloseTo(-0.1, 5);
-    const state = opt.getState();
-    expect(state.m[0][0]).toBeCloseTo(0.1 * 0.6, 6); // (1 − β1) · 3/5
-    expect(state.v[0][1]).toBeCloseTo(0.001 * 0.64, 8); // (1 − β2) · (4/5)²
-    expect(opt.apply([tf.tensor([NaN, 1])], 0.1)).toBeNaN();
-  });
-
-  it('keeps a moving average of the weights with warm-up, saved and restored with its state', () => {
-    const v = tf.variable(tf.tensor([1, -2]));
-    const opt = new Adam([v], { averageDecay: 0.5 });
-    const expected = [1, -2];
-    for (let t = 0; t < 4; t++) {
-      opt.apply([tf.tensor([1, -1])], 0.1);
-      const keep = Math.min(0.5, (1 + t + 1) / (10 + t + 1)); // step counter after the update
-      const p = v.dataSync();
-      for (let i = 0; i < 2; i++) expected[i] = keep * expected[i] + (1 - keep) * p[i];
-    }
-    const avg = opt.averageWeights()![0];
-    expect(avg[0]).toBeCloseTo(expected[0], 6);
-    expect(avg[1]).toBeCloseTo(expected[1], 6);
-    expect(avg[0]).not.toBeCloseTo(v.dataSync()[0], 3); // lags the weights
-    const other = new Adam([v], { averageDecay: 0.5 });
-    other.setState(opt.getState());
-    expect(other.averageWeights()).toEqual(opt.averageWeights());
-    expect(() => new Adam([v]).setState(opt.getState())).toThrow(/weight average/);
-    expect(() => other.setState(new Adam([v]).getState())).toThrow(/weight average/);
-    expect(new Adam([v]).averageWeights()).toBeNull();
-    expect(() => new Adam([v], { averageDecay: 1 })).toThrow(RangeError);
   });
 });
 

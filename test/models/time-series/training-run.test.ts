@@ -9,10 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../../src/errors.js';
 import { MultiTimeframeModel } from '../../../src/models/time-series/model.js';
 import { runModelTraining } from '../../../src/models/time-series/training-run.js';
-import {
-  buildSyntheticDataset,
-  type DatasetManifest,
-} from '../../../src/synthetic-data/dataset-builder.js';
+import type { DatasetManifest } from '../../../src/data-processing/dataset-format.js';
+import { buildSyntheticDataset } from '../../../src/synthetic-data/dataset-builder.js';
 import { defaultConfig, type Config } from '../../../src/utils/config.js';
 
 let dir: string;

@@ -10,7 +10,7 @@ import {
   patchWasmKernels,
   restoreStockKernels,
   wasmKernelsPatched,
-} from '../../../src/models/time-series/kernels.js';
+} from '../../../src/models/common/backend.js';
 import { Rng } from '../../../src/utils/random.js';
 
 beforeAll(async () => {

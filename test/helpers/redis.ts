@@ -22,26 +22,35 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Answers of `PING` on the port: true once Redis replies +PONG (not -LOADING). */
-function ping(port: number): Promise<boolean> {
+/** Sends one command and returns the first line of the reply, or null when there is none. */
+function command(port: number, args: string[]): Promise<string | null> {
   return new Promise((resolve) => {
     const socket = createConnection({ port, host: '127.0.0.1' });
     let reply = '';
-    socket.setTimeout(1000);
-    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.setTimeout(5000);
+    socket.on('connect', () =>
+      socket.write(
+        `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`,
+      ),
+    );
     socket.on('data', (d) => {
       reply += d.toString();
       if (reply.includes('\r\n')) {
         socket.destroy();
-        resolve(reply.startsWith('+PONG'));
+        resolve(reply.slice(0, reply.indexOf('\r\n')));
       }
     });
-    socket.on('error', () => resolve(false));
+    socket.on('error', () => resolve(null));
     socket.on('timeout', () => {
       socket.destroy();
-      resolve(false);
+      resolve(null);
     });
   });
+}
+
+/** True once Redis answers PING with +PONG (not -LOADING). */
+async function ping(port: number): Promise<boolean> {
+  return (await command(port, ['PING'])) === '+PONG';
 }
 
 /** A redis-server child process on 127.0.0.1. */
@@ -102,6 +111,12 @@ export class RedisServer {
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`redis-server on port ${this.port} did not answer within 30 s`);
+  }
+
+  /** Deletes every key (the queue's data lost, as by a restart without persistence). */
+  async flushAll(): Promise<void> {
+    const reply = await command(this.port, ['FLUSHALL']);
+    if (reply !== '+OK') throw new Error(`FLUSHALL answered ${reply}`);
   }
 
   /** Stops the server (SIGTERM by default; SIGKILL loses nothing with fsync always). */

@@ -116,7 +116,9 @@ describe('sweeps on a Redis queue', () => {
 
   it('a worker killed with SIGKILL mid-job loses nothing: the job resumes from its checkpoint', async () => {
     const lock = ['--set', 'sweep.lockDurationMs=4000', '--set', 'sweep.stalledIntervalMs=1000'];
-    const started = await startWorkers(2, 'kill', lock);
+    // Three workers: while the job runs (longer than the 4 s lock) two others stand by, and would
+    // take it over if a busy worker's lock lapsed.
+    const started = await startWorkers(3, 'kill', lock);
     const file = trainingSweep(dir, 'kill');
     const submit = await ctm(['sweep', file, '--queue', redis.url, ...settings('kill')], {
       cwd: dir,
@@ -196,6 +198,32 @@ describe('sweeps on a Redis queue', () => {
       expect(result.status).toBe('done');
       expect(finishedRunsOf(j)).toEqual(result.runs);
       expect(result.runs).toHaveLength(1);
+    }
+  });
+
+  it('re-enqueues from the manifest what Redis lost, without running a finished job twice', async () => {
+    await startWorkers(1, 'lost');
+    const file = backtestSweep(dir, 'lost', [0.001], false);
+    const submitter = startCtm(
+      ['sweep', file, '--queue', redis.url, '--wait', ...settings('lost')],
+      {
+        cwd: dir,
+      },
+    );
+    const runs = join(dir, 'lost');
+    // The first job is running: its queue entry and the waiting one vanish.
+    await until('the first job to start', () => jobDirs(runs).length > 0);
+    await redis.flushAll();
+    const r = await submitter.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/enqueued again [12] job\(s\) the queue had lost/);
+    expect(r.stdout).toContain('done 2, failed 0');
+    const jobs = jobDirs(runs);
+    expect(jobs).toHaveLength(2);
+    for (const j of jobs) {
+      expect(resultOf(j).status).toBe('done');
+      expect(finishedRunsOf(j)).toHaveLength(1);
+      expect(existsSync(join(j, 'attempt-2.log'))).toBe(false);
     }
   });
 

@@ -4,8 +4,9 @@
 // (BullMQ) is loaded only by the commands that use it, so that no other command starts slower.
 
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { QueueError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import {
   describeParams,
   latestSweepId,
@@ -16,7 +17,7 @@ import {
   type SweepManifest,
 } from '../scale/jobs.js';
 import { runSweepLocally, type JobResult } from '../scale/runner.js';
-import { formatSummary, summarizeSweep, writeSweepSummary } from '../scale/summary.js';
+import { formatSummary, mergeSweep } from '../scale/summary.js';
 import { readSweepFile } from '../scale/sweep-file.js';
 import type { Config } from '../utils/config.js';
 import {
@@ -64,40 +65,14 @@ function resultLine(
   return `${head} (${(result.durationMs / 1000).toFixed(1)} s)\n`;
 }
 
-async function finish(manifest: SweepManifest, config: Config, queue?: string): Promise<boolean> {
+async function finish(manifest: SweepManifest, config: Config, queue?: string): Promise<void> {
   const queued =
     queue === undefined
       ? undefined
       : await (await queueModule()).queuedJobStates(manifest, { url: queue, config });
-  const summary = summarizeSweep(manifest, config.paths.runs, queued);
-  const files = await writeSweepSummary(config.paths.runs, summary);
-  process.stdout.write(formatSummary(summary));
-  process.stdout.write(`summary: ${files.json}\nreport: ${files.html}\n`);
-  return summary.complete;
-}
-
-async function waitForQueue(manifest: SweepManifest, config: Config, url: string): Promise<void> {
-  const { queuedJobStates, submitSweep } = await queueModule();
-  let unreachable = false;
-  for (;;) {
-    await new Promise((r) => setTimeout(r, config.sweep.pollMs));
-    try {
-      const queued = await queuedJobStates(manifest, { url, config });
-      const summary = summarizeSweep(manifest, config.paths.runs, queued);
-      if (summary.complete) return;
-      if (summary.counts.lost > 0) {
-        const again = await submitSweep(manifest, { url, config, runsDir: config.paths.runs });
-        if (again.added > 0)
-          process.stdout.write(`enqueued again ${again.added} job(s) the queue had lost\n`);
-      }
-      unreachable = false;
-    } catch (err) {
-      // Redis restarting: the workers reconnect by themselves; keep waiting.
-      if (!(err instanceof QueueError)) throw err;
-      if (!unreachable) process.stdout.write(`queue unreachable (${err.message}); still waiting\n`);
-      unreachable = true;
-    }
-  }
+  const merged = await mergeSweep(manifest, config.paths.runs, queued);
+  process.stdout.write(formatSummary(merged.summary));
+  process.stdout.write(`summary: ${merged.json}\nreport: ${merged.html}\n`);
 }
 
 function registerSweep(program: Command): Command {
@@ -121,7 +96,7 @@ function registerSweep(program: Command): Command {
       const manifest = await writeManifest(runsDir, await planSweep(readSweepFile(file)));
       process.stdout.write(`sweep ${manifest.id}: ${manifest.jobs.length} jobs, validated\n`);
       if (flags.queue !== undefined) {
-        const { checkQueueUrl, submitSweep } = await queueModule();
+        const { checkQueueUrl, submitSweep, waitForSweep } = await queueModule();
         if (flags.workers !== undefined)
           throw new UsageError('--workers is for a local sweep; start `ctm worker`s for a queue');
         const out = await submitSweep(manifest, { url: flags.queue, config, runsDir });
@@ -134,7 +109,11 @@ function registerSweep(program: Command): Command {
           );
           return;
         }
-        await waitForQueue(manifest, config, flags.queue);
+        await waitForSweep(manifest, {
+          url: flags.queue,
+          config,
+          onMessage: (line) => process.stdout.write(line + '\n'),
+        });
         await finish(manifest, config, flags.queue);
         return;
       }
@@ -216,7 +195,7 @@ function registerWorker(program: Command): void {
       });
       await worker.ready;
       process.stdout.write(
-        `worker ${process.pid} on ${checkQueueUrl(flags.queue)} queue ${config.sweep.queue}: runs in ${config.paths.runs}\n`,
+        `worker ${process.pid} on ${checkQueueUrl(flags.queue)} queue ${config.sweep.queue}: runs in ${resolve(config.paths.runs)}\n`,
       );
       await stopped;
     }),

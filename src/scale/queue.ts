@@ -6,12 +6,13 @@
 // shows. Never decides what a job is and never runs a job's command itself.
 
 import type { ChildProcess } from 'node:child_process';
-import { Queue, UnrecoverableError, Worker, type Job, type JobState } from 'bullmq';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { QueueError, UsageError } from '../errors.js';
 import type { Config } from '../utils/config.js';
 import { logger } from '../utils/logger.js';
 import { buildId } from './identity.js';
 import type { SweepJob, SweepManifest } from './jobs.js';
+import { summarizeSweep, type QueuedJobState, type SweepSummary } from './summary.js';
 import { failInterrupted, readResult, runJob, type JobContext, type JobResult } from './runner.js';
 
 const log = logger.child({ module: 'queue' });
@@ -154,18 +155,6 @@ export async function submitSweep(
   }
 }
 
-/** The queue's view of one job. */
-export interface QueuedJobState {
-  /** BullMQ state, or `absent` (removed after completing, or lost with Redis's data). */
-  readonly state: JobState | 'unknown' | 'absent';
-  /** Starts of the job so far (a recovered stalled job counts its new start). */
-  readonly starts: number;
-  /** Times it was recovered after its worker's lock lapsed. */
-  readonly stalled: number;
-  /** Why it failed, when it did. */
-  readonly failedReason: string | null;
-}
-
 /**
  * The queue state of every job of a sweep, by job id.
  * @throws {QueueError} when Redis does not answer.
@@ -289,4 +278,36 @@ export function startWorker(options: WorkerOptions): SweepWorker {
       await worker.close(force);
     },
   };
+}
+
+/**
+ * Waits until every job of a sweep is done or failed, looking every `sweep.pollMs`. Jobs that are
+ * neither finished nor in the queue (Redis lost them) are enqueued again; while Redis does not
+ * answer (restarting), it keeps waiting. `onMessage` hears about both.
+ * @returns the final summary (with the queue's view of each job)
+ */
+export async function waitForSweep(
+  manifest: SweepManifest,
+  options: { url: string; config: Config; onMessage?: (line: string) => void },
+): Promise<SweepSummary> {
+  const { url, config } = options;
+  let unreachable = false;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, config.sweep.pollMs));
+    try {
+      const queued = await queuedJobStates(manifest, { url, config });
+      const summary = summarizeSweep(manifest, config.paths.runs, queued);
+      if (summary.complete) return summary;
+      if (summary.counts.lost > 0) {
+        const again = await submitSweep(manifest, { url, config, runsDir: config.paths.runs });
+        if (again.added > 0)
+          options.onMessage?.(`enqueued again ${again.added} job(s) the queue had lost`);
+      }
+      unreachable = false;
+    } catch (err) {
+      if (!(err instanceof QueueError)) throw err;
+      if (!unreachable) options.onMessage?.(`queue unreachable (${err.message}); still waiting`);
+      unreachable = true;
+    }
+  }
 }

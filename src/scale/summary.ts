@@ -5,12 +5,24 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import type { JobState } from 'bullmq';
 import { writeFileAtomic, writeJsonAtomic } from '../utils/fs.js';
 import { esc, htmlPage } from '../utils/visualization.js';
 import { describeParams, jobDir, sweepDir, type SweepJob, type SweepManifest } from './jobs.js';
-import type { QueuedJobState } from './queue.js';
 import { readResult, type JobResult } from './runner.js';
 import { deflatedSharpes, sweepTrials, type ReturnStats } from './stats.js';
+
+/** The queue's view of one job. */
+export interface QueuedJobState {
+  /** BullMQ state, or `absent` (removed after completing, or lost with Redis's data). */
+  readonly state: JobState | 'unknown' | 'absent';
+  /** Starts of the job so far (a recovered stalled job counts its new start). */
+  readonly starts: number;
+  /** Times it was recovered after its worker's lock lapsed. */
+  readonly stalled: number;
+  /** Why it failed, when it did. */
+  readonly failedReason: string | null;
+}
 
 /** Where a job stands. */
 export type JobStatus = 'done' | 'failed' | 'running' | 'waiting' | 'pending' | 'lost';
@@ -361,4 +373,17 @@ export async function writeSweepSummary(
   await writeJsonAtomic(json, summary);
   await writeFileAtomic(html, renderSweepReport(summary));
   return { json, html };
+}
+
+/**
+ * Merges a sweep (`summarizeSweep`) and writes its summary.json and report.html.
+ * @param queued the queue state per job id, or undefined for a local sweep
+ */
+export async function mergeSweep(
+  manifest: SweepManifest,
+  runsDir: string,
+  queued?: ReadonlyMap<string, QueuedJobState>,
+): Promise<{ summary: SweepSummary; json: string; html: string }> {
+  const summary = summarizeSweep(manifest, runsDir, queued);
+  return { summary, ...(await writeSweepSummary(runsDir, summary)) };
 }

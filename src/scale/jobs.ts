@@ -130,11 +130,18 @@ function inJob(spec: SweepSpec, what: string, fn: () => Config): Config {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof ConfigError)
-      throw new ConfigError(err.keyPath, `${what}: ${err.message}`, {
+    if (err instanceof ConfigError) {
+      // The message without the stage's own `file: key:` prefix, which this error restates.
+      const prefix = [err.file, err.keyPath].filter((x) => x !== undefined && x !== '').join(': ');
+      const bare =
+        prefix !== '' && err.message.startsWith(`${prefix}: `)
+          ? err.message.slice(prefix.length + 2)
+          : err.message;
+      throw new ConfigError(err.keyPath, `${what}: ${bare}`, {
         file: spec.file,
-        hint: 'every job is validated against the config schema before anything runs',
+        hint: err.hint ?? 'every job is validated against the config schema before anything runs',
       });
+    }
     throw err;
   }
 }

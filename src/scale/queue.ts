@@ -6,12 +6,14 @@
 // shows. Never decides what a job is and never runs a job's command itself.
 
 import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { QueueError, UsageError } from '../errors.js';
 import type { Config } from '../utils/config.js';
 import { logger } from '../utils/logger.js';
 import { buildId } from './identity.js';
-import type { SweepJob, SweepManifest } from './jobs.js';
+import { sweepDir, type SweepJob, type SweepManifest } from './jobs.js';
 import { summarizeSweep, type QueuedJobState, type SweepSummary } from './summary.js';
 import { failInterrupted, readResult, runJob, type JobContext, type JobResult } from './runner.js';
 
@@ -128,7 +130,7 @@ export async function submitSweep(
       const existing = await queue.getJob(job.id);
       const state = existing === undefined ? 'unknown' : await existing.getState();
       if (existing !== undefined && state === 'failed') {
-        await existing.retry('failed');
+        await existing.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
         retried++;
       } else if (existing !== undefined && state === 'completed') {
         await existing.remove();
@@ -225,6 +227,11 @@ export function startWorker(options: WorkerOptions): SweepWorker {
     if (data.build !== build)
       throw new UnrecoverableError(
         `job ${data.job.id} was planned by build ${data.build}; this worker runs build ${build}: run the sweep's workers from the same build`,
+      );
+    // Results must land where the submitter and status read them: the shared run store.
+    if (!existsSync(join(sweepDir(config.paths.runs, data.sweepId), 'manifest.json')))
+      throw new UnrecoverableError(
+        `this worker's paths.runs (${resolve(config.paths.runs)}) does not hold sweep ${data.sweepId}: mount the shared run store at the same path on every machine`,
       );
     const ctx: JobContext = {
       sweepId: data.sweepId,

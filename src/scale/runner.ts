@@ -88,7 +88,7 @@ const GUARD = new URL(IS_TS ? './child-guard.ts' : './child-guard.js', import.me
 
 /** Node arguments that start the `ctm` command line of this build in a child process. */
 function ctmNodeArgs(): string[] {
-  return [...(IS_TS ? ['--import', 'tsx'] : []), '--import', GUARD, MAIN];
+  return [...(IS_TS ? ['--import', import.meta.resolve('tsx')] : []), '--import', GUARD, MAIN];
 }
 
 /** The job's result, or null when it has none (or an unreadable one, being rewritten). */

@@ -227,17 +227,14 @@ describe('sweeps on a Redis queue', () => {
     }
   });
 
-  it('says so in one line when Redis cannot be reached', async () => {
+  it('refuses in one line: no Redis, a URL that is not Redis, a worker without the run store', async () => {
     const file = backtestSweep(dir, 'down', [0.001], false);
+    const down = ['--set', 'sweep.connectTimeoutSeconds=5'];
     const r = await ctm(
-      [
-        'sweep',
-        file,
-        '--queue',
-        'redis://127.0.0.1:1',
-        ...settings('down', ['--set', 'sweep.connectTimeoutSeconds=5']),
-      ],
-      { cwd: dir },
+      ['sweep', file, '--queue', 'redis://127.0.0.1:1', ...settings('down', down)],
+      {
+        cwd: dir,
+      },
     );
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/^error: redis:\/\/127\.0\.0\.1:1: cannot reach Redis/m);
@@ -246,5 +243,22 @@ describe('sweeps on a Redis queue', () => {
     });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('is not a redis:// or rediss:// URL');
+    // A worker whose paths.runs is not the submitter's would write results nobody reads.
+    await startWorkers(1, 'elsewhere');
+    const elsewhere = await ctm(
+      [
+        'sweep',
+        file,
+        '--queue',
+        redis.url,
+        '--wait',
+        ...settings('down', ['--set', 'sweep.queue=elsewhere']),
+      ],
+      { cwd: dir },
+    );
+    expect(elsewhere.code, elsewhere.stderr).toBe(0);
+    expect(elsewhere.stdout).toContain('done 0, failed 2');
+    expect(elsewhere.stdout).toContain('does not hold sweep sweep-down-');
+    expect(jobDirs(join(dir, 'elsewhere'))).toHaveLength(0);
   });
 });

@@ -287,10 +287,14 @@ export function startWorker(options: WorkerOptions): SweepWorker {
   };
 }
 
+/** Times `waitForSweep` enqueues one lost job again before it gives up on that job. */
+const MAX_REQUEUES = 3;
+
 /**
- * Waits until every job of a sweep is done or failed, looking every `sweep.pollMs`. Jobs that are
- * neither finished nor in the queue (Redis lost them) are enqueued again; while Redis does not
- * answer (restarting), it keeps waiting. `onMessage` hears about both.
+ * Waits until every job of a sweep is done or failed, looking every `sweep.pollMs`. A job that is
+ * neither finished nor in the queue (Redis lost it) is enqueued again, up to three times (then it
+ * stays lost in the summary, so that the wait ends); while Redis does not answer (restarting), it
+ * keeps waiting. `onMessage` hears about both.
  * @returns the final summary (with the queue's view of each job)
  */
 export async function waitForSweep(
@@ -298,15 +302,32 @@ export async function waitForSweep(
   options: { url: string; config: Config; onMessage?: (line: string) => void },
 ): Promise<SweepSummary> {
   const { url, config } = options;
+  const requeued = new Map<string, number>();
   let unreachable = false;
   for (;;) {
     await new Promise((r) => setTimeout(r, config.sweep.pollMs));
     try {
       const queued = await queuedJobStates(manifest, { url, config });
       const summary = summarizeSweep(manifest, config.paths.runs, queued);
-      if (summary.complete) return summary;
-      if (summary.counts.lost > 0) {
-        const again = await submitSweep(manifest, { url, config, runsDir: config.paths.runs });
+      const lost = summary.rows.filter((r) => r.status === 'lost');
+      const retry = lost.filter((r) => (requeued.get(r.id) ?? 0) < MAX_REQUEUES);
+      if (
+        summary.complete ||
+        (lost.length > 0 &&
+          retry.length === 0 &&
+          summary.counts.done + summary.counts.failed + lost.length === summary.rows.length)
+      ) {
+        for (const r of lost)
+          options.onMessage?.(`gave up on ${r.id}: lost by the queue ${MAX_REQUEUES} times`);
+        return summary;
+      }
+      if (retry.length > 0) {
+        const ids = new Set(retry.map((r) => r.id));
+        for (const id of ids) requeued.set(id, (requeued.get(id) ?? 0) + 1);
+        const again = await submitSweep(
+          { ...manifest, jobs: manifest.jobs.filter((j) => ids.has(j.id)) },
+          { url, config, runsDir: config.paths.runs },
+        );
         if (again.added > 0)
           options.onMessage?.(`enqueued again ${again.added} job(s) the queue had lost`);
       }

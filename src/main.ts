@@ -12,6 +12,8 @@ import { registerFeaturesCommand, registerLookAheadCommand } from './cli/feature
 import { registerTrainCommands } from './cli/train.js';
 import { registerSynthCommands } from './cli/synth.js';
 import { registerDatasetCommands } from './cli/dataset.js';
+import { registerCompareCommand } from './cli/compare.js';
+import { registerRunsCommand } from './cli/runs.js';
 import { registerSweepCommands } from './cli/sweep.js';
 
 const program = new Command();
@@ -40,6 +42,8 @@ registerLookAheadCommand(program);
 registerTrainCommands(program);
 registerSynthCommands(program);
 registerDatasetCommands(program);
+registerCompareCommand(program);
+registerRunsCommand(program);
 registerSweepCommands(program);
 
 await program.parseAsync(process.argv);

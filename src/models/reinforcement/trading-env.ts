@@ -70,6 +70,8 @@ export type TruncationReason = '' | 'data-end' | 'max-steps';
 
 /** The info object of the trading env (reused: valid until the next step or reset). */
 export interface TradingEnvInfo {
+  /** The env's `marketIndex` option (which market of a scenario; 0 by default). */
+  market: number;
   /** Base row of the current observation (its decision time is that row's close). */
   row: number;
   /** Decision time of the observation, UTC ms. */
@@ -124,8 +126,8 @@ export interface TradingEnvOptions {
   /** The spec's `transaction_cost`: taker and maker fee fraction per leg (default config 0.001). */
   transactionCost?: number;
   /**
-   * Bars per timeframe (default: the windows the features were built for, `data.windows`, else the
-   * config's `windows`), for each of the features' timeframes.
+   * Bars per timeframe (default: `env.windows`, else the windows the features were built for,
+   * `data.windows`, else the config's `windows`), for each of the features' timeframes.
    */
   windows?: Partial<Record<Timeframe, number>>;
   /** A full observation spec (overrides windows, windowSize and env.accountFields). */
@@ -153,6 +155,8 @@ export interface TradingEnvOptions {
   market?: CcxtMarketLike;
   /** Funding rates for perpetuals (else the constant rate). */
   fundingRates?: FundingRateSeries;
+  /** Index of the market among several (e.g. a scenario's), reported in every info. Default 0. */
+  marketIndex?: number;
 }
 
 const EQUITY_FLOOR = 1e-12;
@@ -352,8 +356,8 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
     this.startRowsFull = starts.length;
     this.rng = new Rng(options.seed ?? cfg.seed);
 
-    this.stepInfo = blankInfo(this.mask);
-    this.resetInfo = blankInfo(this.mask);
+    this.stepInfo = blankInfo(this.mask, options.marketIndex ?? 0);
+    this.resetInfo = blankInfo(this.mask, options.marketIndex ?? 0);
     this.stepResult = [this.obs, 0, false, false, this.stepInfo];
     this.resetResult = [this.obs, this.resetInfo];
   }
@@ -365,7 +369,12 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
   ): ObservationSpec {
     const windows: Partial<Record<Timeframe, number>> = {};
     for (const tf of data.timeframes)
-      windows[tf] = options.windows?.[tf] ?? data.windows[tf] ?? cfg.windows[tf] ?? 1;
+      windows[tf] =
+        options.windows?.[tf] ??
+        this.envConfig.windows?.[tf] ??
+        data.windows[tf] ??
+        cfg.windows[tf] ??
+        1;
     if (options.windowSize !== undefined) {
       if (!(Number.isInteger(options.windowSize) && options.windowSize > 0))
         throw new ConfigError('windows', `windowSize must be a positive integer`);
@@ -535,8 +544,17 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
   observationCodec(): ObservationCodec<TradingEnvInfo> {
     const builder = this.builder;
     const account = { position: 0, unrealizedPnl: 0, barsInPosition: 0, drawdown: 0 };
+    const current = (out: Float32Array, offset: number): void => {
+      const a = this.broker.account;
+      out[offset] = this.row;
+      out[offset + 1] = a.position;
+      out[offset + 2] = a.unrealizedPnl;
+      out[offset + 3] = a.barsInPosition;
+      out[offset + 4] = a.drawdown;
+    };
     return {
       size: 5,
+      current,
       encode(info, out, offset) {
         out[offset] = info.row;
         out[offset + 1] = info.position;
@@ -578,7 +596,8 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
       this.reset({ options: { startRow: s.start } });
       for (const a of s.actions) {
         const [, , term, trunc] = this.step(this.discrete ? a : Float64Array.of(a));
-        if (term || trunc) throw new RangeError('restore: the episode ended while replaying its actions');
+        if (term || trunc)
+          throw new RangeError('restore: the episode ended while replaying its actions');
       }
     } else this.done = true;
     this.rng.setState(s.rng);
@@ -641,8 +660,9 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
   }
 }
 
-function blankInfo(mask: Uint8Array | null): TradingEnvInfo {
+function blankInfo(mask: Uint8Array | null, market: number): TradingEnvInfo {
   return {
+    market,
     row: -1,
     timeMs: NaN,
     price: NaN,
@@ -782,7 +802,7 @@ export class DictObservationEnv implements Env<DictObservation, TradingAction, T
     this.observationSpace = new Dict(spaces);
     this.actionSpace = env.actionSpace;
     this.neutralAction = env.neutralAction;
-    this.stepResult = [this.views, 0, false, false, blankInfo(env.actionMasks())];
+    this.stepResult = [this.views, 0, false, false, blankInfo(env.actionMasks(), 0)];
   }
 
   private dict(flat: Float32Array): DictObservation {

@@ -89,6 +89,7 @@ async function main(): Promise<void> {
       ['sweep', 'sweep.yaml', '--workers', '1', '--set', `paths.runs=${join(dir, 'serial')}`],
       dir,
     );
+    const cpu2 = childrenCpuMs();
     const poolMs = await run(
       [
         'sweep',
@@ -100,7 +101,6 @@ async function main(): Promise<void> {
       ],
       dir,
     );
-    const cpu2 = childrenCpuMs();
     // The 1-minute load average before and after: other processes on the cores skew every figure.
     const params = {
       workers,

@@ -19,7 +19,7 @@ import { rangeMs, type Config } from '../../utils/config.js';
 import { writeFileAtomicSync } from '../../utils/fs.js';
 import { logger as rootLogger } from '../../utils/logger.js';
 import { createProgress } from '../../utils/progress.js';
-import { createRun, openRun, type Run } from '../../utils/runs.js';
+import { createRun, openRun, withRun, type Run } from '../../utils/runs.js';
 import { DiscreteAgentPolicy } from './agent-policy.js';
 import { checkpointKind, readCheckpoint, type CheckpointContent } from '../common/checkpoint.js';
 import { DQN_AGENT_KIND, DQN_TRAINING_KIND, DQNAgent, dqnHyperparameters } from './dqn-agent.js';
@@ -71,6 +71,8 @@ export interface AgentTrainingOptions {
   readonly encoderInit?: 'pretrained' | 'random';
   /** The command line, recorded in run.json. */
   readonly commandLine?: readonly string[];
+  /** Called with the run as soon as it exists (before training), e.g. to record it for a resume. */
+  readonly onRun?: (run: Run) => void;
 }
 
 /** The saved agent's description of what it reads and does (agent/checkpoint.json state). */
@@ -305,6 +307,20 @@ export async function runAgentTraining(
       data: scenarioFingerprint(config, extra.scenarios[extra.scenarios.length - 1], 'train'),
     });
   }
+  options.onRun?.(run);
+  // A resumed run is running again; it ends completed or failed like a new one.
+  if (options.resume !== undefined) run.update({ status: 'running' });
+  const [r, c, e] = [run, config, extra];
+  return withRun(run, () => trainStages(options, r, c, e));
+}
+
+/** The stages of an agent training run (see `runAgentTraining`). */
+async function trainStages(
+  options: AgentTrainingOptions,
+  run: Run,
+  config: Config,
+  extra: AgentRunExtra,
+): Promise<AgentTrainingResult> {
   log.info({ run: run.id, algorithm: extra.algorithm, scenarios: extra.scenarios }, 'train agent');
   const actionType = extra.algorithm === 'ppo' ? config.ppo.actionType : 'discrete';
   const numEnvs = extra.algorithm === 'dqn' ? config.dqn.numEnvs : config.ppo.numEnvs;
@@ -373,6 +389,10 @@ export async function runAgentTraining(
           {
             ...ppoHyperparameters(config.ppo),
             seed: config.seed,
+            extraGroups:
+              encoder === null
+                ? []
+                : [encoderGroup(encoder, config.ppo.transfer.finetuneLearningRate, false)],
           },
         );
     }

@@ -148,3 +148,17 @@ export class CheckpointError extends CtmError {
  * without `--open-holdout`). Exit code 1.
  */
 export class LookAheadError extends CtmError {}
+
+/** The job queue (Redis behind BullMQ) cannot be reached or refused a command. Exit code 4. */
+export class QueueError extends CtmError {
+  /** Process exit code: `ExitCode.Network` (4). */
+  override readonly exitCode: number = ExitCode.Network;
+  /** The queue URL involved (`redis://host:port`, credentials removed). */
+  readonly url: string;
+
+  /** @param url - the queue URL; `hint`, `cause` as {@link CtmError}. */
+  constructor(url: string, message: string, options?: { hint?: string; cause?: unknown }) {
+    super(`${url}: ${message}`, options);
+    this.url = url;
+  }
+}

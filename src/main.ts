@@ -14,6 +14,7 @@ import { registerSynthCommands } from './cli/synth.js';
 import { registerDatasetCommands } from './cli/dataset.js';
 import { registerCompareCommand } from './cli/compare.js';
 import { registerRunsCommand } from './cli/runs.js';
+import { registerSweepCommands } from './cli/sweep.js';
 
 const program = new Command();
 program
@@ -43,5 +44,6 @@ registerSynthCommands(program);
 registerDatasetCommands(program);
 registerCompareCommand(program);
 registerRunsCommand(program);
+registerSweepCommands(program);
 
 await program.parseAsync(process.argv);

@@ -58,6 +58,18 @@ export function resolveConfig(
   });
 }
 
+/**
+ * The value of an option `--<flag>` that must be a positive integer, or undefined when absent.
+ * @throws {UsageError} for anything else.
+ */
+export function positiveIntOption(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new UsageError(`--${flag} must be a positive integer, got "${value}"`);
+  return n;
+}
+
 /** The items of a comma-separated option (`BTC/USDT, ETH/USDT`), trimmed, empty items dropped. */
 export function listOption(value: string): string[] {
   return value

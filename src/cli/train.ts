@@ -8,7 +8,13 @@ import { UsageError } from '../errors.js';
 import { runModelTraining, type TrainingSource } from '../models/time-series/training-run.js';
 import { parseCurriculum } from '../evaluation/scenarios.js';
 import { runAgentTraining, type AgentAlgorithm } from '../models/reinforcement/agent-runs.js';
-import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
+import {
+  action,
+  positiveIntOption,
+  resolveConfig,
+  withCommonOptions,
+  type CommonOptions,
+} from './common.js';
 
 interface TrainModelFlags extends CommonOptions {
   source?: string;
@@ -21,14 +27,6 @@ interface TrainModelFlags extends CommonOptions {
   lr?: string;
   maxStepsPerEpoch?: string;
   checkpointEvery?: string;
-}
-
-function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new UsageError(`--${flag} must be a positive integer, got "${value}"`);
-  return n;
 }
 
 function positiveNumber(value: string | undefined, flag: string): number | undefined {
@@ -81,11 +79,11 @@ function registerTrainModel(train: Command): void {
       const put = (key: string, v: number | undefined): void => {
         if (v !== undefined) trainOverrides[key] = v;
       };
-      put('epochs', positiveInt(flags.epochs, 'epochs'));
-      put('batchSize', positiveInt(flags.batchSize, 'batch-size'));
+      put('epochs', positiveIntOption(flags.epochs, 'epochs'));
+      put('batchSize', positiveIntOption(flags.batchSize, 'batch-size'));
       put('learningRate', positiveNumber(flags.lr, 'lr'));
-      put('maxStepsPerEpoch', positiveInt(flags.maxStepsPerEpoch, 'max-steps-per-epoch'));
-      put('checkpointEverySteps', positiveInt(flags.checkpointEvery, 'checkpoint-every'));
+      put('maxStepsPerEpoch', positiveIntOption(flags.maxStepsPerEpoch, 'max-steps-per-epoch'));
+      put('checkpointEverySteps', positiveIntOption(flags.checkpointEvery, 'checkpoint-every'));
       const config = resolveConfig(
         flags,
         Object.keys(trainOverrides).length > 0 ? [{ model: { train: trainOverrides } }] : [],
@@ -177,7 +175,7 @@ function registerTrainAgent(train: Command, algorithm: AgentAlgorithm): void {
         throw new UsageError('--resume and --init-from exclude each other');
       if (flags.randomEncoder === true && flags.initFrom === undefined)
         throw new UsageError('--random-encoder needs --init-from RUN (the architecture to copy)');
-      const timesteps = positiveInt(flags.timesteps, 'timesteps');
+      const timesteps = positiveIntOption(flags.timesteps, 'timesteps');
       const foldFlag = flags.fold === undefined ? undefined : Number(flags.fold);
       if (foldFlag !== undefined && !(Number.isInteger(foldFlag) && foldFlag >= 0))
         throw new UsageError(`--fold must be a whole number >= 0, got "${flags.fold}"`);

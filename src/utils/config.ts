@@ -397,6 +397,23 @@ export const configSchema = z.strictObject({
     pngHeight: z.number().int().min(150).max(8000),
     markerLabelLimit: z.number().int().nonnegative(),
   }),
+  sweep: z.strictObject({
+    workers: positiveInt.nullable(),
+    queue: z
+      .string()
+      .min(1)
+      .regex(/^[^:]+$/, 'a queue name cannot contain ":"'),
+    concurrency: positiveInt,
+    attempts: positiveInt,
+    backoffMs: z.number().int().nonnegative(),
+    lockDurationMs: z.number().int().min(1000),
+    stalledIntervalMs: z.number().int().min(500),
+    maxStalledCount: z.number().int().nonnegative(),
+    connectTimeoutSeconds: z.number().positive(),
+    errorLines: positiveInt,
+    foldValidationDays: z.number().min(0),
+    pollMs: z.number().int().min(50),
+  }),
   scenarios: z
     .strictObject({
       curriculum: z.array(z.string().min(1)).min(1),

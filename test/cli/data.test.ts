@@ -1,7 +1,6 @@
 // The `ctm data` commands as a user runs them: the built CLI (`node dist/main.js`, built by
 // `npm run build`, which `npm test` runs first) in a child process, on a temporary store.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,31 +9,10 @@ import { CandleStore, type SeriesKey } from '../../src/data-processing/store.js'
 import { FakeBinance } from '../helpers/fake-binance.js';
 import { hasSharedData, sharedFile, SKIP_REASON } from '../helpers/shared-data.js';
 import { candleRows } from '../helpers/candles.js';
+import { assertBuilt, ctm } from '../helpers/ctm.js';
 
-const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 const GOOD = fileURLToPath(new URL('../fixtures/good', import.meta.url));
 const BAD = fileURLToPath(new URL('../fixtures/bad', import.meta.url));
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `ctm ...args`; `onSpawn` gets the child (to kill it). */
-function ctm(args: string[], onSpawn?: (child: ChildProcess) => void): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    onSpawn?.(child);
-  });
-}
 
 /** stderr without the JSON log lines: what the user reads as the error. */
 function errorLines(stderr: string): string[] {
@@ -43,7 +21,7 @@ function errorLines(stderr: string): string[] {
 
 let dir: string;
 beforeAll(() => {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first`);
+  assertBuilt();
   dir = mkdtempSync(join(tmpdir(), 'ctm-cli-data-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -365,13 +343,15 @@ describe('ctm data download against a loopback Binance', () => {
     const store = join(dir, 'download.duckdb');
     fake.faults.push('429', '500', 'drop');
     let killedAt = 0;
-    const first = await ctm(downloadArgs(store), (child) => {
-      fake.onPage = (n) => {
-        if (n === 4 && killedAt === 0) {
-          killedAt = n;
-          child.kill('SIGKILL');
-        }
-      };
+    const first = await ctm(downloadArgs(store), {
+      onSpawn: (child) => {
+        fake.onPage = (n) => {
+          if (n === 4 && killedAt === 0) {
+            killedAt = n;
+            child.kill('SIGKILL');
+          }
+        };
+      },
     });
     fake.onPage = null;
     expect(first.signal).toBe('SIGKILL');

@@ -2,32 +2,18 @@
 // (`node dist/main.js`, built by `npm run build`, which `npm test` runs first) in a child process,
 // with its worker threads running the compiled JavaScript.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { assertBuilt, ctm } from '../helpers/ctm.js';
 
-const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
-
-function ctm(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: dir,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function run(args: string[]): ReturnType<typeof ctm> {
+  return ctm(args, { cwd: dir });
 }
 
 let dir: string;
 beforeAll(() => {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first`);
+  assertBuilt();
   dir = mkdtempSync(join(tmpdir(), 'ctm-cli-dataset-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -35,7 +21,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('ctm dataset', () => {
   it('builds a dataset with worker threads, describes it, and refuses to overwrite it', async () => {
     const out = join(dir, 'ds');
-    const r = await ctm([
+    const r = await run([
       'dataset',
       'build',
       '--out',
@@ -58,18 +44,18 @@ describe('ctm dataset', () => {
     const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
     expect(manifest.samples).toBe(60);
     expect(readdirSync(dir).some((f) => f.startsWith('runs'))).toBe(true);
-    const info = await ctm(['dataset', 'info', out]);
+    const info = await run(['dataset', 'info', out]);
     expect(info.code).toBe(0);
     expect(info.stdout).toMatch(/60 samples/);
     expect(info.stdout).toMatch(/15m 64 bars/);
-    const again = await ctm(['dataset', 'build', '--out', out, '--samples', '10']);
+    const again = await run(['dataset', 'build', '--out', out, '--samples', '10']);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/exists/);
     expect(again.stderr).toMatch(/--force/);
   });
 
   it('rejects an unknown pattern in --distribution with a usage error', async () => {
-    const r = await ctm(['dataset', 'build', '--out', join(dir, 'x'), '--distribution', 'cup=1']);
+    const r = await run(['dataset', 'build', '--out', join(dir, 'x'), '--distribution', 'cup=1']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/unknown pattern "cup"/);
   });
@@ -78,7 +64,7 @@ describe('ctm dataset', () => {
 describe('ctm synth gallery', () => {
   it('renders one PNG chart per pattern type asked for, and an index', async () => {
     const out = join(dir, 'gallery');
-    const r = await ctm(['synth', 'gallery', '--out', out, '--types', 'double_top,bull_flag']);
+    const r = await run(['synth', 'gallery', '--out', out, '--types', 'double_top,bull_flag']);
     expect(r.code).toBe(0);
     expect(readdirSync(out).sort()).toEqual(['bull_flag.png', 'double_top.png', 'index.html']);
     const png = readFileSync(join(out, 'double_top.png'));

@@ -324,3 +324,38 @@ export class ObservationBuilder {
     if (shadow !== null) out.set(shadow, offset);
   }
 }
+
+/**
+ * `policy` deciding every `k` bars and holding its targets in between (what an agent trained with
+ * `env.decisionInterval` k does when it is backtested or traded): `act` asks the policy on the
+ * first bar after `reset` and every k-th bar after, and repeats its last targets otherwise. k = 1
+ * returns `policy` itself.
+ * @throws {RangeError} when k is not a whole number >= 1.
+ */
+export function decideEvery(policy: Policy, k: number): Policy {
+  if (!(Number.isInteger(k) && k >= 1))
+    throw new RangeError(`decision interval must be a whole number >= 1, got ${k}`);
+  if (k === 1) return policy;
+  let bar = 0;
+  let held = new Float32Array(0);
+  return {
+    observation: policy.observation,
+    reset(numEnvs) {
+      bar = 0;
+      held = new Float32Array(numEnvs);
+      policy.reset?.(numEnvs);
+    },
+    act(obs, numEnvs, out, mask) {
+      if (held.length < numEnvs) {
+        const grown = new Float32Array(numEnvs);
+        grown.set(held);
+        held = grown;
+      }
+      if (bar % k === 0) {
+        policy.act(obs, numEnvs, out, mask);
+        held.set(out.subarray(0, numEnvs));
+      } else out.set(held.subarray(0, numEnvs));
+      bar++;
+    },
+  };
+}

@@ -355,6 +355,7 @@ export const configSchema = z.strictObject({
     randomStart: z.boolean(),
     ruinEquityFraction: z.number().min(0).max(1),
     windows: z.partialRecord(timeframe, positiveInt).nullable(),
+    decisionInterval: positiveInt,
   }),
   rewards: z.strictObject({
     pnl: z.number(),

@@ -12,11 +12,13 @@ import {
 } from '../../src/data-processing/feature-engineering.js';
 import type { Candles, Timeframe } from '../../src/data-processing/candles.js';
 import {
+  decideEvery,
   ObservationBuilder,
   fullObservationSpec,
   observationColumnNames,
   observationSize,
   type ObservationSpec,
+  type Policy,
 } from '../../src/evaluation/policy.js';
 import { simpleFeatures, walkCandles } from '../models/reinforcement/helpers.js';
 
@@ -135,5 +137,40 @@ describe('ObservationBuilder', () => {
       () => new ObservationBuilder(features, { ...spec, features: { '15m': ['nope'] } }),
     ).toThrow(RangeError);
     expect(() => builder.build(-1, null, out, 0)).toThrow(RangeError);
+  });
+});
+
+describe('decideEvery', () => {
+  it('asks the policy every k bars and holds its targets in between, from each reset', () => {
+    let calls = 0;
+    const inner: Policy = {
+      observation: { timeframes: [], windows: {}, features: {}, account: false },
+      act(_obs, n, out) {
+        calls++;
+        for (let i = 0; i < n; i++) out[i] = calls * (i + 1) * 0.1;
+      },
+    };
+    const p = decideEvery(inner, 3);
+    const out = new Float32Array(2);
+    const seen: number[][] = [];
+    p.reset?.(2);
+    for (let bar = 0; bar < 7; bar++) {
+      p.act(new Float32Array(0), 2, out);
+      seen.push(Array.from(out, (x) => Math.round(x * 10)));
+    }
+    expect(seen).toEqual([
+      [1, 2],
+      [1, 2],
+      [1, 2],
+      [2, 4],
+      [2, 4],
+      [2, 4],
+      [3, 6],
+    ]);
+    p.reset?.(2);
+    p.act(new Float32Array(0), 2, out);
+    expect(calls).toBe(4);
+    expect(decideEvery(inner, 1)).toBe(inner);
+    expect(() => decideEvery(inner, 0)).toThrow(RangeError);
   });
 });

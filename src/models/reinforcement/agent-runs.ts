@@ -8,7 +8,7 @@
 import { appendFileSync, existsSync } from 'node:fs';
 import { CheckpointError, ConfigError, UsageError } from '../../errors.js';
 import { backtestStrategy } from '../../evaluation/backtest.js';
-import type { ObservationSpec, Policy } from '../../evaluation/policy.js';
+import { decideEvery, type ObservationSpec, type Policy } from '../../evaluation/policy.js';
 import {
   parseCurriculum,
   scenarioFingerprint,
@@ -88,6 +88,8 @@ export interface SavedAgentExtra {
   observation: ObservationSpec;
   /** Target position of each discrete action (empty for a continuous policy). */
   levels: number[];
+  /** Bars each decision holds for (`env.decisionInterval` at training; absent = 1). */
+  decisionInterval?: number;
   /** Transfer agents: the sequence model the encoder came from, and its level. */
   transfer?: {
     modelDir: string;
@@ -175,7 +177,10 @@ export async function agentPolicy(
   if (checkpointKind(agentDir) === DQN_AGENT_KIND) {
     const { agent, extra } = DQNAgent.load(agentDir);
     const e = extra as unknown as SavedAgentExtra;
-    return new DiscreteAgentPolicy(e.observation, e.levels, (o, n) => agent.qValues(o, n));
+    return decideEvery(
+      new DiscreteAgentPolicy(e.observation, e.levels, (o, n) => agent.qValues(o, n)),
+      e.decisionInterval ?? 1,
+    );
   }
   const meta = readCheckpoint<SavedAgentExtra>(agentDir, { kind: PPO_AGENT_KIND });
   const transfer = meta?.state.transfer ?? null;
@@ -186,8 +191,11 @@ export async function agentPolicy(
   );
   const e = extra as unknown as SavedAgentExtra;
   const head = agentHead(agent, e.levels);
-  if (encoder !== null) return new EncoderPolicy(e.observation, encoder, head);
-  return { observation: e.observation, act: (obs, n, out, mask) => head(obs, n, out, mask) };
+  const policy: Policy =
+    encoder !== null
+      ? new EncoderPolicy(e.observation, encoder, head)
+      : { observation: e.observation, act: (obs, n, out, mask) => head(obs, n, out, mask) };
+  return decideEvery(policy, e.decisionInterval ?? 1);
 }
 
 /**
@@ -467,12 +475,17 @@ async function trainStages(
     const levels = [...config.env.positionLevels];
     const livePolicy = (): Policy => {
       const spec = observation!;
-      if (dqn !== null) return new DiscreteAgentPolicy(spec, levels, (o, n) => dqn!.qValues(o, n));
+      const k = config.env.decisionInterval;
+      if (dqn !== null)
+        return decideEvery(new DiscreteAgentPolicy(spec, levels, (o, n) => dqn!.qValues(o, n)), k);
       const agent = ppo!;
       const head = agentHead(agent, levels);
-      return encoder === null
-        ? { observation: spec, act: (obs, n, out, mask) => head(obs, n, out, mask) }
-        : new EncoderPolicy(spec, encoder, head);
+      return decideEvery(
+        encoder === null
+          ? { observation: spec, act: (obs, n, out, mask) => head(obs, n, out, mask) }
+          : new EncoderPolicy(spec, encoder, head),
+        k,
+      );
     };
     const progress = createProgress(`${extra.algorithm} ${name}`, extra.timesteps, {
       unit: 'steps',
@@ -516,6 +529,7 @@ async function trainStages(
     algorithm: extra.algorithm,
     observation: observation!,
     levels: [...config.env.positionLevels],
+    decisionInterval: config.env.decisionInterval,
     transfer,
   };
   if (dqn !== null) dqn.save(agentDir, { ...saved });

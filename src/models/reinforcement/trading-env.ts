@@ -229,6 +229,8 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
   private readonly maxSteps: number;
   private readonly randomStart: boolean;
   private readonly ruinFraction: number;
+  /** Bars each action holds for (`env.decisionInterval`). */
+  private readonly decisionInterval: number;
   /** For each base row, the first row >= it whose observation is not finite (or the range end). */
   private readonly validUntil: Int32Array;
   /** Rows an episode may start at. */
@@ -322,6 +324,7 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
     this.maxSteps = e.maxEpisodeSteps ?? Number.MAX_SAFE_INTEGER;
     this.randomStart = e.randomStart;
     this.ruinFraction = e.ruinEquityFraction;
+    this.decisionInterval = e.decisionInterval;
     this.reward = new RewardFunction(this.rewardsConfig, options.rewardTerms);
 
     // Range, valid rows and start rows.
@@ -458,7 +461,8 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
 
   /**
    * Takes one step: the action's target is filled at the next row's open, the account is marked at
-   * that row's close, and the observation of that row is returned.
+   * that row's close, and the observation of that row is returned. With `env.decisionInterval` k
+   * the target holds for k bars (exactly k steps of the same action) and the rewards add up.
    * @throws {RangeError} on an action outside the action space.
    * @throws {CtmError} when called before `reset` or after the episode ended.
    */
@@ -488,37 +492,42 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
       this.actionLog = grown;
     }
     this.actionLog[this.stepCount] = this.discrete ? (action as number) : target;
-    const i = this.row + 1;
     const b = this.broker;
-    const notionalBefore = b.tradedNotional;
-    b.stepAt(i, target);
-    this.row = i;
     this.stepCount++;
-
-    // Reward.
-    const floor = b.initialCapital * EQUITY_FLOOR;
-    const raw = b.equity;
-    const eq = raw > floor ? raw : floor;
-    const prev = this.prevEquity > floor ? this.prevEquity : floor;
-    const ctx = this.ctx;
-    ctx.prevEquity = prev;
-    ctx.equity = eq;
-    ctx.logReturn = Math.log(eq / prev);
-    ctx.simpleReturn = eq / prev - 1;
-    ctx.drawdown = b.drawdown;
-    ctx.turnover = (b.tradedNotional - notionalBefore) / prev;
-    ctx.position = b.exposure;
-    const reward = this.reward.compute(ctx);
-    this.prevEquity = eq;
-
+    // The target holds for `decisionInterval` bars (1 by default); their rewards add up.
+    let reward = 0;
     let term: TerminationReason = '';
-    if (b.liquidated) term = 'liquidation';
-    else if (raw <= this.ruinFraction * b.initialCapital) term = 'ruin';
     let trunc: TruncationReason = '';
-    if (term === '') {
-      if (this.stepCount >= this.maxSteps) trunc = 'max-steps';
-      else if (i >= this.endRow) trunc = 'data-end';
+    let i = this.row;
+    for (let k = 0; k < this.decisionInterval; k++) {
+      i = this.row + 1;
+      const notionalBefore = b.tradedNotional;
+      b.stepAt(i, target);
+      this.row = i;
+
+      // Reward.
+      const floor = b.initialCapital * EQUITY_FLOOR;
+      const raw = b.equity;
+      const eq = raw > floor ? raw : floor;
+      const prev = this.prevEquity > floor ? this.prevEquity : floor;
+      const ctx = this.ctx;
+      ctx.prevEquity = prev;
+      ctx.equity = eq;
+      ctx.logReturn = Math.log(eq / prev);
+      ctx.simpleReturn = eq / prev - 1;
+      ctx.drawdown = b.drawdown;
+      ctx.turnover = (b.tradedNotional - notionalBefore) / prev;
+      ctx.position = b.exposure;
+      reward += this.reward.compute(ctx);
+      this.prevEquity = eq;
+
+      if (b.liquidated) term = 'liquidation';
+      else if (raw <= this.ruinFraction * b.initialCapital) term = 'ruin';
+      if (term === '' && i >= this.endRow) trunc = 'data-end';
+      if (term !== '' || trunc !== '') break;
+      if (this.mask !== null && b.dailyLossHalted !== this.maskHalted) this.updateMask();
     }
+    if (term === '' && trunc === '' && this.stepCount >= this.maxSteps) trunc = 'max-steps';
     this.done = term !== '' || trunc !== '';
 
     if (this.mask !== null && b.dailyLossHalted !== this.maskHalted) this.updateMask();

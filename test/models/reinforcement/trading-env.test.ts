@@ -54,6 +54,30 @@ describe('CryptoTradingEnv: Gymnasium contract', () => {
     expect(res[4].finalObservation).toBeNull();
   });
 
+  it('holds each action for env.decisionInterval bars: one step equals that many steps of the same action', () => {
+    const k = 3;
+    const held = new CryptoTradingEnv(features, { windows, env: { decisionInterval: k } });
+    const single = new CryptoTradingEnv(features, { windows });
+    const start = features.firstValidRow + 10;
+    held.reset({ options: { startRow: start } });
+    single.reset({ options: { startRow: start } });
+    for (const a of [2, 2, 0, 1, 0]) {
+      const [obs, reward, , , info] = held.step(a);
+      let sum = 0;
+      let last: Float32Array = new Float32Array(0);
+      for (let j = 0; j < k; j++) {
+        const r = single.step(a);
+        sum += r[1];
+        last = Float32Array.from(r[0]);
+      }
+      expect(info.row).toBe(single.currentRow);
+      expect(Array.from(obs)).toEqual(Array.from(last));
+      expect(reward).toBeCloseTo(sum, 12);
+      expect(info.equity).toBe(single.broker.equity);
+    }
+    expect(held.currentRow).toBe(start + 5 * k);
+  });
+
   it('observation t holds each timeframe window known at row t (as copyWindow cuts it) and the account', () => {
     const env = new CryptoTradingEnv(features, { windows, broker: NO_COSTS });
     const start = features.firstValidRow + 40;

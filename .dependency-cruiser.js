@@ -3,10 +3,11 @@
 // planted violation. Paths are relative to the directory depcruise runs in (the repo root).
 
 /** Project code that sits above data-processing/ (it may import data-processing, not the reverse). */
-const ABOVE_DATA = '^src/(synthetic-data|models|evaluation|live|scale|cli)/|^src/(main|index|pipeline|policies)\\.ts$';
+const ABOVE_DATA =
+  '^src/(synthetic-data|models|evaluation|live|scale|cli)/|^src/(main|index|pipeline|policies)\\.ts$';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
-module.exports = {
+export default {
   forbidden: [
     {
       name: 'no-folder-cycles',
@@ -26,14 +27,16 @@ module.exports = {
     {
       name: 'utils-imports-only-errors',
       severity: 'error',
-      comment: 'utils/ is the bottom layer: it imports other utils and src/errors.ts, nothing else.',
+      comment:
+        'utils/ is the bottom layer: it imports other utils and src/errors.ts, nothing else.',
       from: { path: '^src/utils/' },
       to: { path: '^src/', pathNot: '^src/(utils/|errors\\.ts$)' },
     },
     {
       name: 'nothing-imports-the-cli',
       severity: 'error',
-      comment: 'The CLI is the top layer: only src/main.ts imports it (not experiments/ or bench/).',
+      comment:
+        'The CLI is the top layer: only src/main.ts imports it (not experiments/ or bench/).',
       from: { path: '^(src|experiments|bench)/', pathNot: '^src/(main\\.ts$|cli/)' },
       to: { path: '^src/cli/' },
     },
@@ -65,6 +68,6 @@ module.exports = {
     doNotFollow: { path: 'node_modules' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    exclude: { path: '^(dist|node_modules)/' },
+    exclude: { path: '^dist/' },
   },
 };

@@ -115,13 +115,35 @@ export class RunningMeanStd {
 export class RewardScaler {
   /** Statistics of the discounted return. */
   readonly stats = new RunningMeanStd(1);
-  private returns: Float64Array;
+  private readonly returns: Float64Array;
 
   constructor(
     numEnvs: number,
     private readonly gamma: number,
   ) {
     this.returns = new Float64Array(numEnvs);
+  }
+
+  /** The scaler's state as checkpoint tensors. */
+  tensors(prefix: string): Map<string, CheckpointTensor> {
+    const m = this.stats.tensors(`${prefix}.stats`);
+    m.set(`${prefix}.returns`, this.returns.slice());
+    return m;
+  }
+
+  /**
+   * Restores the state saved by `tensors`.
+   * @throws {CheckpointError} naming `source` when a tensor is missing or of another size.
+   */
+  load(tensors: ReadonlyMap<string, CheckpointTensor>, prefix: string, source: string): void {
+    this.stats.load(tensors, `${prefix}.stats`, source);
+    const r = tensors.get(`${prefix}.returns`);
+    if (!(r instanceof Float64Array) || r.length !== this.returns.length)
+      throw new CheckpointError(
+        source,
+        `reward scaler ${prefix}.returns missing or of another size`,
+      );
+    this.returns.set(r);
   }
 
   /** Scales `rewards` in place (one per env), updating the statistics; `dones` reset the return. */

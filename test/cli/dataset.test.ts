@@ -2,32 +2,18 @@
 // (`node dist/main.js`, built by `npm run build`, which `npm test` runs first) in a child process,
 // with its worker threads running the compiled JavaScript.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CTM_MAIN, runCtm, type CtmRun } from '../helpers/cli.js';
 
-const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
-
-function ctm(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: dir,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function ctm(args: string[]): Promise<CtmRun> {
+  return runCtm(args, dir);
 }
 
 let dir: string;
 beforeAll(() => {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first`);
+  if (!existsSync(CTM_MAIN)) throw new Error(`${CTM_MAIN} is missing: run \`npm run build\` first`);
   dir = mkdtempSync(join(tmpdir(), 'ctm-cli-dataset-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -2,33 +2,18 @@
 // holding one timeframe only, run through the built CLI as a new user would: every command fails
 // fast with one typed error line (plus a hint) and its exit code, never a stack trace or a
 // TypeError from deep inside. The files are slices of the real BTC/USDT candles, written here.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CTM_MAIN, runCtm, type CtmRun } from '../helpers/cli.js';
 import { hasSharedData, sharedFile, SKIP_REASON } from '../helpers/shared-data.js';
-
-const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 
 let dir: string;
 
-function ctm(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [MAIN, ...args, '--set', `paths.runs=${join(dir, 'runs')}`],
-      { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function ctm(args: string[]): Promise<CtmRun> {
+  return runCtm([...args, '--set', `paths.runs=${join(dir, 'runs')}`], dir);
 }
 
 /** Writes `<name>/binance-BTCUSDT-<tf>.csv.gz` with the real rows whose open time is in [from, to). */
@@ -56,7 +41,7 @@ const ALL = ['15m', '4h', '1d'];
 
 beforeAll(() => {
   if (!hasSharedData) return;
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first`);
+  if (!existsSync(CTM_MAIN)) throw new Error(`${CTM_MAIN} is missing: run \`npm run build\` first`);
   dir = mkdtempSync(join(tmpdir(), 'ctm-short-data-'));
   slice('days', ALL, '2023-06-01', '2023-06-04'); // three days
   slice('one', ['15m'], '2023-06-01', '2023-06-02', 1); // one candle

@@ -281,14 +281,26 @@ export { type Logger, logger, setLogLevel } from './utils/logger.js';
 export { createProgress, type Progress, type ProgressOptions } from './utils/progress.js';
 export { writeFileAtomic, writeFileAtomicSync, writeJsonAtomic } from './utils/fs.js';
 export {
+  configChanges,
+  countTrials,
   createRun,
   type CreateRunOptions,
   type DataFingerprint,
+  finishOpenRuns,
+  flattenMetrics,
   hashColumns,
+  listRuns,
   openRun,
   readHistory,
   type Run,
+  type RunEntry,
   type RunInfo,
+  type RunStatus,
+  type RunSummary,
+  summarizeRuns,
+  type TrialCount,
+  trialKey,
+  withRun,
 } from './utils/runs.js';
 export {
   aggregateFineCandles,
@@ -523,6 +535,7 @@ export {
   type FillKind,
   FillLedger,
   type FundingRateSeries,
+  spotBrokerConfig,
   type Trade,
   TradeLedger,
 } from './evaluation/broker.js';
@@ -564,13 +577,17 @@ export {
 } from './evaluation/backtest.js';
 export {
   type BacktestConfig,
+  baselineBroker,
   type BaselineName,
   baselinePolicy,
   BASELINES,
   buyAndHoldPolicy,
   flatPolicy,
   oraclePolicy,
+  patternOraclePolicy,
+  type PatternOutcome,
   type PolicyContext,
+  randomBaselines,
   randomPolicy,
   type ResolvedPolicy,
   smaCrossPolicy,
@@ -593,7 +610,44 @@ export {
   runBacktest,
   type RunBacktestOptions,
   type RunBacktestOutcome,
+  type TrialsBehind,
+  trialsBehind,
 } from './evaluation/evaluate.js';
+export {
+  checkScenarioName,
+  parseCurriculum,
+  realFoldRanges,
+  SCENARIO_SPLITS,
+  scenarioDatasetConfig,
+  scenarioFingerprint,
+  type ScenarioMarket,
+  scenarioMarkets,
+  type ScenarioMarketsOptions,
+  scenarioNames,
+  scenarioSeeds,
+  type ScenarioSplit,
+  type SyntheticScenarioConfig,
+} from './evaluation/scenarios.js';
+export {
+  COMPARE_METRICS,
+  COMPARE_REFERENCES,
+  type CompareMetric,
+  compareNote,
+  type CompareOptions,
+  comparePolicies,
+  type ComparePolicyResult,
+  type ComparePolicySpec,
+  type CompareResult,
+  type CompareSample,
+  compareTableRows,
+  formatCompareTable,
+  type MeanSpread,
+  parsePolicyList,
+  type ReturnDifference,
+  runCompare,
+  type RunCompareOptions,
+  type RunCompareOutcome,
+} from './evaluation/compare.js';
 export {
   type BackendChoice,
   initTensorflow,
@@ -620,6 +674,7 @@ export {
 } from './models/common/schedules.js';
 export {
   type CheckpointContent,
+  checkpointKind,
   type CheckpointTensor,
   checkpointTensor,
   hasCheckpoint,
@@ -713,10 +768,10 @@ export {
 export {
   buildBacktestPayload,
   type CandleColumns,
+  type ComparisonPayload,
   DEFAULT_REPORT_OPTIONS,
   emptyReportPayload,
   findConfusionMatrices,
-  flattenMetrics,
   type MarkerKind,
   metricsTableHtml,
   payloadSvgs,
@@ -729,6 +784,7 @@ export {
   reportRun,
   type ReportTrade,
   writeReport,
+  writeRunReport,
   type WrittenReport,
 } from './evaluation/report.js';
 export {
@@ -793,6 +849,7 @@ export {
   type TinyEnvInfo,
   type TinyEnvOptions,
 } from './models/reinforcement/sanity-envs.js';
+export { marketEnv, ScenarioEnv } from './models/reinforcement/scenario-env.js';
 export {
   autocorrelation,
   autocovariance,

@@ -12,6 +12,8 @@ import { registerFeaturesCommand, registerLookAheadCommand } from './cli/feature
 import { registerTrainCommands } from './cli/train.js';
 import { registerSynthCommands } from './cli/synth.js';
 import { registerDatasetCommands } from './cli/dataset.js';
+import { registerCompareCommand } from './cli/compare.js';
+import { registerRunsCommand } from './cli/runs.js';
 
 const program = new Command();
 program
@@ -39,5 +41,7 @@ registerLookAheadCommand(program);
 registerTrainCommands(program);
 registerSynthCommands(program);
 registerDatasetCommands(program);
+registerCompareCommand(program);
+registerRunsCommand(program);
 
 await program.parseAsync(process.argv);

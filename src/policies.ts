@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { CheckpointError, UsageError } from './errors.js';
 import {
   BASELINES,
+  baselineBroker,
   baselinePolicy,
   validatePolicy,
   type BaselineName,
@@ -36,6 +37,14 @@ const BUILTIN_RUN_LOADERS: Readonly<Record<string, RunPolicyLoader>> = {
     await initTensorflow(context.config.model.backend);
     const model = MultiTimeframeModel.load(run.path('model'));
     return new SequenceModelPolicy(model, context.config.model.policy);
+  },
+  'train-dqn': async (run, context) => {
+    const { agentPolicy } = await import('./models/reinforcement/agent-runs.js');
+    return agentPolicy(run.path('agent'), context.config.model.backend);
+  },
+  'train-ppo': async (run, context) => {
+    const { agentPolicy } = await import('./models/reinforcement/agent-runs.js');
+    return agentPolicy(run.path('agent'), context.config.model.backend);
   },
 };
 
@@ -101,8 +110,16 @@ export function policyRun(ref: string, config: Config, cwd = process.cwd()): Run
  *   kind has no registered policy loader.
  */
 export async function resolvePolicy(ref: string, context: PolicyContext): Promise<ResolvedPolicy> {
-  if ((BASELINES as readonly string[]).includes(ref))
-    return { policy: baselinePolicy(ref as BaselineName, context), kind: 'baseline', name: ref };
+  if ((BASELINES as readonly string[]).includes(ref)) {
+    const name = ref as BaselineName;
+    const broker = baselineBroker(name, context.config.broker);
+    return {
+      policy: baselinePolicy(name, context),
+      kind: 'baseline',
+      name: ref,
+      ...(broker === undefined ? {} : { broker }),
+    };
+  }
   if (/\.(m|c)?js$/.test(ref))
     return { policy: await loadPolicyModule(ref, context), kind: 'module', name: ref };
   const run = policyRun(ref, context.config, context.cwd);
@@ -120,6 +137,7 @@ export async function resolvePolicy(ref: string, context: PolicyContext): Promis
       policy: validatePolicy(await loader(run, context), run.dir),
       kind: 'run',
       name: run.info.id,
+      run,
     };
   }
   throw new UsageError(`unknown policy ${ref}`, { hint: POLICY_HINT });

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { CtmError, ExitCode, UsageError } from '../errors.js';
 import { loadConfig, parseDateMs, type Config } from '../utils/config.js';
 import { logger, setLogLevel } from '../utils/logger.js';
+import { finishOpenRuns } from '../utils/runs.js';
 
 /** The options added by `withCommonOptions`. */
 export interface CommonOptions {
@@ -94,15 +95,30 @@ export function dateOption(value: string | undefined, name: string): number | un
   return ms;
 }
 
-/** Wraps a command action: library errors become one line on stderr and the right exit code. */
+/**
+ * Wraps a command action: library errors become one line on stderr and the right exit code, and
+ * the runs the command created are marked `completed`, or `failed` (also when it is interrupted
+ * by SIGINT or SIGTERM), so that every run folder says how it ended.
+ */
 export function action<A extends unknown[]>(
   fn: (...args: A) => Promise<void> | void,
 ): (...args: A) => Promise<void> {
   return async (...args: A) => {
+    const interrupted = (signal: NodeJS.Signals): void => {
+      finishOpenRuns('failed', `interrupted by ${signal}`);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    };
+    process.once('SIGINT', interrupted);
+    process.once('SIGTERM', interrupted);
     try {
       await fn(...args);
+      finishOpenRuns('completed');
     } catch (err) {
+      finishOpenRuns('failed', err);
       reportAndExit(err);
+    } finally {
+      process.off('SIGINT', interrupted);
+      process.off('SIGTERM', interrupted);
     }
   };
 }

@@ -6,6 +6,8 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { runModelTraining, type TrainingSource } from '../models/time-series/training-run.js';
+import { parseCurriculum } from '../evaluation/scenarios.js';
+import { runAgentTraining, type AgentAlgorithm } from '../models/reinforcement/agent-runs.js';
 import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
 
 interface TrainModelFlags extends CommonOptions {
@@ -114,8 +116,101 @@ function registerTrainModel(train: Command): void {
   );
 }
 
+interface TrainAgentFlags extends CommonOptions {
+  scenario?: string;
+  curriculum?: string;
+  source?: string;
+  symbol?: string;
+  fold?: string;
+  dataDir?: string;
+  timesteps?: string;
+  resume?: string;
+  initFrom?: string;
+}
+
+function registerTrainAgent(train: Command, algorithm: AgentAlgorithm): void {
+  const cmd = train
+    .command(algorithm)
+    .description(
+      algorithm === 'dqn'
+        ? 'train the DQN agent on a scenario or curriculum (resumable: --resume RUN)'
+        : 'train the PPO agent on a scenario or curriculum, optionally from the sequence model (--init-from RUN)',
+    )
+    .option(
+      '--scenario <name>',
+      'one scenario (config scenarios: trend, pullback, patterns, mix, real)',
+    )
+    .option(
+      '--curriculum <list>',
+      'scenarios in training order, weights carried over (e.g. trend,pullback,mix)',
+    )
+    .option(
+      '--source <source>',
+      'real: the real scenario (store or --data-dir), as --scenario real',
+    )
+    .option('--symbol <symbol>', 'real data: the symbol (scenarios.real.symbol)')
+    .option('--fold <k>', 'real data: the walk-forward fold to train on (0 = first test year)')
+    .option(
+      '--data-dir <dir>',
+      'real data: candle files in the ../shared/data layout instead of the store',
+    )
+    .option('--timesteps <n>', `env steps per scenario (${algorithm}.totalTimesteps)`)
+    .option(
+      '--resume <run>',
+      "continue this run from its last checkpoint (uses the run's own config)",
+    );
+  if (algorithm === 'ppo')
+    cmd.option('--init-from <run>', 'a train-model run: its encoders become the feature extractor');
+  withCommonOptions(cmd).action(
+    action(async (flags: TrainAgentFlags) => {
+      if (flags.scenario !== undefined && flags.curriculum !== undefined)
+        throw new UsageError('--scenario and --curriculum exclude each other');
+      if (flags.source !== undefined && flags.source !== 'real' && flags.source !== 'synthetic')
+        throw new UsageError(`--source must be real or synthetic, got "${flags.source}"`);
+      if (flags.resume !== undefined && flags.initFrom !== undefined)
+        throw new UsageError('--resume and --init-from exclude each other');
+      const timesteps = positiveInt(flags.timesteps, 'timesteps');
+      const foldFlag = flags.fold === undefined ? undefined : Number(flags.fold);
+      if (foldFlag !== undefined && !(Number.isInteger(foldFlag) && foldFlag >= 0))
+        throw new UsageError(`--fold must be a whole number >= 0, got "${flags.fold}"`);
+      const overrides: Record<string, unknown>[] = [];
+      if (flags.symbol !== undefined)
+        overrides.push({ scenarios: { real: { symbol: flags.symbol } } });
+      const config = resolveConfig(flags, overrides);
+      const scenarios =
+        flags.source === 'real'
+          ? ['real']
+          : flags.curriculum !== undefined
+            ? parseCurriculum(config, flags.curriculum)
+            : [flags.scenario ?? 'mix'];
+      const r = await runAgentTraining({
+        config,
+        algorithm,
+        scenarios,
+        ...(foldFlag === undefined ? {} : { fold: foldFlag }),
+        ...(flags.dataDir === undefined ? {} : { dataDir: flags.dataDir }),
+        ...(timesteps === undefined ? {} : { timesteps }),
+        ...(flags.resume === undefined ? {} : { resume: flags.resume }),
+        ...(flags.initFrom === undefined ? {} : { initFrom: flags.initFrom }),
+        commandLine: process.argv.slice(2),
+      });
+      const lines = [
+        `run ${r.run.id}${r.resumedFromStep === null ? '' : ` (resumed at step ${r.resumedFromStep})`}: ${r.steps} env steps, mean episode return ${Number.isNaN(r.meanEpisodeReturn) ? '-' : r.meanEpisodeReturn.toFixed(4)}`,
+        ...r.validation.map(
+          (v) =>
+            `validation ${v.market}: total ${v.totalReturn === null ? '-' : pct(v.totalReturn)}, Sharpe ${v.sharpe === null ? '-' : v.sharpe.toFixed(2)}, trades ${v.trades}`,
+        ),
+        `agent: ${r.agentDir}  (ctm backtest --policy ${r.run.dir} / ctm compare --policies ${r.run.dir},spot-buy-hold,random)`,
+      ];
+      process.stdout.write(lines.join('\n') + '\n');
+    }),
+  );
+}
+
 /** Registers `ctm train` and its subcommands. */
 export function registerTrainCommands(program: Command): void {
   const train = program.command('train').description('training runs (checkpointed, resumable)');
   registerTrainModel(train);
+  registerTrainAgent(train, 'dqn');
+  registerTrainAgent(train, 'ppo');
 }

@@ -16,6 +16,7 @@ import type { ReportBacktestInput, ReportHigherTimeframe, ReportTrade } from './
 import {
   Broker,
   brokerConfig,
+  spotBrokerConfig,
   type BrokerConfig,
   type BrokerOptions,
   type ChargeLedger,
@@ -73,7 +74,10 @@ export interface BacktestOptions {
   readonly openHoldout?: boolean;
   /** Close the open position at the last close (taker fee and slippage), as freqtrade does. Default true. */
   readonly closeAtEnd?: boolean;
-  /** Also run buy-and-hold through an identical broker as the benchmark. Default true. */
+  /**
+   * Also run spot buy-and-hold as the benchmark: the same fees, slippage and constraints on a spot
+   * account (no funding, no leverage, no borrow; `spotBrokerConfig`). Default true.
+   */
   readonly benchmark?: boolean;
   /** Number of strategies or seeds tried (for the deflated Sharpe ratio). Default 1. */
   readonly trials?: number;
@@ -140,9 +144,9 @@ export interface BacktestResult {
    * Performance metrics of `returns` and `trades` (per-bar returns stamped at each bar's close).
    */
   readonly metrics: PerformanceMetrics;
-  /** Buy-and-hold equity through an identical broker (when `benchmark` is on). */
+  /** Spot buy-and-hold equity (when `benchmark` is on). */
   readonly benchmarkEquity: Float64Array | null;
-  /** Metrics of the buy-and-hold benchmark (trials = 1), or null when `benchmark` is off. */
+  /** Metrics of the spot buy-and-hold benchmark (trials = 1), or null when `benchmark` is off. */
   readonly benchmarkMetrics: PerformanceMetrics | null;
   /** The benchmark's round trips (one when closed at the end, else none). */
   readonly benchmarkTrades: Trade[];
@@ -208,7 +212,7 @@ export function resolveBacktestRows(
   return { startRow: start, endRow: end };
 }
 
-/** Target 1 on every bar: the buy-and-hold benchmark. */
+/** Target 1 on every bar: the buy-and-hold benchmark (run on a spot account). */
 const BUY_AND_HOLD: Policy = {
   observation: { timeframes: [], windows: {}, features: {}, account: false },
   act(_obs, numEnvs, out) {
@@ -331,7 +335,7 @@ function openTradeOf(broker: Broker): BacktestResult['openTrade'] {
  * Backtests a policy: at each row's close the policy sees the observation built by the shared
  * ObservationBuilder (features known at that time plus the broker's account), and its target is
  * filled by the shared Broker at the next bar's open. Returns equity, positions, fills, trades,
- * per-bar costs and the full metrics (and the same for buy-and-hold when `benchmark` is on).
+ * per-bar costs and the full metrics (and the same for spot buy-and-hold when `benchmark` is on).
  * @throws {LookAheadError} when the range touches a closed holdout
  * @throws {DataValidationError} when there are fewer than two rows to trade
  * @throws {ConfigError} when the broker config is invalid
@@ -359,9 +363,19 @@ export function backtestStrategy(options: BacktestOptions): BacktestResult {
   const closeAtEnd = options.closeAtEnd ?? true;
   const progressAfterSeconds = options.progressAfterSeconds ?? 2;
   const bo = options.brokerOptions ?? {};
-  // The policy and its buy-and-hold benchmark run over the same rows, broker and capital.
-  const runOn = (policy: Policy, progressAfter: number): Run =>
-    runBroker(policy, data, cfg, bo, initialCapital, startRow, endRow, closeAtEnd, progressAfter);
+  // The policy and its spot buy-and-hold benchmark run over the same rows, costs and capital.
+  const runOn = (policy: Policy, progressAfter: number, broker = cfg): Run =>
+    runBroker(
+      policy,
+      data,
+      broker,
+      bo,
+      initialCapital,
+      startRow,
+      endRow,
+      closeAtEnd,
+      progressAfter,
+    );
   const run = runOn(options.policy, progressAfterSeconds);
   const rows = endRow - startRow + 1;
   const time = base.openTime.slice(startRow, endRow + 1);
@@ -384,7 +398,7 @@ export function backtestStrategy(options: BacktestOptions): BacktestResult {
   let benchmarkMetrics: PerformanceMetrics | null = null;
   let benchmarkTrades: Trade[] = [];
   if (options.benchmark ?? true) {
-    const b = runOn(BUY_AND_HOLD, Infinity);
+    const b = runOn(BUY_AND_HOLD, Infinity, spotBrokerConfig(cfg));
     benchmarkEquity = b.equity;
     benchmarkTrades = b.broker.trades.toArray();
     benchmarkMetrics = calculatePerformanceMetrics(

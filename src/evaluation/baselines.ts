@@ -1,20 +1,31 @@
-// Baseline policies every strategy is compared with (flat, buy-and-hold, seeded random, SMA cross
-// long/short on named features, and a cost-aware perfect-foresight oracle as the upper bound), and
-// the check that a value is a Policy. Resolving `--policy` references (modules, runs) is the
-// registry's job above evaluation/ (src/policies.ts): nothing here knows a model kind. Rule
-// baselines read only named features of their ObservationSpec; only the oracle sees the future, on
-// purpose, and says so.
+// Baseline policies every strategy is compared with (flat, buy-and-hold on the configured broker
+// and on a spot account, seeded random over several seeds, SMA cross long/short on named features,
+// the pattern oracle that knows how each labelled pattern resolves, and a cost-aware
+// perfect-foresight oracle as the upper bound), and the check that a value is a Policy. Resolving
+// `--policy` references (modules, runs) is the registry's job above evaluation/ (src/policies.ts):
+// nothing here knows a model kind. Rule baselines read only named features of their
+// ObservationSpec; only the two oracles see the future, on purpose, and say so.
 
-import type { Timeframe } from '../data-processing/candles.js';
+import { timeframeMs, type Timeframe } from '../data-processing/candles.js';
 import type { MultiTimeframeFeatures } from '../data-processing/feature-engineering.js';
 import { UsageError } from '../errors.js';
 import type { Config } from '../utils/config.js';
 import { Rng } from '../utils/random.js';
+import type { Run } from '../utils/runs.js';
 import type { RowAwarePolicy } from './backtest.js';
+import { spotBrokerConfig, type BrokerConfig } from './broker.js';
 import { observationSize, type ObservationSpec, type Policy } from './policy.js';
 
 /** Names of the built-in baselines. */
-export const BASELINES = ['flat', 'buy-hold', 'random', 'sma-cross', 'oracle'] as const;
+export const BASELINES = [
+  'flat',
+  'buy-hold',
+  'spot-buy-hold',
+  'random',
+  'sma-cross',
+  'pattern-oracle',
+  'oracle',
+] as const;
 /** One built-in baseline. */
 export type BaselineName = (typeof BASELINES)[number];
 
@@ -180,6 +191,77 @@ export function oraclePolicy(
   };
 }
 
+/**
+ * What the pattern oracle reads of a planted pattern's label (`PatternLabel` of the synthetic
+ * generator has these fields).
+ */
+export interface PatternOutcome {
+  /** Close time of the completion bar (UTC ms): the earliest decision time it is complete. */
+  readonly completionTimeMs: number;
+  /** Close time of the bar the resolution was pinned at (UTC ms); NaN when none was planted. */
+  readonly resolutionTimeMs: number;
+  /** Textbook direction of the move after completion (-1, 0, 1). */
+  readonly expectedDirection: number;
+  /** True when the pattern was made to resolve against `expectedDirection`. */
+  readonly adversarial: boolean;
+}
+
+/**
+ * The pattern oracle, the learnable ceiling of a labelled market: at the first decision time at or
+ * after each pattern's completion it takes the full position in the direction the pattern resolves
+ * (the label's expected direction, reversed when planted to fail), holds it until the first
+ * decision time at or after the label's resolution time, or until the next pattern's entry, and
+ * is flat otherwise. It knows how each pattern resolves, not the noise. Patterns without a
+ * direction or a resolution are skipped. Run through the same broker as any policy.
+ */
+export function patternOraclePolicy(
+  features: MultiTimeframeFeatures,
+  labels: readonly PatternOutcome[],
+): RowAwarePolicy {
+  const base = features.aligned.base;
+  const n = base.openTime.length;
+  const barMs = timeframeMs(features.base);
+  // First base row whose decision time (its close) is at or after t.
+  const rowAt = (t: number): number => {
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (base.openTime[mid] + barMs < t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const trades = labels
+    .filter((l) => l.expectedDirection !== 0 && Number.isFinite(l.resolutionTimeMs))
+    .map((l) => ({
+      entry: rowAt(l.completionTimeMs),
+      exit: rowAt(l.resolutionTimeMs),
+      side: (l.adversarial ? -1 : 1) * Math.sign(l.expectedDirection),
+    }))
+    .sort((a, b) => a.entry - b.entry);
+  const target = new Float32Array(n);
+  trades.forEach((t, k) => {
+    const until = Math.min(t.exit, k + 1 < trades.length ? trades[k + 1].entry : n, n);
+    for (let r = t.entry; r < until; r++) target[r] = t.side;
+  });
+  let row = 0;
+  return {
+    observation: EMPTY_SPEC,
+    reset() {
+      row = 0;
+    },
+    startAt(baseRow) {
+      row = baseRow;
+    },
+    act(_obs, numEnvs, out) {
+      const v = row < n ? target[row] : 0;
+      row++;
+      for (let i = 0; i < numEnvs; i++) out[i] = v;
+    },
+  };
+}
+
 /** What `resolvePolicy` needs to build a policy. */
 export interface PolicyContext {
   /** Features of the data the policy will be run on. */
@@ -188,22 +270,54 @@ export interface PolicyContext {
   readonly config: Config;
   /** Directory that relative module paths and run ids are resolved against (default: cwd). */
   readonly cwd?: string;
+  /** Labels of the patterns planted in the data (synthetic markets), for `pattern-oracle`. */
+  readonly labels?: readonly PatternOutcome[];
 }
 
-/** A baseline by name, configured from the `backtest` config section. */
+/**
+ * The seeded random baselines over `seeds` seeds (`backtest.random`): seed k is drawn from the
+ * config's seed + k, so seed 0 is the one `baselinePolicy('random')` runs.
+ */
+export function randomBaselines(config: Config, seeds: number): Policy[] {
+  const cfg = config.backtest.random;
+  return Array.from({ length: seeds }, (_, k) =>
+    randomPolicy({
+      seed: new Rng(config.seed + k).fork('random-baseline').nextU32(),
+      levels: cfg.levels,
+      switchProbability: cfg.switchProbability,
+    }),
+  );
+}
+
+/**
+ * Broker overrides a baseline runs with (`spot-buy-hold`: a spot account, see
+ * `spotBrokerConfig`); undefined for the configured broker.
+ */
+export function baselineBroker(name: BaselineName, broker: BrokerConfig): BrokerConfig | undefined {
+  return name === 'spot-buy-hold' ? spotBrokerConfig(broker) : undefined;
+}
+
+/**
+ * A baseline by name, configured from the `backtest` config section. `spot-buy-hold` is the
+ * buy-and-hold policy; run it on `baselineBroker`'s spot account.
+ * @throws {UsageError} for `pattern-oracle` without labels in the context.
+ */
 export function baselinePolicy(name: BaselineName, context: PolicyContext): Policy {
   const cfg = context.config.backtest;
   switch (name) {
     case 'flat':
       return flatPolicy();
     case 'buy-hold':
+    case 'spot-buy-hold':
       return buyAndHoldPolicy();
     case 'random':
-      return randomPolicy({
-        seed: new Rng(context.config.seed).fork('random-baseline').nextU32(),
-        levels: cfg.random.levels,
-        switchProbability: cfg.random.switchProbability,
-      });
+      return randomBaselines(context.config, 1)[0];
+    case 'pattern-oracle':
+      if (context.labels === undefined)
+        throw new UsageError('pattern-oracle needs labelled markets', {
+          hint: 'run it on a synthetic scenario (ctm compare --scenario mix); real data has no pattern labels',
+        });
+      return patternOraclePolicy(context.features, context.labels);
     case 'sma-cross':
       return smaCrossPolicy(context.features, {
         ...cfg.smaCross,
@@ -255,4 +369,8 @@ export interface ResolvedPolicy {
   kind: 'baseline' | 'module' | 'run';
   /** A display name (the baseline, the module path or the run id). */
   name: string;
+  /** The broker config it runs on when not the configured one (spot buy-and-hold). */
+  broker?: BrokerConfig;
+  /** The run it was loaded from (kind `run`). */
+  run?: Run;
 }

@@ -58,6 +58,19 @@ export function brokerConfig(
 }
 
 /**
+ * The account of someone who simply buys the coin: a spot market (no funding), no leverage and no
+ * borrow interest; fees, slippage and constraints as `config`. Spot buy-and-hold runs on it.
+ */
+export function spotBrokerConfig(config: BrokerConfig): BrokerConfig {
+  return {
+    ...config,
+    marketType: 'spot',
+    leverage: 1,
+    borrow: { ...config.borrow, annualRate: 0 },
+  };
+}
+
+/**
  * The parts of a ccxt market description (`exchange.market(symbol)`) the broker reads: fee rates,
  * amount/price precision and the minimum amount and cost. Precision is read in the exchange's
  * `precisionMode`, which ccxt keeps on the exchange, not the market: pass

@@ -27,11 +27,11 @@ import { UsageError } from '../errors.js';
 import { rangeMs, type Config } from '../utils/config.js';
 import { writeFileAtomicSync } from '../utils/fs.js';
 import { logger } from '../utils/logger.js';
-import { createRun, type Run } from '../utils/runs.js';
+import { countTrials, createRun, withRun, type Run } from '../utils/runs.js';
 import {
   buildBacktestPayload,
   emptyReportPayload,
-  writeReport,
+  writeRunReport,
   type ReportOptions,
   type ReportPayload,
 } from './report.js';
@@ -211,6 +211,34 @@ export interface PolicySource {
   resolve(context: PolicyContext): Promise<ResolvedPolicy>;
 }
 
+/** The number of trials a result was chosen from, and where it came from. */
+export interface TrialsBehind {
+  /** What the deflated Sharpe ratio corrects for: the largest of the three counts below. */
+  trials: number;
+  /** `backtest.trials`: trials the user says were tried elsewhere. */
+  configured: number;
+  /** Runs of this run's kind on the same data (this one, failed and unfinished ones included). */
+  evaluated: number;
+  /** Runs of the evaluated policy's training kind on its training data (0 for baselines). */
+  trained: number;
+}
+
+/**
+ * The trials behind a result of `run` (which recorded its data): the largest of the configured
+ * count, the runs of its kind on the same data and, for a trained policy, the training runs of that
+ * kind on the same training data (`countTrials`, failures included).
+ */
+export function trialsBehind(config: Config, run: Run, policyRun?: Run): TrialsBehind {
+  const runsDir = config.paths.runs;
+  const evaluated = countTrials(runsDir, run.info.kind, run.info.data).trials;
+  const trained =
+    policyRun === undefined
+      ? 0
+      : countTrials(runsDir, policyRun.info.kind, policyRun.info.data).trials;
+  const configured = config.backtest.trials;
+  return { trials: Math.max(configured, evaluated, trained), configured, evaluated, trained };
+}
+
 /** Options of `runBacktest` (what `ctm backtest` takes). */
 export interface RunBacktestOptions extends EvaluationSource {
   /** The resolved config. */
@@ -290,129 +318,128 @@ export async function runBacktest(options: RunBacktestOptions): Promise<RunBackt
   const data = await loadEvaluationData({ ...options, config: dataConfig });
   const resolved = await options.policy.resolve({ features: data.features, config });
   const run = createRun({ kind: 'backtest', config, commandLine: options.commandLine });
-  run.update({
-    data: dataFingerprint(options.symbol, data.candles),
-    featureSpec: {
-      names: Object.fromEntries([...data.features.perTimeframe].map(([tf, m]) => [tf, m.names])),
-      windows: data.features.windows,
-    },
-    extra: {
-      policy: resolved.name,
-      policyKind: resolved.kind,
-      source: data.source,
-      range: [data.range.fromMs, data.range.toMs].map((t) => (Number.isFinite(t) ? iso(t) : null)),
-      openHoldout: options.openHoldout === true,
-    },
-  });
-  const bt = config.backtest;
-  const common = {
-    data: data.features,
-    broker: config.broker,
-    holdout: rangeMs(config.splits.holdout),
-    openHoldout: options.openHoldout,
-    closeAtEnd: bt.closeAtEnd,
-    benchmark: bt.benchmark,
-    trials: bt.trials,
-    riskFreeRate: bt.riskFreeRate,
-    progressAfterSeconds: bt.progressAfterSeconds,
-  };
-  const facts: Record<string, string | number> = {
-    policy: resolved.name,
-    symbol: options.symbol,
-    data: data.source,
-    fee: config.broker.takerFeeRate,
-    leverage: config.broker.leverage,
-    market: config.broker.marketType,
-  };
-  const reportOptions: ReportOptions = config.report;
-  const title = `Backtest of ${resolved.name} on ${options.symbol}`;
-  if (options.walkForward === true) {
-    const wf = bt.walkForward;
-    const barMs = timeframeMs(data.features.base);
-    const base = data.features.aligned.base;
-    const span = {
-      fromMs: Math.max(data.range.fromMs, base.openTime[0]),
-      toMs: Math.min(data.range.toMs, base.openTime[candleCount(base) - 1] + barMs),
-    };
-    const folds = walkForwardSplits({
-      range: span,
-      mode: wf.mode,
-      trainMs: wf.trainDays * DAY_MS,
-      testMs: wf.testDays * DAY_MS,
-      stepMs: (wf.stepDays ?? wf.testDays) * DAY_MS,
-      folds: wf.folds,
-      purgeMs: wf.purgeBars * barMs,
-      embargoMs: wf.embargoBars * barMs,
-      holdout: common.holdout,
+  return withRun(run, async () => {
+    run.update({
+      data: dataFingerprint(options.symbol, data.candles),
+      featureSpec: {
+        names: Object.fromEntries([...data.features.perTimeframe].map(([tf, m]) => [tf, m.names])),
+        windows: data.features.windows,
+      },
+      extra: {
+        policy: resolved.name,
+        policyKind: resolved.kind,
+        source: data.source,
+        range: [data.range.fromMs, data.range.toMs].map((t) =>
+          Number.isFinite(t) ? iso(t) : null,
+        ),
+        openHoldout: options.openHoldout === true,
+      },
+    });
+    const bt = config.backtest;
+    const trials = trialsBehind(config, run, resolved.run);
+    run.update({ extra: { ...run.info.extra, trials } });
+    const common = {
+      data: data.features,
+      broker: resolved.broker ?? config.broker,
+      holdout: rangeMs(config.splits.holdout),
       openHoldout: options.openHoldout,
-    });
-    const result = await walkForwardBacktest({ ...common, policy: resolved.policy, folds });
-    const done = result.folds.flatMap((f) => (f.result === null ? [] : [f.result]));
-    run.writeMetrics({
+      closeAtEnd: bt.closeAtEnd,
+      benchmark: bt.benchmark,
+      trials: trials.trials,
+      riskFreeRate: bt.riskFreeRate,
+      progressAfterSeconds: bt.progressAfterSeconds,
+    };
+    const facts: Record<string, string | number> = {
       policy: resolved.name,
-      mode: wf.mode,
-      pooled: result.pooled,
-      pooledBenchmark: result.pooledBenchmark,
-      folds: result.folds.map((f) => ({
-        index: f.fold.index,
-        train: f.fold.train.map((r) => [iso(r.fromMs), iso(r.toMs)]),
-        test: [iso(f.fold.test.fromMs), iso(f.fold.test.toMs)],
-        skipped: f.skipped,
-        metrics: f.result?.metrics ?? null,
-      })),
-    });
-    writeTables(run, done);
-    let payload: ReportPayload;
-    try {
-      const input = walkForwardReportInput(result, `Walk-forward ${title}`, facts);
-      payload = buildBacktestPayload(input, reportOptions);
-    } catch (err) {
-      if (!(err instanceof RangeError)) throw err;
-      logger.warn({ reason: err.message }, 'walk-forward report drawn without charts');
-      payload = {
-        ...emptyReportPayload(`Walk-forward ${title}`),
-        facts,
+      symbol: options.symbol,
+      data: data.source,
+      fee: config.broker.takerFeeRate,
+      leverage: config.broker.leverage,
+      market: config.broker.marketType,
+    };
+    const reportOptions: ReportOptions = config.report;
+    const title = `Backtest of ${resolved.name} on ${options.symbol}`;
+    if (options.walkForward === true) {
+      const wf = bt.walkForward;
+      const barMs = timeframeMs(data.features.base);
+      const base = data.features.aligned.base;
+      const span = {
+        fromMs: Math.max(data.range.fromMs, base.openTime[0]),
+        toMs: Math.min(data.range.toMs, base.openTime[candleCount(base) - 1] + barMs),
+      };
+      const folds = walkForwardSplits({
+        range: span,
+        mode: wf.mode,
+        trainMs: wf.trainDays * DAY_MS,
+        testMs: wf.testDays * DAY_MS,
+        stepMs: (wf.stepDays ?? wf.testDays) * DAY_MS,
+        folds: wf.folds,
+        purgeMs: wf.purgeBars * barMs,
+        embargoMs: wf.embargoBars * barMs,
+        holdout: common.holdout,
+        openHoldout: options.openHoldout,
+      });
+      const result = await walkForwardBacktest({ ...common, policy: resolved.policy, folds });
+      const done = result.folds.flatMap((f) => (f.result === null ? [] : [f.result]));
+      run.writeMetrics({
+        policy: resolved.name,
+        mode: wf.mode,
+        pooled: result.pooled,
+        pooledBenchmark: result.pooledBenchmark,
+        folds: result.folds.map((f) => ({
+          index: f.fold.index,
+          train: f.fold.train.map((r) => [iso(r.fromMs), iso(r.toMs)]),
+          test: [iso(f.fold.test.fromMs), iso(f.fold.test.toMs)],
+          skipped: f.skipped,
+          metrics: f.result?.metrics ?? null,
+        })),
+      });
+      writeTables(run, done);
+      let payload: ReportPayload;
+      try {
+        const input = walkForwardReportInput(result, `Walk-forward ${title}`, facts);
+        payload = buildBacktestPayload(input, reportOptions);
+      } catch (err) {
+        if (!(err instanceof RangeError)) throw err;
+        logger.warn({ reason: err.message }, 'walk-forward report drawn without charts');
+        payload = {
+          ...emptyReportPayload(`Walk-forward ${title}`),
+          facts,
+          metrics: result.pooled,
+          benchmarkMetrics: result.pooledBenchmark,
+          monthly: result.pooled.monthly,
+          yearly: result.pooled.yearly,
+        };
+      }
+      writeRunReport(run, payload, reportOptions);
+      return {
+        run,
         metrics: result.pooled,
         benchmarkMetrics: result.pooledBenchmark,
-        monthly: result.pooled.monthly,
-        yearly: result.pooled.yearly,
+        single: null,
+        walkForward: result,
+        policyName: resolved.name,
       };
     }
-    writeReportArtifacts(run, payload, reportOptions);
+    const result = backtestStrategy({ ...common, policy: resolved.policy, range: data.range });
+    run.writeMetrics({
+      policy: resolved.name,
+      strategy: result.metrics,
+      benchmark: result.benchmarkMetrics,
+    });
+    writeTables(run, [result]);
+    writeRunReport(
+      run,
+      buildBacktestPayload(backtestReportInput(result, title, facts), reportOptions),
+      reportOptions,
+    );
     return {
       run,
-      metrics: result.pooled,
-      benchmarkMetrics: result.pooledBenchmark,
-      single: null,
-      walkForward: result,
+      metrics: result.metrics,
+      benchmarkMetrics: result.benchmarkMetrics,
+      single: result,
+      walkForward: null,
       policyName: resolved.name,
     };
-  }
-  const result = backtestStrategy({ ...common, policy: resolved.policy, range: data.range });
-  run.writeMetrics({
-    policy: resolved.name,
-    strategy: result.metrics,
-    benchmark: result.benchmarkMetrics,
   });
-  writeTables(run, [result]);
-  writeReportArtifacts(
-    run,
-    buildBacktestPayload(backtestReportInput(result, title, facts), reportOptions),
-    reportOptions,
-  );
-  return {
-    run,
-    metrics: result.metrics,
-    benchmarkMetrics: result.benchmarkMetrics,
-    single: result,
-    walkForward: null,
-    policyName: resolved.name,
-  };
-}
-
-function writeReportArtifacts(run: Run, payload: ReportPayload, options: ReportOptions): void {
-  const written = writeReport(run.dir, payload, options);
-  run.addArtifact('report', written.html);
-  run.addArtifact('reportData', written.data);
-  for (const png of written.pngs) run.addArtifact(`png:${png.replace(/\.png$/, '')}`, png);
 }

@@ -1,6 +1,6 @@
 // Reports of runs: one self-contained HTML file (the chart library and every number inlined, no
 // network needed to view it) with interactive candles, the higher-timeframe candles as they were
-// known at each decision time, trades, position, equity versus buy-and-hold, drawdown, monthly
+// known at each decision time, trades, position, equity versus spot buy-and-hold, drawdown, monthly
 // returns, return distribution, trade scatter, metrics and training curves; the key plots also as
 // PNG. Draws what it is given (the generic drawing is utils/visualization.ts): never recomputes a
 // backtest, never moves money.
@@ -10,7 +10,7 @@ import { timeframeMs, type Candles, type Timeframe } from '../data-processing/ca
 import { CheckpointError } from '../errors.js';
 import { writeFileAtomicSync } from '../utils/fs.js';
 import { logger } from '../utils/logger.js';
-import { readHistory, type Run } from '../utils/runs.js';
+import { flattenMetrics, readHistory, type Run } from '../utils/runs.js';
 import {
   COLORS,
   confusionMatrixSvg,
@@ -86,7 +86,7 @@ export interface ReportBacktestInput {
   readonly trades: readonly ReportTrade[];
   /** Metrics of the strategy. */
   readonly metrics: PerformanceMetrics;
-  /** Metrics of buy-and-hold, when computed. */
+  /** Metrics of spot buy-and-hold, when computed. */
   readonly benchmarkMetrics?: PerformanceMetrics;
   /** Policy name, costs and other facts printed in the header. */
   readonly facts?: Readonly<Record<string, string | number>>;
@@ -201,6 +201,22 @@ export interface ReportPayload {
   confusion: NamedConfusionMatrix[];
   /** Other runs' metrics.json, flattened to `a.b.c` keys (shown when `metrics` is null). */
   summary: Record<string, number | string>;
+  /** A comparison of policies (`ctm compare`), or null. */
+  comparison: ComparisonPayload | null;
+}
+
+/** A comparison of policies as the page draws it: a table and each policy's mean equity. */
+export interface ComparisonPayload {
+  /** How to read the table (printed above it). */
+  note: string;
+  /** Column headers. */
+  header: string[];
+  /** One row of formatted cells per policy (the first cell names it). */
+  rows: string[][];
+  /** Mean equity per policy (equity / initial capital, bar by bar). */
+  equity: Array<{ name: string; y: number[] }>;
+  /** Bar length of the equity series, ms. */
+  barMs: number;
 }
 
 /** A payload with nothing to draw yet (training runs start from it). */
@@ -221,6 +237,7 @@ export function emptyReportPayload(title: string): ReportPayload {
     history: [],
     confusion: [],
     summary: {},
+    comparison: null,
   };
 }
 
@@ -413,6 +430,7 @@ export function buildBacktestPayload(
     history: [],
     confusion: [],
     summary: {},
+    comparison: null,
   };
 }
 
@@ -601,10 +619,10 @@ function formatMetric(v: unknown, format: MetricRow['format']): string {
   }
 }
 
-/** The metrics table (strategy, and buy-and-hold when given) as HTML. */
+/** The metrics table (strategy, and spot buy-and-hold when given) as HTML. */
 export function metricsTableHtml(m: PerformanceMetrics, bench: PerformanceMetrics | null): string {
   let out = '<table class="metrics" id="metrics-table"><thead><tr><th>metric</th><th>strategy</th>';
-  if (bench !== null) out += '<th>buy &amp; hold</th>';
+  if (bench !== null) out += '<th>spot buy &amp; hold</th>';
   out += '</tr></thead><tbody>';
   for (const sec of METRIC_TABLE) {
     out += `<tr class="section"><td colspan="${bench === null ? 2 : 3}">${esc(sec.section)}</td></tr>`;
@@ -632,6 +650,21 @@ function drawdownTableHtml(drawdowns: ReportPayload['drawdowns']): string {
   return out + '</tbody></table>';
 }
 
+/** The comparison section: its note, the table and the mean-equity figure. */
+function comparisonHtml(c: ComparisonPayload, svgs: Record<string, string>): string {
+  let table = '<table class="metrics" id="comparison-table"><thead><tr>';
+  for (const h of c.header) table += `<th>${esc(h)}</th>`;
+  table += '</tr></thead><tbody>';
+  for (const row of c.rows)
+    table += `<tr data-policy="${esc(row[0])}">${row.map((x) => `<td>${esc(x)}</td>`).join('')}</tr>`;
+  table += '</tbody></table>';
+  const fig = svgs['comparison-equity'];
+  return (
+    `<h2>Comparison</h2><p class="note">${esc(c.note)}</p>${table}` +
+    (fig === undefined ? '' : `<div class="svgs">${fig}</div>`)
+  );
+}
+
 /** A run's own metrics (flattened `a.b.c` keys) as a two-column HTML table. */
 function summaryTableHtml(summary: Record<string, number | string>): string {
   let out =
@@ -648,20 +681,6 @@ function summaryTableHtml(summary: Record<string, number | string>): string {
   return out + '</tbody></table>';
 }
 
-/** Flattens the numbers and strings of a JSON value to `a.b.c` keys (arrays and nulls skipped). */
-export function flattenMetrics(
-  value: unknown,
-  prefix = '',
-  out: Record<string, number | string> = {},
-): Record<string, number | string> {
-  if (typeof value === 'number' && Number.isFinite(value)) out[prefix] = value;
-  else if (typeof value === 'string' && prefix !== '') out[prefix] = value;
-  else if (typeof value === 'object' && value !== null && !Array.isArray(value))
-    for (const [k, v] of Object.entries(value))
-      flattenMetrics(v, prefix === '' ? k : `${prefix}.${k}`, out);
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The page
 
@@ -675,6 +694,21 @@ export function payloadSvgs(
   const out: Record<string, string> = {};
   const p = payload.price;
   const e = payload.equity;
+  const cmp = payload.comparison;
+  if (cmp !== null && cmp.equity.length > 0) {
+    const days = (n: number): number[] =>
+      Array.from({ length: n }, (_, k) => (k * cmp.barMs) / DAY_MS);
+    out['comparison-equity'] = lineChartSvg({
+      id: 'comparison-equity-png',
+      title: 'Mean equity over the samples (equity / initial capital)',
+      xType: 'number',
+      xLabel: 'days',
+      width: w,
+      height: h,
+      yFormat: (v) => v.toFixed(2),
+      series: cmp.equity.map((q) => ({ name: q.name, x: days(q.y.length), y: q.y })),
+    });
+  }
   if (p !== null && e !== null) {
     const ms = e.t.map((t) => t * 1000);
     out.equity = lineChartSvg({
@@ -688,7 +722,7 @@ export function payloadSvgs(
         { name: 'strategy', x: ms, y: e.strategy, color: COLORS.strategy },
         ...(e.benchmark === null
           ? []
-          : [{ name: 'buy & hold', x: ms, y: e.benchmark, color: COLORS.benchmark }]),
+          : [{ name: 'spot buy & hold', x: ms, y: e.benchmark, color: COLORS.benchmark }]),
       ],
     });
     out.drawdown = lineChartSvg({
@@ -821,7 +855,7 @@ const APP_JS = String.raw`
     strat.setData(lineRows(e.t, e.strategy));
     report.series.equity = strat;
     if (e.benchmark) {
-      var bh = eqChart.addSeries(LC.LineSeries, { color: '#9e9e9e', lineWidth: 1, title: 'buy & hold' }, 0);
+      var bh = eqChart.addSeries(LC.LineSeries, { color: '#9e9e9e', lineWidth: 1, title: 'spot buy & hold' }, 0);
       bh.setData(lineRows(e.t, e.benchmark));
       report.series.benchmark = bh;
     }
@@ -876,7 +910,7 @@ export function renderReportHtml(
   }
   if (payload.equity !== null)
     parts.push(
-      `<h2>Equity and drawdown</h2><p class="note">Strategy equity${payload.equity.benchmark === null ? '' : ' against buy-and-hold through the same broker and costs'}; below, the underwater curve (percent below the running peak) and the annualised Sharpe ratio of the last 30 days.</p><div class="chart" id="equity-chart"></div>` +
+      `<h2>Equity and drawdown</h2><p class="note">Strategy equity${payload.equity.benchmark === null ? '' : ' against spot buy-and-hold (same fees and slippage, no funding, no borrow)'}; below, the underwater curve (percent below the running peak) and the annualised Sharpe ratio of the last 30 days.</p><div class="chart" id="equity-chart"></div>` +
         (payload.drawdowns.length > 0
           ? `<h3>Worst drawdowns</h3>${drawdownTableHtml(payload.drawdowns)}`
           : ''),
@@ -894,6 +928,7 @@ export function renderReportHtml(
     parts.push(
       `<h2>Returns and trades</h2><div class="svgs">${figs(['monthly-returns', 'returns-distribution', 'trades'])}</div>`,
     );
+  if (payload.comparison !== null) parts.push(comparisonHtml(payload.comparison, svgs));
   if (payload.metrics !== null)
     parts.push(`<h2>Metrics</h2>${metricsTableHtml(payload.metrics, payload.benchmarkMetrics)}`);
   else if (Object.keys(payload.summary).length > 0)
@@ -951,6 +986,19 @@ export function writeReport(
   writeFileAtomicSync(`${dir}/report.html`, renderReportHtml(payload, svgs, options));
   logger.debug({ dir, pngs: pngs.length }, 'report written');
   return { html: 'report.html', data: 'report-data.json', pngs };
+}
+
+/** Writes the report of `payload` into a run's folder and records its files as artifacts. */
+export function writeRunReport(
+  run: Run,
+  payload: ReportPayload,
+  options: ReportOptions = DEFAULT_REPORT_OPTIONS,
+): WrittenReport {
+  const written = writeReport(run.dir, payload, options);
+  run.addArtifact('report', written.html);
+  run.addArtifact('reportData', written.data);
+  for (const png of written.pngs) run.addArtifact(`png:${png.replace(/\.png$/, '')}`, png);
+  return written;
 }
 
 function readJson(path: string): unknown {

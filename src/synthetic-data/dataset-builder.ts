@@ -112,6 +112,8 @@ export interface BuildDatasetOptions {
   real?: Candles | null;
   /** Worker threads generating markets (default: config `dataset.workers`; 1 = in this thread). */
   workers?: number;
+  /** Days of the features' warm-up, when already known (default: measured on a probe market). */
+  warmupDays?: number;
 }
 
 /** Resolved settings of a build (plain data: they are sent to worker threads). */
@@ -186,7 +188,7 @@ export function resolveDatasetSettings(
   options: Omit<BuildDatasetOptions, 'outDir'>,
 ): DatasetSettings {
   const s = resolveSettings(patternDistribution, options);
-  s.warmupDays = measureWarmupDays(s);
+  s.warmupDays = options.warmupDays ?? measureWarmupDays(s);
   return s;
 }
 

@@ -18,6 +18,38 @@ const dateString = z.string().refine((s) => !Number.isNaN(parseDateMs(s)), {
 const range = z.strictObject({ from: dateString.nullable(), to: dateString.nullable() });
 const positiveInt = z.number().int().positive();
 
+/** First seed and number of seeds of a scenario's markets of one split. */
+const seedRange = z.strictObject({ from: z.number().int().nonnegative(), count: positiveInt });
+
+/** One synthetic scenario (`scenarios.synthetic.<name>`); see config/default.yaml. */
+const syntheticScenario = z
+  .strictObject({
+    calibration: z.string().min(1).nullable(),
+    days: positiveInt,
+    episodeSteps: positiveInt,
+    patternWeights: z.record(z.string(), z.number().min(0)).nullable(),
+    timeframeWeights: z.partialRecord(timeframe, z.number().min(0)).nullable(),
+    adversarialFraction: z.number().min(0).max(1).nullable(),
+    htfInfluence: z.number().min(0).max(1).nullable(),
+    amplitudeScale: z.number().positive().max(5).nullable(),
+    noiseLevel: z.number().positive().nullable(),
+    seeds: z.strictObject({ train: seedRange, validation: seedRange, test: seedRange }),
+  })
+  .superRefine((s, ctx) => {
+    const splits = ['train', 'validation', 'test'] as const;
+    for (let a = 0; a < splits.length; a++)
+      for (let b = a + 1; b < splits.length; b++) {
+        const x = s.seeds[splits[a]];
+        const y = s.seeds[splits[b]];
+        if (x.from < y.from + y.count && y.from < x.from + x.count)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['seeds', splits[b]],
+            message: `seeds ${y.from}..${y.from + y.count - 1} overlap the ${splits[a]} seeds ${x.from}..${x.from + x.count - 1}`,
+          });
+      }
+  });
+
 /** The config schema. Sections are filled by the modules that own them. */
 export const configSchema = z.strictObject({
   seed: z.number().int().nonnegative(),
@@ -329,6 +361,7 @@ export const configSchema = z.strictObject({
     random: z.strictObject({
       levels: z.array(z.number().min(-1).max(1)).min(1),
       switchProbability: z.number().min(0).max(1),
+      seeds: positiveInt,
     }),
     oracle: z.strictObject({ levels: z.array(z.number().min(-1).max(1)).min(1) }),
     walkForward: z.strictObject({
@@ -348,6 +381,40 @@ export const configSchema = z.strictObject({
     pngHeight: z.number().int().min(150).max(8000),
     markerLabelLimit: z.number().int().nonnegative(),
   }),
+  scenarios: z
+    .strictObject({
+      curriculum: z.array(z.string().min(1)).min(1),
+      real: z.strictObject({
+        symbol: z
+          .string()
+          .regex(
+            /^[A-Z0-9]+\/[A-Z0-9]+(:[A-Z0-9]+)?$/,
+            'expected a ccxt unified symbol like BTC/USDT',
+          ),
+        dataDir: z.string().min(1).nullable(),
+        trainFrom: dateString,
+        testYears: z.array(z.number().int().min(1970).max(2100)).min(1),
+        validationDays: positiveInt,
+        episodeSteps: positiveInt,
+      }),
+      synthetic: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/), syntheticScenario),
+    })
+    .superRefine((s, ctx) => {
+      if ('real' in s.synthetic)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['synthetic', 'real'],
+          message: 'the name real is the real-data scenario',
+        });
+      s.curriculum.forEach((name, i) => {
+        if (name !== 'real' && !(name in s.synthetic))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['curriculum', i],
+            message: `unknown scenario ${name} (scenarios: ${[...Object.keys(s.synthetic), 'real'].join(', ')})`,
+          });
+      });
+    }),
   dqn: z.strictObject({
     learningRate: z.number().positive(),
     hiddenDim: positiveInt,
@@ -464,15 +531,15 @@ function readYamlFile(file: string): unknown {
 
 /**
  * Deep-merges `override` onto `base` (objects merge key by key; arrays and scalars replace).
- * A key absent from `base` is an error naming its path: defaults hold every valid key. Sections
- * whose keys are open (records such as `windows`) accept new keys.
+ * A key absent from `base` is an error naming its path: defaults hold every valid key. Mappings
+ * whose keys are open (records such as `windows` or the scenarios) accept new keys.
  */
 function mergeInto(
   base: Plain,
   override: unknown,
   path: string[],
   file: string | undefined,
-  openRecords: Set<string>,
+  openRecords: readonly string[],
 ): Plain {
   if (!isPlainObject(override)) {
     throw new ConfigError(path.join('.'), `expected a mapping, got ${describe(override)}`, {
@@ -484,7 +551,7 @@ function mergeInto(
     const keyPath = [...path, key];
     const dotted = keyPath.join('.');
     if (!(key in base)) {
-      if (openRecords.has(path.join('.'))) {
+      if (isOpenRecord(path, openRecords)) {
         out[key] = value;
         continue;
       }
@@ -495,13 +562,19 @@ function mergeInto(
     }
     const current = base[key];
     out[key] =
-      isPlainObject(current) && !openRecords.has(dotted)
+      isPlainObject(current) && isPlainObject(value)
         ? mergeInto(current, value, keyPath, file, openRecords)
-        : isPlainObject(current) && isPlainObject(value)
-          ? { ...current, ...value }
-          : value;
+        : value;
   }
   return out;
+}
+
+/** Whether the mapping at `path` takes new keys: a pattern of `openRecords` matches it (`*` = any key). */
+function isOpenRecord(path: readonly string[], openRecords: readonly string[]): boolean {
+  return openRecords.some((pattern) => {
+    const parts = pattern.split('.');
+    return parts.length === path.length && parts.every((p, i) => p === '*' || p === path[i]);
+  });
 }
 
 function describe(v: unknown): string {
@@ -542,7 +615,13 @@ export interface LoadConfigOptions {
   defaultsFile?: string;
 }
 
-const OPEN_RECORDS = new Set(['windows']);
+/** Mappings that take keys the defaults do not have (timeframes, scenario names, pattern types). */
+const OPEN_RECORDS = [
+  'windows',
+  'scenarios.synthetic',
+  'scenarios.synthetic.*.patternWeights',
+  'scenarios.synthetic.*.timeframeWeights',
+];
 
 /**
  * Loads and validates the configuration: defaults, then `file`, then `set`, then `overrides`.

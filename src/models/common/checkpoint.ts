@@ -167,6 +167,18 @@ export function writeCheckpoint<S>(dir: string, content: CheckpointContent<S>): 
     if (/^ckpt-.*\.bin$/.test(f) && f !== dataFile) rmSync(join(dir, f), { force: true });
 }
 
+/** The kind of the checkpoint in `dir`, or null when there is none or it is unreadable. */
+export function checkpointKind(dir: string): string | null {
+  const file = join(dir, 'checkpoint.json');
+  if (!existsSync(file)) return null;
+  try {
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as Partial<CheckpointDoc>;
+    return doc.format === FORMAT && typeof doc.kind === 'string' ? doc.kind : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Whether `dir` holds a checkpoint. */
 export function hasCheckpoint(dir: string): boolean {
   return existsSync(join(dir, 'checkpoint.json'));

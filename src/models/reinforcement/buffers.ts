@@ -514,6 +514,12 @@ export class ObservationRecorder<I extends object> {
     return this.codecs !== null;
   }
 
+  /** Record of env `i`'s current observation (the one in the batch now). */
+  encodeCurrent(i: number, out: Float32Array, offset: number): void {
+    if (this.codecs !== null) this.codecs[i].current(out, offset);
+    else this.copy(this.vec.observations, i * this.size, out, offset);
+  }
+
   /** Record of env `i`'s current observation right after a reset (its first of the episode). */
   encodeReset(i: number, out: Float32Array, offset: number): void {
     if (this.codecs !== null) this.codecs[i].encode(this.vec.resetInfos[i], out, offset);

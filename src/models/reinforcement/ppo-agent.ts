@@ -27,8 +27,9 @@ import {
 } from '../common/checkpoint.js';
 import { Mlp, type MlpWorkspace } from '../common/mlp.js';
 import { RewardScaler, RunningMeanStd } from '../common/normalization.js';
-import { Adam, arrayParameter } from '../common/optimizer.js';
+import { Adam, arrayParameter, type Parameter, type ParameterGroup } from '../common/optimizer.js';
 import { Box, Discrete, type EnvSnapshot } from './spaces.js';
+import { ObservationRecorder } from './buffers.js';
 import type { VecEnv } from './vec-env.js';
 
 /** The `ppo` config section. */
@@ -242,6 +243,23 @@ const LOG_SQRT_2PI = 0.5 * Math.log(2 * Math.PI);
 export interface PpoAgentOptions extends Partial<PpoHyperparameters> {
   /** Seed of the weights, sampling and minibatch order. Default 0. */
   seed?: number;
+  /**
+   * Further parameter groups trained with the actor and critic (e.g. a pretrained encoder, frozen
+   * or fine-tuned at its own rate); their gradients come from `PpoInputHooks.backward`.
+   */
+  extraGroups?: readonly ParameterGroup[];
+}
+
+/**
+ * How an update computes the agent's inputs when they come from a trainable encoder (transfer,
+ * fine-tuning phase): `inputs` writes the normalised inputs of the minibatch's samples (rollout
+ * indices; the rollout's `records` say which observation each was) with the encoder's current
+ * weights; `backward` receives dL/d(inputs) and writes the
+ * gradients of the extra parameter groups (flat order of their parameters).
+ */
+export interface PpoInputHooks {
+  inputs(roll: Rollout, indices: Int32Array, out: Float32Array): void;
+  backward(dInputs: Float32Array, rows: number, grads: Float32Array[]): void;
 }
 
 /** What `selectAction` returns (the spec's "sample action from policy"). */
@@ -329,6 +347,10 @@ export class PPOAgent {
   private readonly criticGrads: Float32Array[];
   private readonly logStdGrad = new Float32Array(1);
   private readonly allGrads: Float32Array[];
+  /** Parameters of the extra groups (saved with the agent). */
+  private readonly extraParams: readonly Parameter[];
+  /** Gradients of the extra parameter groups (filled by the input hooks). */
+  private readonly extraGrads: Float32Array[];
   private readonly logp: Float64Array;
   private norm = new Float32Array(0);
 
@@ -343,7 +365,7 @@ export class PPOAgent {
     learningRate = 3e-4,
     options: PpoAgentOptions = {},
   ) {
-    const { seed, ...over } = options;
+    const { seed, extraGroups, ...over } = options;
     const h: PpoHyperparameters = { ...PPO_DEFAULTS, ...over };
     validatePpoHyperparameters(h);
     const A = h.actionType === 'continuous' ? 1 : actionDim;
@@ -372,16 +394,19 @@ export class PPOAgent {
     const params = [...this.actor.parameters('actor'), ...this.critic.parameters('critic')];
     if (h.actionType === 'continuous') params.push(arrayParameter('logStd', this.logStd));
     // #3: Adam with epsilon 1e-5; #11: global grad-norm clipping.
-    this.optimizer = new Adam([{ name: 'policy', params, learningRate }], {
+    this.optimizer = new Adam([{ name: 'policy', params, learningRate }, ...(extraGroups ?? [])], {
       clipNorm: h.maxGradNorm,
       epsilon: h.adamEpsilon,
     });
     this.actorGrads = this.actor.gradientBuffers();
     this.criticGrads = this.critic.gradientBuffers();
+    this.extraParams = (extraGroups ?? []).flatMap((g) => g.params);
+    this.extraGrads = this.extraParams.map((p) => new Float32Array(p.size));
     this.allGrads = [
       ...this.actorGrads,
       ...this.criticGrads,
       ...(h.actionType === 'continuous' ? [this.logStdGrad] : []),
+      ...this.extraGrads,
     ];
     this.observationStats = h.normalizeObservations ? new RunningMeanStd(stateDim) : null;
     this.wsAct = this.actor.workspace();
@@ -526,7 +551,11 @@ export class PPOAgent {
    * One PPO update on a filled rollout (#5-#12): GAE, then `nEpochs` passes of shuffled
    * minibatches (the target KL may stop them early).
    */
-  update(roll: Rollout, lastValues: Float32Array): PpoUpdateStats {
+  update(
+    roll: Rollout,
+    lastValues: Float32Array,
+    hooks: PpoInputHooks | null = null,
+  ): PpoUpdateStats {
     const h = this.hyperparameters;
     const T = roll.steps;
     const N = roll.envs;
@@ -550,6 +579,9 @@ export class PPOAgent {
     const B = Math.min(h.batchSize, M);
     const order = Int32Array.from({ length: M }, (_, i) => i);
     const xb = new Float32Array(B * D);
+    const dxActor = hooks === null ? undefined : new Float32Array(B * D);
+    const dxCritic = hooks === null ? undefined : new Float32Array(B * D);
+    const idx = new Int32Array(B);
     const dOut = new Float32Array(B * A);
     const dV = new Float32Array(B);
     const adv = new Float64Array(B);
@@ -564,9 +596,12 @@ export class PPOAgent {
         // Gather the minibatch (#6).
         for (let b = 0; b < B; b++) {
           const k = order[start + b];
-          for (let j = 0; j < D; j++) xb[b * D + j] = roll.obs[k * D + j];
+          idx[b] = k;
+          if (hooks === null) for (let j = 0; j < D; j++) xb[b * D + j] = roll.obs[k * D + j];
           adv[b] = roll.advantages[k];
         }
+        // With a trainable encoder the inputs are recomputed with its current weights.
+        if (hooks !== null) hooks.inputs(roll, idx, xb);
         // #7: advantages normalised per minibatch.
         if (h.normalizeAdvantage) {
           let mean = 0;
@@ -639,8 +674,12 @@ export class PPOAgent {
           vl += l;
           dV[b] = (h.vfCoef * dl) / B;
         }
-        this.actor.backward(this.wsTrainA, dOut, this.actorGrads);
-        this.critic.backward(this.wsTrainC, dV, this.criticGrads);
+        this.actor.backward(this.wsTrainA, dOut, this.actorGrads, dxActor);
+        this.critic.backward(this.wsTrainC, dV, this.criticGrads, dxCritic);
+        if (hooks !== null && dxActor !== undefined && dxCritic !== undefined) {
+          for (let k = 0; k < B * D; k++) dxActor[k] += dxCritic[k];
+          hooks.backward(dxActor, B, this.extraGrads);
+        }
         const norm = this.optimizer.apply(this.allGrads);
         sums = {
           pg: sums.pg + pg / B,
@@ -678,6 +717,7 @@ export class PPOAgent {
     this.actor.weights.forEach((w, j) => m.set(`actor.${this.actor.names[j]}`, w));
     this.critic.weights.forEach((w, j) => m.set(`critic.${this.critic.names[j]}`, w));
     m.set('logStd', this.logStd);
+    for (const p of this.extraParams) m.set(`extra.${p.name}`, Float32Array.from(p.read()));
     for (const [k, v] of this.optimizer.stateTensors('optimizer')) m.set(k, v);
     if (this.observationStats !== null)
       for (const [k, v] of this.observationStats.tensors('obs')) m.set(k, v);
@@ -698,6 +738,8 @@ export class PPOAgent {
         w.set(checkpointTensor(dir, c, `${name}.${net.names[j]}`, Float32Array, w.length)),
       );
     this.logStd.set(checkpointTensor(dir, c, 'logStd', Float32Array, 1));
+    for (const p of this.extraParams)
+      p.write(checkpointTensor(dir, c, `extra.${p.name}`, Float32Array, p.size).slice());
     if (this.observationStats !== null) this.observationStats.load(c.tensors, 'obs', dir);
     if (!weightsOnly) this.optimizer.loadStateTensors(dir, c, 'optimizer');
   }
@@ -728,20 +770,21 @@ export class PPOAgent {
   }
 
   /**
-   * Loads an agent saved with `save`.
+   * Loads an agent saved with `save`; `extraGroups` are the groups it was trained with (a transfer
+   * agent's encoder), whose saved weights are written back into them.
    * @throws {CheckpointError} when `dir` holds no saved PPO agent.
    */
-  static load(dir: string): { agent: PPOAgent; extra: Record<string, unknown> } {
+  static load(
+    dir: string,
+    extraGroups: readonly ParameterGroup[] = [],
+  ): { agent: PPOAgent; extra: Record<string, unknown> } {
     const c = readCheckpoint<Record<string, unknown>>(dir, { kind: PPO_AGENT_KIND });
     if (c === null) throw new CheckpointError(dir, 'no saved PPO agent here (no checkpoint.json)');
     const d = c.settings as PpoAgentDescription;
-    const agent = new PPOAgent(
-      d.stateDim,
-      d.actionDim,
-      d.hiddenDim,
-      d.learningRate,
-      d.hyperparameters,
-    );
+    const agent = new PPOAgent(d.stateDim, d.actionDim, d.hiddenDim, d.learningRate, {
+      ...d.hyperparameters,
+      extraGroups,
+    });
     agent.loadTensors(dir, c, true);
     return { agent, extra: c.state };
   }
@@ -799,12 +842,18 @@ export class Rollout {
   readonly returns: Float32Array;
   /** Flags per mask row (0 = no masks). */
   readonly maskSize: number;
+  /**
+   * Compact observation records [T·N, recordSize] (the envs' codec), kept when an update must
+   * rebuild its inputs (a trainable encoder); empty otherwise. Env of sample k: k mod N.
+   */
+  readonly records: Float32Array;
 
   constructor(
     readonly steps: number,
     readonly envs: number,
     dim: number,
     maskSize: number,
+    readonly recordSize = 0,
   ) {
     const M = steps * envs;
     this.obs = new Float32Array(M * dim);
@@ -818,6 +867,7 @@ export class Rollout {
     this.masks = new Uint8Array(M * maskSize).fill(1);
     this.advantages = new Float32Array(M);
     this.returns = new Float32Array(M);
+    this.records = new Float32Array(M * recordSize);
   }
 }
 
@@ -844,6 +894,11 @@ export interface PpoLearnOptions<I extends object> {
   onResume?: (history: ReadonlyArray<Record<string, number | null>>, step: number) => void;
   /** Called after every update (e.g. to unfreeze an encoder or evaluate). */
   onUpdate?: (update: number, step: number, stats: PpoUpdateStats) => void;
+  /**
+   * Input hooks of the next update (asked before each update; null = the stored inputs). When
+   * given, the rollout keeps the envs' observation records for them.
+   */
+  inputHooks?: (update: number) => PpoInputHooks | null;
 }
 
 /** What `learn` returns. */
@@ -900,7 +955,9 @@ export function learnPpo<I extends object>(agent: PPOAgent, o: PpoLearnOptions<I
   const updates = Math.ceil(o.totalTimesteps / (T * N));
   const total = updates * T * N;
   const maskSize = agent.discrete && vec.actionMasks() !== null ? A : 0;
-  const roll = new Rollout(T, N, D, maskSize);
+  const recorder = o.inputHooks !== undefined ? new ObservationRecorder(vec) : null;
+  const R = recorder?.size ?? 0;
+  const roll = new Rollout(T, N, D, maskSize, R);
   const scaler = h.normalizeRewards ? new RewardScaler(N, h.gamma) : null;
   const xNorm = new Float32Array(N * D);
   const finalNorm = new Float32Array(D);
@@ -933,6 +990,9 @@ export function learnPpo<I extends object>(agent: PPOAgent, o: PpoLearnOptions<I
     resumedFromStep = state.step;
     o.onResume?.(state.history, state.step);
   } else vec.reset(o.envSeed ?? agent.rng.fork('env-reset').nextU32());
+  // The current observation's record per env (kept only when input hooks need it).
+  const cur = new Float32Array(N * R);
+  if (recorder !== null) for (let i = 0; i < N; i++) recorder.encodeCurrent(i, cur, i * R);
   const save = (): void => {
     if (ck === null) return;
     state.envs = vec.snapshot();
@@ -962,6 +1022,9 @@ export function learnPpo<I extends object>(agent: PPOAgent, o: PpoLearnOptions<I
       agent.observationStats?.update(obs, N);
       agent.normalize(obs, N, xNorm);
       roll.obs.set(xNorm, t * N * D);
+      if (recorder !== null)
+        for (let i = 0; i < N; i++)
+          roll.records.set(cur.subarray(i * R, (i + 1) * R), (t * N + i) * R);
       const masks = maskSize > 0 ? vec.actionMasks() : null;
       if (masks !== null) roll.masks.set(masks, t * N * maskSize);
       agent.sampleNormalized(xNorm, N, masks, actions, logProbs);
@@ -974,6 +1037,10 @@ export function learnPpo<I extends object>(agent: PPOAgent, o: PpoLearnOptions<I
         envActions[i] = agent.discrete ? actions[i] : Math.tanh(actions[i]);
       }
       const r = vec.step(envActions);
+      if (recorder !== null)
+        for (let i = 0; i < N; i++)
+          if (r.dones[i] === 1) recorder.encodeReset(i, cur, i * R);
+          else recorder.encodeStep(i, r, cur, i * R);
       for (let i = 0; i < N; i++) rewards[i] = r.rewards[i];
       scaler?.scale(rewards, r.dones, h.rewardClip);
       for (let i = 0; i < N; i++) {
@@ -1001,7 +1068,7 @@ export function learnPpo<I extends object>(agent: PPOAgent, o: PpoLearnOptions<I
     }
     agent.normalize(vec.observations, N, xNorm);
     lastValues.set(agent.critic.forward(xNorm, N, agent.wsCritic).subarray(0, N));
-    last = agent.update(roll, lastValues);
+    last = agent.update(roll, lastValues, o.inputHooks?.(state.update) ?? null);
     state.update++;
     const line = {
       step: state.step,

@@ -311,6 +311,8 @@ export interface ObservationCodec<I> {
   readonly size: number;
   /** Writes the record of the observation that came with `info` into `out[offset ... + size)`. */
   encode(info: I, out: Float32Array, offset: number): void;
+  /** Writes the record of the env's current observation (e.g. after `restore`). */
+  current(out: Float32Array, offset: number): void;
   /** Rebuilds the observation of a record into `out[outOffset ... + observation size)`. */
   decode(record: Float32Array, offset: number, out: Float32Array, outOffset: number): void;
 }

@@ -70,6 +70,8 @@ export type TruncationReason = '' | 'data-end' | 'max-steps';
 
 /** The info object of the trading env (reused: valid until the next step or reset). */
 export interface TradingEnvInfo {
+  /** The env's `marketIndex` option (which market of a scenario; 0 by default). */
+  market: number;
   /** Base row of the current observation (its decision time is that row's close). */
   row: number;
   /** Decision time of the observation, UTC ms. */
@@ -153,6 +155,8 @@ export interface TradingEnvOptions {
   market?: CcxtMarketLike;
   /** Funding rates for perpetuals (else the constant rate). */
   fundingRates?: FundingRateSeries;
+  /** Index of the market among several (e.g. a scenario's), reported in every info. Default 0. */
+  marketIndex?: number;
 }
 
 const EQUITY_FLOOR = 1e-12;
@@ -360,8 +364,8 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
     this.startRowsFull = starts.length;
     this.rng = new Rng(options.seed ?? cfg.seed);
 
-    this.stepInfo = blankInfo(this.mask);
-    this.resetInfo = blankInfo(this.mask);
+    this.stepInfo = blankInfo(this.mask, options.marketIndex ?? 0);
+    this.resetInfo = blankInfo(this.mask, options.marketIndex ?? 0);
     this.stepResult = [this.obs, 0, false, false, this.stepInfo];
     this.resetResult = [this.obs, this.resetInfo];
   }
@@ -543,8 +547,17 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
   observationCodec(): ObservationCodec<TradingEnvInfo> {
     const builder = this.builder;
     const account = { position: 0, unrealizedPnl: 0, barsInPosition: 0, drawdown: 0 };
+    const current = (out: Float32Array, offset: number): void => {
+      const a = this.broker.account;
+      out[offset] = this.row;
+      out[offset + 1] = a.position;
+      out[offset + 2] = a.unrealizedPnl;
+      out[offset + 3] = a.barsInPosition;
+      out[offset + 4] = a.drawdown;
+    };
     return {
       size: 5,
+      current,
       encode(info, out, offset) {
         out[offset] = info.row;
         out[offset + 1] = info.position;
@@ -586,7 +599,8 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
       this.reset({ options: { startRow: s.start } });
       for (const a of s.actions) {
         const [, , term, trunc] = this.step(this.discrete ? a : Float64Array.of(a));
-        if (term || trunc) throw new RangeError('restore: the episode ended while replaying its actions');
+        if (term || trunc)
+          throw new RangeError('restore: the episode ended while replaying its actions');
       }
     } else this.done = true;
     this.rng.setState(s.rng);
@@ -649,8 +663,9 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
   }
 }
 
-function blankInfo(mask: Uint8Array | null): TradingEnvInfo {
+function blankInfo(mask: Uint8Array | null, market: number): TradingEnvInfo {
   return {
+    market,
     row: -1,
     timeMs: NaN,
     price: NaN,
@@ -790,7 +805,7 @@ export class DictObservationEnv implements Env<DictObservation, TradingAction, T
     this.observationSpace = new Dict(spaces);
     this.actionSpace = env.actionSpace;
     this.neutralAction = env.neutralAction;
-    this.stepResult = [this.views, 0, false, false, blankInfo(env.actionMasks())];
+    this.stepResult = [this.views, 0, false, false, blankInfo(env.actionMasks(), 0)];
   }
 
   private dict(flat: Float32Array): DictObservation {

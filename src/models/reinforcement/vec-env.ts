@@ -140,7 +140,9 @@ export class VecEnv<I extends object = Record<string, unknown>> {
    */
   restore(snapshots: readonly EnvSnapshot[]): void {
     if (snapshots.length !== this.numEnvs)
-      throw new RangeError(`VecEnv.restore: ${snapshots.length} snapshots for ${this.numEnvs} envs`);
+      throw new RangeError(
+        `VecEnv.restore: ${snapshots.length} snapshots for ${this.numEnvs} envs`,
+      );
     this.envs.forEach((e, i) => {
       // The restored observation must land in the batch: only envs writing into it can restore.
       if (e.restore === undefined || !this.attached[i])

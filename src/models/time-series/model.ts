@@ -117,20 +117,31 @@ export interface ModelLoss {
   pattern: tf.Scalar | null;
 }
 
-/** The encoders (and fusion) of a model, reusable as the feature extractor of an RL policy. */
+/**
+ * The encoders (and fusion) of a model as the feature extractor of an RL policy. It owns a copy of
+ * the weights (fine-tuning it never changes the model it came from) and the model's normaliser.
+ */
 export interface FeatureExtractor {
   /** The input spec the extractor reads (timeframes, windows, feature names). */
   readonly spec: ModelInputSpec;
   /** Length of the feature vector `extract` returns per sample. */
   readonly outputSize: number;
-  /** Trainable variables the extractor reads (freeze them or fine-tune them). */
+  /** The extractor's own trainable variables (freeze them or fine-tune them). */
   readonly variables: readonly tf.Variable[];
+  /** Stable names of `variables` (`enc.15m.0.W`, ...). */
+  readonly variableNames: readonly string[];
   /**
    * Features [B, outputSize] from raw windows (one [B, T, F] tensor per timeframe, spec order):
    * normalised with the model's normaliser, encoded, fused (`fused` level) or only concatenated
    * (`encoders` level).
    */
   extract(xs: readonly tf.Tensor3D[]): tf.Tensor2D;
+  /** Copies of the variables' values, in `variableNames` order. */
+  getWeights(): Float32Array[];
+  /** Sets the variables' values (`variableNames` order). @throws {RangeError} on a size mismatch. */
+  setWeights(values: readonly Float32Array[]): void;
+  /** Frees the extractor's copy of the weights. */
+  dispose(): void;
 }
 
 interface NamedVariable {
@@ -697,21 +708,33 @@ export class MultiTimeframeModel {
   }
 
   /**
-   * The encoders as a feature extractor for an RL policy. `level: 'fused'` (default) returns the
-   * fused vector after attention [B, n·H]; `'encoders'` the concatenated timeframe embeddings.
+   * The encoders as a feature extractor for an RL policy, on a copy of the weights (and of the
+   * normaliser): training the extractor never changes this model. `level: 'fused'` (default)
+   * returns the fused vector after attention [B, n·H]; `'encoders'` the concatenated timeframe
+   * embeddings. Dispose the extractor when done.
    */
   featureExtractor(level: 'fused' | 'encoders' = 'fused'): FeatureExtractor {
+    const copy = new MultiTimeframeModel(this.config, 0);
+    copy.setWeights(this.getWeights());
+    copy.setNormalizer(this.normalizer);
+    copy.targetScale = { ...this.targetScale };
+    copy.recurrence = this.recurrence;
+    return copy.ownExtractor(level);
+  }
+
+  /** The extractor over this model's own variables (it disposes the model). */
+  private ownExtractor(level: 'fused' | 'encoders'): FeatureExtractor {
     const spec = this.config.spec;
     const n = spec.timeframes.length;
-    const vars = this.named
-      .filter(
-        (v) => v.name.startsWith('enc.') || (level === 'fused' && v.name.startsWith('fusion.')),
-      )
-      .map((v) => v.variable);
+    const picked = this.named.filter(
+      (v) => v.name.startsWith('enc.') || (level === 'fused' && v.name.startsWith('fusion.')),
+    );
+    const vars = picked.map((v) => v.variable);
     return {
       spec,
       outputSize: n * this.config.hiddenDims,
       variables: vars,
+      variableNames: picked.map((v) => v.name),
       extract: (xs) => {
         this.checkInputs(xs);
         return tf.tidy(() => {
@@ -720,6 +743,17 @@ export class MultiTimeframeModel {
           return tf.concat(emb, 1) as tf.Tensor2D;
         });
       },
+      getWeights: () => vars.map((v) => Float32Array.from(v.dataSync() as Float32Array)),
+      setWeights: (values) => {
+        if (values.length !== vars.length)
+          throw new RangeError(`extractor has ${vars.length} variables, got ${values.length} arrays`);
+        vars.forEach((v, k) => {
+          if (values[k].length !== v.size)
+            throw new RangeError(`${picked[k].name} has ${v.size} values, got ${values[k].length}`);
+          assignValues(v, values[k]);
+        });
+      },
+      dispose: () => this.dispose(),
     };
   }
 

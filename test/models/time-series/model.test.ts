@@ -184,8 +184,37 @@ describe('MultiTimeframeModel', () => {
       expect(fx.outputSize).toBe(3 * 8);
       expect(fx.variables.length).toBe(level === 'fused' ? 12 + 6 : 12);
       out.dispose();
+      fx.dispose();
     }
     tf.dispose(xs);
+    model.dispose();
+  });
+
+  it('gives the extractor its own copy: fine-tuning it leaves the model byte-identical', () => {
+    const model = MultiTimeframeModel.create(config(), 2);
+    const before = model.getWeights();
+    const xs = inputs(4, 3);
+    const fx = model.featureExtractor('encoders');
+    const emb0 = fx.extract(xs);
+    const modelEmb = model.featureExtractor('encoders');
+    // Same numbers as the model's own encoders before any training.
+    const e1 = modelEmb.extract(xs);
+    expect(Array.from(emb0.dataSync())).toEqual(Array.from(e1.dataSync()));
+    // A few Adam steps on the extractor's variables.
+    const start = fx.getWeights();
+    const opt = tf.train.adam(0.05);
+    for (let k = 0; k < 5; k++)
+      opt.minimize(() => tf.sum(tf.square(fx.extract(xs))) as tf.Scalar, false, [...fx.variables]);
+    const moved = fx.getWeights();
+    expect(moved.some((w, k) => w.some((v, i) => v !== start[k][i]))).toBe(true);
+    const after = model.getWeights();
+    for (const [name, w] of before) expect(after.get(name)).toEqual(w);
+    const emb1 = fx.extract(xs);
+    expect(Array.from(emb1.dataSync())).not.toEqual(Array.from(emb0.dataSync()));
+    tf.dispose([...xs, emb0, e1, emb1]);
+    opt.dispose();
+    fx.dispose();
+    modelEmb.dispose();
     model.dispose();
   });
 });

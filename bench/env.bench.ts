@@ -5,91 +5,14 @@
 // `env.steps.vec8` (VecEnv(8) of the realistic env). Real BTC candles when ../shared/data exists,
 // else a seeded random walk of the same length.
 
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
-import {
-  allocateCandles,
-  sliceByTime,
-  TIMEFRAME_MS,
-  type Candles,
-  type Timeframe,
-} from '../src/data-processing/candles.js';
-import { readCandlesCsv } from '../src/data-processing/file-formats.js';
+import type { Candles, Timeframe } from '../src/data-processing/candles.js';
 import { resample } from '../src/data-processing/resample.js';
-import { alignTimeframes } from '../src/data-processing/data-alignment.js';
-import {
-  buildFeatures,
-  type FeatureMatrix,
-  type MultiTimeframeFeatures,
-} from '../src/data-processing/feature-engineering.js';
+import { buildFeatures } from '../src/data-processing/feature-engineering.js';
 import { CryptoTradingEnv, type TradingEnvInfo } from '../src/models/reinforcement/trading-env.js';
 import { VecEnv } from '../src/models/reinforcement/vec-env.js';
 import { Rng } from '../src/utils/random.js';
+import { gteEnv, gteFeatures, loadBase } from './envs.js';
 import { report } from './lib.js';
-
-const DATA =
-  process.env.CTM_SHARED_DATA ?? fileURLToPath(new URL('../../shared/data/', import.meta.url));
-
-async function loadBase(): Promise<{ candles: Candles; source: string }> {
-  const file = join(DATA, 'binance-BTCUSDT-15m.csv.gz');
-  if (existsSync(file)) {
-    const { candles } = await readCandlesCsv(file, { symbol: 'BTC/USDT', timeframe: '15m' });
-    return {
-      candles: sliceByTime(candles, Date.UTC(2018, 2, 1), Date.UTC(2024, 0, 1)),
-      source: 'binance BTC/USDT 15m 2018-03..2023',
-    };
-  }
-  const n = 200_000;
-  const rng = new Rng(1);
-  const cols = allocateCandles('SYN/USDT', '15m', n);
-  let p = 10_000;
-  for (let i = 0; i < n; i++) {
-    const c = p * Math.exp(0.004 * rng.normal());
-    cols.openTime[i] = Date.UTC(2018, 2, 1) + i * TIMEFRAME_MS['15m'];
-    cols.open[i] = p;
-    cols.close[i] = c;
-    cols.high[i] = Math.max(p, c) * 1.001;
-    cols.low[i] = Math.min(p, c) * 0.999;
-    cols.volume[i] = 100 * (1 + rng.exponential());
-    p = c;
-  }
-  return { candles: cols, source: 'random walk 200k 15m' };
-}
-
-/**
- * Gym-Trading-Env's example features on one timeframe: close pct change, open/close, high/close,
- * low/close, volume / rolling max(volume, 7 x 24 bars).
- */
-function gteFeatures(c: Candles): MultiTimeframeFeatures {
-  const n = c.openTime.length;
-  const names = ['close_pct', 'open_close', 'high_close', 'low_close', 'volume_max'];
-  const values = new Float32Array(n * 5);
-  const time = new Float64Array(n);
-  const win = 7 * 24;
-  for (let i = 0; i < n; i++) {
-    time[i] = c.openTime[i] + TIMEFRAME_MS[c.timeframe];
-    let vmax = 0;
-    for (let k = Math.max(0, i - win + 1); k <= i; k++) if (c.volume[k] > vmax) vmax = c.volume[k];
-    values[i * 5] = i === 0 ? NaN : c.close[i] / c.close[i - 1] - 1;
-    values[i * 5 + 1] = c.open[i] / c.close[i];
-    values[i * 5 + 2] = c.high[i] / c.close[i];
-    values[i * 5 + 3] = c.low[i] / c.close[i];
-    values[i * 5 + 4] = i < win - 1 || vmax === 0 ? NaN : c.volume[i] / vmax;
-  }
-  const m: FeatureMatrix = { timeframe: c.timeframe, names, time, values, rows: n, cols: 5 };
-  const tf = c.timeframe;
-  return {
-    base: tf,
-    timeframes: [tf],
-    perTimeframe: new Map([[tf, m]]),
-    rowIndex: new Map([[tf, Int32Array.from({ length: n }, (_, i) => i)]]),
-    aligned: alignTimeframes(new Map([[tf, c]])),
-    decisionRows: m,
-    firstValidRow: win,
-    windows: { [tf]: 1 },
-  };
-}
 
 /** Steps `env` `steps` times with uniform random discrete actions, resetting at episode ends. */
 function runRandom(env: CryptoTradingEnv, steps: number, rng: Rng): number {
@@ -131,18 +54,7 @@ const { candles, source } = await loadBase();
 
 // Gym-Trading-Env setting.
 {
-  const features = gteFeatures(candles);
-  const env = new CryptoTradingEnv(features, {
-    observation: {
-      timeframes: [candles.timeframe],
-      windows: { [candles.timeframe]: 1 },
-      features: { [candles.timeframe]: features.perTimeframe.get(candles.timeframe)!.names },
-      account: ['position'],
-    },
-    transactionCost: 0.001,
-    env: { positionLevels: [-1, 0, 1], actionType: 'discrete', maxEpisodeSteps: null },
-    broker: { funding: { enabled: false }, slippage: { model: 'fixed', fixedBps: 0 } },
-  });
+  const env = gteEnv(gteFeatures(candles));
   const rng = new Rng(7);
   runRandom(env, 2_000_000, rng); // warm-up
   const sps = best(() => runRandom(env, 5_000_000, rng), 5);

@@ -23,10 +23,12 @@ export interface LaterCalibration {
 }
 
 /**
- * The calibrations of `name` (btc, eth) under experiments/calibrations/, oldest fit start first.
+ * The calibrations of `name` (btc, eth) under experiments/calibrations/ whose fit reaches into
+ * `throughYear` or later (the one-year fits of earlier years belong to the recent-year
+ * experiment), oldest fit start first.
  * @throws {DataValidationError} when a file there is not a valid calibration.
  */
-export function laterCalibrations(name: string): LaterCalibration[] {
+export function laterCalibrations(name: string, throughYear: number): LaterCalibration[] {
   if (!existsSync(DIR)) return [];
   return readdirSync(DIR)
     .filter((f) => f.startsWith(`${name}-`) && f.endsWith('.json'))
@@ -39,5 +41,6 @@ export function laterCalibrations(name: string): LaterCalibration[] {
         params,
         fittedOn: `${params.fittedOn.from}..${params.fittedOn.to}`,
       };
-    });
+    })
+    .filter((c) => Number(c.params.fittedOn.to.slice(0, 4)) >= throughYear);
 }

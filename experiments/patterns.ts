@@ -30,16 +30,20 @@ import {
 } from '../src/synthetic-data/indicator-engineering.js';
 import { PATTERN_TYPES } from '../src/synthetic-data/pattern-generator.js';
 import {
-  calibrationYearsOf,
-  discriminativeScore,
   extractWindowFeatures,
+  type MarketSeries,
+  type WindowSet,
+} from '../src/synthetic-data/realism-windows.js';
+import {
+  type DiscriminativeResult,
+  discriminativeScore,
+} from '../src/synthetic-data/realism-discriminator.js';
+import { scoresMarkdown } from '../src/synthetic-data/realism-report.js';
+import {
+  calibrationYearsOf,
   marketWindows,
   poolWindows,
   readMarkets,
-  scoresMarkdown,
-  type DiscriminativeResult,
-  type MarketSeries,
-  type WindowSet,
 } from '../src/synthetic-data/realism.js';
 import { realismWindows } from '../src/synthetic-data/realism-settings.js';
 import { defaultConfig } from '../src/utils/config.js';
@@ -312,7 +316,10 @@ const equalInformation: Array<{
   n: number;
   result: DiscriminativeResult;
 }> = [];
-for (const later of laterCalibrations(config.dataset.calibration)) {
+for (const later of laterCalibrations(
+  config.dataset.calibration,
+  config.synthetic.realism.controlYear,
+)) {
   log(`calibration ${later.fittedOn}`);
   equalInformation.push({
     fittedOn: later.fittedOn,
@@ -397,7 +404,7 @@ const lines: string[] = [
   '',
   '### Realism survives the patterns',
   '',
-  `The realism issue's discriminator (src/synthetic-data/realism.ts, same settings as the realism section: ${r.windowBars}-bar 15m windows with 4h/1d context, ${r.folds}-fold time-blocked cross-validation, 95% bootstrap intervals) against real BTC ${r.scoreYear} windows. ` +
+  `The realism issue's discriminator (src/synthetic-data/realism-discriminator.ts, same settings as the realism section: ${r.windowBars}-bar 15m windows with 4h/1d context, ${r.folds}-fold time-blocked cross-validation, 95% bootstrap intervals) against real BTC ${r.scoreYear} windows. ` +
     `Pattern-bearing windows minus the real-vs-real control: **${gap(2)}** (all windows of the pattern markets), **${gap(3)}** (windows ending at completions); the base process without patterns: ${gap(1)} (goal for the patterns: within +0.10 of the control, ideally +0.05; the gap of the patterned markets over the base process is what the patterns add: ${signed(scores[2].result.accuracy.value - scores[1].result.accuracy.value)}). ` +
     `Ceiling of the protocol: the calibration data itself (real BTC ${fitYears[0]}-${fitYears[1]} windows) scores ${f3(scores[4].result.accuracy.value)} against ${r.scoreYear}, ${gap(4)} over the control (see the realism section); pattern-bearing windows lie ${signed(scores[2].result.accuracy.value - scores[4].result.accuracy.value)} beyond it.` +
     equalInformation

@@ -1,69 +1,157 @@
-import { describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync } from 'node:fs';
+// `ctm run` (npm start) end to end on tiny sizes: every stage runs and records its output, the
+// report opens in headless Chromium without errors and names every agent and baseline, metrics.json
+// holds every agent, the same seed gives the same comparison figures byte for byte, `--reuse RUN
+// --stage compare` reuses the earlier stages, and bad configs fail before anything runs, naming
+// the key or the missing input.
+
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runDefaultPipeline } from '../src/pipeline.js';
+import type { BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../src/errors.js';
+import { runPipeline, type PipelineResult } from '../src/pipeline.js';
 import { loadConfig, type Config } from '../src/utils/config.js';
-import { CandleStore } from '../src/data-processing/store.js';
-import { readCandleFile } from '../src/data-processing/file-formats.js';
+import { launchChromium, openReport } from './helpers/chromium.js';
 
-function smallConfig(dir: string): Config {
+const AGENTS = ['dqn', 'ppo-transfer', 'ppo-random'] as const;
+const BASELINES = ['spot-buy-hold', 'buy-hold', 'flat', 'random', 'pattern-oracle'];
+
+let dir: string;
+let context: BrowserContext | undefined;
+
+/** The default config with tiny pipeline sizes, small windows and a small model. */
+function tinyConfig(runs: string): Config {
   return loadConfig({
     set: [
-      `paths.store=${join(dir, 'ctm.duckdb')}`,
-      `paths.runs=${join(dir, 'runs')}`,
-      'splits.train={from: 2022-09-01, to: 2022-12-01}',
-      'splits.validation={from: 2022-12-01, to: 2023-01-01}',
-      'splits.test={from: 2023-01-01, to: 2023-02-01}',
-      'features.lookahead.cuts=3',
+      `paths.runs=${runs}`,
+      'windows={15m: 8, 4h: 4, 1d: 2}',
+      'features.lookahead.cuts=2',
+      'dataset.workers=1',
+      'model.hiddenDims=8',
+      'model.denseUnits=8',
+      'model.attentionHeads=2',
+      'pipeline.agentWindows={15m: 2, 4h: 1, 1d: 1}',
+      'pipeline.sizes.quick={datasetSamples: 300, modelEpochs: 1, modelStepsPerEpoch: 4, marketDays: 10, trainMarkets: 1, validationMarkets: 1, testMarkets: 1, dqnTimesteps: 400, ppoTimesteps: 256, ppoFinetuneTimesteps: 128, compareSeeds: 2}',
+      'ppo.nSteps=128',
+      'ppo.batchSize=64',
+      'ppo.nEpochs=2',
+      'dqn.learningStarts=100',
     ],
   });
 }
 
-describe('default pipeline (npm start)', () => {
-  it('without data in the store, generates a synthetic market, finds no look-ahead and backtests the baselines with reports', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ctm-pipeline-'));
-    const lines: string[] = [];
-    const result = await runDefaultPipeline({
-      config: smallConfig(dir),
-      policies: ['buy-hold', 'flat'],
-      lookAheadDays: 20,
-      onLine: (l) => lines.push(l),
-    });
-    expect(result.source).toBe('synthetic');
-    expect(result.leaks).toBe(0);
-    expect(result.backtests.map((b) => b.policy)).toEqual(['buy-hold', 'flat']);
-    const flat = result.backtests[1].metrics;
-    expect(flat.returns.totalReturn).toBe(0);
-    expect(result.backtests[0].metrics.trades.count).toBe(1);
-    for (const b of result.backtests) expect(existsSync(join(b.runDir, 'report.html'))).toBe(true);
-    expect(existsSync(join(result.runDir, 'metrics.json'))).toBe(true);
-    expect(lines.some((l) => l.includes('generated a synthetic BTC/USDT market'))).toBe(true);
+/**
+ * The comparison figures of a run, without paths (run folders differ between runs); without the
+ * deflated Sharpe ratios when `withDsr` is false.
+ */
+function figures(runDir: string, withDsr = true): string {
+  const m = JSON.parse(readFileSync(join(runDir, 'metrics.json'), 'utf8')) as {
+    comparison: {
+      policies: Array<{ label: string; stats: unknown; samples: Array<{ dsr: unknown }> }>;
+    };
+  };
+  return JSON.stringify(
+    m.comparison.policies.map((p) => [
+      p.label,
+      p.stats,
+      p.samples.map((x) => (withDsr ? x : { ...x, dsr: null })),
+    ]),
+  );
+}
+
+let first: PipelineResult;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ctm-pipeline-'));
+  first = await runPipeline({
+    config: tinyConfig(join(dir, 'runs')),
+    quick: true,
+    onLine: () => {},
+  });
+  context = await launchChromium();
+}, 600_000);
+
+afterAll(async () => {
+  await context?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('ctm run --quick (npm start on tiny sizes)', () => {
+  it('runs every stage and records its output', () => {
+    expect(first.outputs.lookahead?.leaks).toBe(0);
+    for (const key of ['dataset', 'model', ...AGENTS, 'compare'] as const)
+      expect(existsSync(first.outputs[key]!), key).toBe(true);
+    for (const a of AGENTS) expect(existsSync(join(first.outputs[a]!, 'agent'))).toBe(true);
+    const labels = first.comparison!.policies.map((p) => p.label);
+    expect(labels).toEqual([...AGENTS, ...BASELINES]);
+    const m = JSON.parse(readFileSync(join(first.runDir, 'metrics.json'), 'utf8')) as {
+      comparison: { policies: Array<{ label: string }> };
+    };
+    expect(m.comparison.policies.map((p) => p.label)).toEqual(labels);
+    expect(first.table).toContain('ppo-transfer');
   });
 
-  it('uses the store when it holds the configured symbol', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ctm-pipeline-'));
-    const config = smallConfig(dir);
-    const first = await runDefaultPipeline({
-      config,
-      policies: ['flat'],
-      lookAheadDays: 20,
-      onLine: () => {},
-    });
-    // Put the synthetic 15m candles into the store as if they had been imported.
-    const file = join(first.runDir, 'data', 'synthetic-BTCUSDT-15m.csv.gz');
-    const candles = (await readCandleFile(file, { symbol: 'BTC/USDT', timeframe: '15m' })).candles;
-    const store = await CandleStore.open(config.paths.store);
-    await store.upsert({ exchange: 'binance', symbol: 'BTC/USDT', timeframe: '15m' }, candles);
-    store.close();
-    const second = await runDefaultPipeline({
-      config,
-      policies: ['buy-hold'],
-      lookAheadDays: 20,
-      onLine: () => {},
-    });
-    expect(second.source).toBe('store');
-    expect(second.leaks).toBe(0);
-    expect(second.backtests[0].metrics.trades.count).toBe(1);
+  it('writes a report that opens without errors and shows every agent and baseline', async () => {
+    const { page, errors } = await openReport(context!, join(first.runDir, 'report.html'));
+    const text = await page.locator('body').innerText();
+    for (const name of [...AGENTS, ...BASELINES]) expect(text).toContain(name);
+    expect(text).toContain('Training curves');
+    expect(text).toContain('model:');
+    expect(errors).toEqual([]);
+    await page.close();
   });
+
+  it('gives the same comparison figures, byte for byte, when run again with the same seed', async () => {
+    // A folder of its own: the deflated Sharpe counts the trials of the runs folder.
+    const again = await runPipeline({
+      config: tinyConfig(join(dir, 'runs-again')),
+      quick: true,
+      onLine: () => {},
+    });
+    expect(again.outputs.model).not.toBe(first.outputs.model);
+    expect(figures(again.runDir)).toBe(figures(first.runDir));
+  }, 600_000);
+
+  it('--reuse RUN --stage compare runs only the comparison, on the earlier stages of RUN', async () => {
+    const again = await runPipeline({
+      config: tinyConfig(join(dir, 'runs')),
+      reuse: first.runDir,
+      stage: 'compare',
+      onLine: () => {},
+    });
+    for (const key of ['dataset', 'model', ...AGENTS] as const)
+      expect(again.outputs[key]).toBe(first.outputs[key]);
+    expect(again.outputs.compare).not.toBe(first.outputs.compare);
+    // The same backtests (only the trial count behind the deflated Sharpe moves on).
+    expect(figures(again.runDir, false)).toBe(figures(first.runDir, false));
+  }, 300_000);
+
+  it('fails fast on bad configs and missing inputs, naming the key or the input', async () => {
+    const runs = join(dir, 'bad');
+    const bad = (set: string[]): Config => loadConfig({ set: [`paths.runs=${runs}`, ...set] });
+    await expect(
+      runPipeline({ config: bad(['pipeline.scenario=nope']), onLine: () => {} }),
+    ).rejects.toThrow(/pipeline\.scenario: unknown scenario nope/);
+    await expect(
+      runPipeline({ config: bad(['pipeline.stages=[model, dataset]']), onLine: () => {} }),
+    ).rejects.toThrow(ConfigError);
+    expect(() => bad(['pipeline.sizes.quick.dqnTimesteps=-1'])).toThrow(
+      /pipeline\.sizes\.quick\.dqnTimesteps/,
+    );
+    expect(() => bad(['pipeline.unknownKey=1'])).toThrow(/pipeline/);
+    // A stage whose input this run does not have.
+    await expect(
+      runPipeline({ config: bad(['pipeline.stages=[model]']), quick: true, onLine: () => {} }),
+    ).rejects.toThrow(/stage model needs the output of stage dataset/);
+    // Reusing a run that is not there.
+    await expect(
+      runPipeline({
+        config: tinyConfig(runs),
+        reuse: 'no-such-run',
+        stage: 'compare',
+        onLine: () => {},
+      }),
+    ).rejects.toThrow(/no-such-run/);
+  }, 300_000);
 });

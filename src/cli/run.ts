@@ -1,17 +1,15 @@
-// `ctm run`: the default pipeline behind `npm start` (see src/pipeline.ts).
+// `ctm run`: the whole system end to end, what `npm start` does (see src/pipeline.ts).
 
 import type { Command } from 'commander';
-import { runDefaultPipeline } from '../pipeline.js';
-import {
-  action,
-  listOption,
-  resolveConfig,
-  withCommonOptions,
-  type CommonOptions,
-} from './common.js';
+import { UsageError } from '../errors.js';
+import { PIPELINE_STAGES, runPipeline, type PipelineStage } from '../pipeline.js';
+import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
 
 interface RunOptions extends CommonOptions {
-  policies?: string;
+  quick?: boolean;
+  resume?: string;
+  reuse?: string;
+  stage?: string;
 }
 
 /** Registers `ctm run`. */
@@ -20,23 +18,43 @@ export function registerRunCommand(program: Command): void {
     program
       .command('run')
       .description(
-        'the default pipeline (what `npm start` does): data from the store, or a seeded synthetic market when the store lacks the symbol; look-ahead check; baseline backtests with reports',
+        "the whole system end to end (what `npm start` does): synthetic dataset, sequence model, DQN, PPO with the model's encoders and from a random encoder, compared with the baselines on held-out markets, one report",
+      )
+      .option('--quick', 'small sizes (pipeline.sizes.quick): a first look in under 2 minutes')
+      .option(
+        '--resume <run>',
+        'continue a pipeline run after a crash, at its first unfinished stage',
       )
       .option(
-        '--policies <list>',
-        'comma-separated policies to backtest',
-        'buy-hold,sma-cross,random,flat',
+        '--reuse <run>',
+        "start a new run at --stage, taking the earlier stages' outputs from this run",
+      )
+      .option(
+        '--stage <name>',
+        `with --reuse: the first stage to run (${PIPELINE_STAGES.join(', ')})`,
       ),
   ).action(
     action(async (opts: RunOptions) => {
+      if (opts.stage !== undefined && !(PIPELINE_STAGES as readonly string[]).includes(opts.stage))
+        throw new UsageError(
+          `--stage must be one of ${PIPELINE_STAGES.join(', ')}, got "${opts.stage}"`,
+        );
+      if (opts.stage !== undefined && opts.reuse === undefined)
+        throw new UsageError('--stage needs --reuse RUN (the run whose earlier stages are reused)');
+      if (opts.resume !== undefined && opts.reuse !== undefined)
+        throw new UsageError('--resume and --reuse exclude each other');
       const config = resolveConfig(opts);
-      const result = await runDefaultPipeline({
+      const result = await runPipeline({
         config,
-        policies: listOption(opts.policies ?? ''),
+        ...(opts.quick === true ? { quick: true } : {}),
+        ...(opts.resume === undefined ? {} : { resume: opts.resume }),
+        ...(opts.reuse === undefined ? {} : { reuse: opts.reuse }),
+        ...(opts.stage === undefined ? {} : { stage: opts.stage as PipelineStage }),
         onLine: (line) => process.stdout.write(line + '\n'),
+        commandLine: process.argv.slice(3),
       });
       process.stdout.write(
-        `pipeline run ${result.runDir}\nopen a report.html above in a browser; see README.md for the commands behind each step\n`,
+        `pipeline run ${result.runDir}\nopen its report.html in a browser; README.md lists the command behind each stage\n`,
       );
     }),
   );

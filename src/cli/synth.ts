@@ -4,6 +4,7 @@
 
 import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { parseDateMs } from '../utils/config.js';
@@ -19,11 +20,10 @@ import {
   type SyntheticLabels,
 } from '../synthetic-data/base-process.js';
 import { calibrateBaseProcess, loadCalibration } from '../synthetic-data/calibration.js';
+import { realismReportHtml, realismReportMarkdown } from '../synthetic-data/realism-report.js';
 import {
   calibrationYearsOf,
   readMarkets,
-  realismReportHtml,
-  realismReportMarkdown,
   runRealism,
 } from '../synthetic-data/realism.js';
 import { action, resolveConfig, withCommonOptions, type CommonOptions } from './common.js';
@@ -36,6 +36,17 @@ function dateMs(value: string, flag: string): number {
   if (Number.isNaN(ms))
     throw new UsageError(`${flag} "${value}" is not a date`, { hint: 'use YYYY-MM-DD (UTC)' });
   return ms;
+}
+
+/** `1 thread`, `2 threads`. */
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** Seconds as `1m05s` (or `42s`). */
+function duration(seconds: number): string {
+  const s = Math.round(seconds);
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 }
 
 function positive(value: string, flag: string): number {
@@ -68,6 +79,7 @@ interface CalibrateOptions extends CommonOptions {
   from?: string;
   until?: string;
   out: string;
+  workers?: string;
 }
 
 interface RealismOptions extends CommonOptions {
@@ -139,6 +151,10 @@ export function registerSynthCommands(program: Command): void {
       .option('--symbol <symbol>', 'symbol to pick from a directory (default BTC/USDT)')
       .option('--from <date>', 'first day used (default: synthetic.calibrate.from)')
       .option('--until <date>', 'last day used, inclusive (default: synthetic.calibrate.until)')
+      .option(
+        '--workers <n>',
+        'threads, 1 or 2 (default: 2 on a machine with 2 cores or more); same result either way',
+      )
       .requiredOption('--out <file>', 'output JSON file'),
   ).action(
     action(async (opts: CalibrateOptions) => {
@@ -153,10 +169,22 @@ export function registerSynthCommands(program: Command): void {
         throw new UsageError(`no ${stem} 15m file in ${opts.real}`, {
           hint: 'pass --symbol matching a file name, e.g. --symbol ETH/USDT',
         });
-      const bar = createProgress('calibrating', c.iterations + c.windowRounds, {
-        unit: 'iterations',
-      });
-      const result = calibrateBaseProcess(market.market.m15, {
+      const workers =
+        opts.workers === undefined
+          ? Math.min(2, availableParallelism())
+          : positive(opts.workers, '--workers');
+      if (workers !== 1 && workers !== 2) throw new UsageError(`--workers must be 1 or 2`);
+      const total = c.iterations + c.windowRounds;
+      const bar = createProgress('calibrating', total, { unit: 'iterations' });
+      // Without a terminal (no bar drawn) one line per step, so a long fit is never silent.
+      const lines = !process.stderr.isTTY;
+      const started = Date.now();
+      let inferenceEnd = started;
+      if (lines)
+        process.stderr.write(
+          `calibrating ${market.market.m15.symbol}: ${plural(c.iterations, 'indirect-inference iteration')}, then ${plural(c.windowRounds, 'window-statistics round')} (${plural(workers, 'thread')})\n`,
+        );
+      const result = await calibrateBaseProcess(market.market.m15, {
         fromMs,
         toMs,
         iterations: c.iterations,
@@ -168,7 +196,22 @@ export function registerSynthCommands(program: Command): void {
         windowSimulationDays: c.windowSimulationDays,
         windowStrideBars: c.windowStrideBars,
         seed: config.seed,
-        onIteration: (i) => bar.update(i),
+        workers,
+        onIteration: (i) => {
+          bar.update(i);
+          if (!lines) return;
+          const now = Date.now();
+          // The stages' steps differ in length (a window round simulates dozens of paths): time
+          // left from the current stage's own pace, plus the rounds still to come once one ran.
+          const windowStage = i > c.iterations;
+          if (i === c.iterations) inferenceEnd = now;
+          const done = windowStage ? i - c.iterations : i;
+          const pace = (now - (windowStage ? inferenceEnd : started)) / 1000 / done;
+          const left = windowStage ? `, about ${duration(pace * (total - i))} left` : '';
+          process.stderr.write(
+            `  step ${i}/${total} (${windowStage ? 'window statistics' : 'indirect inference'}): ${duration((now - started) / 1000)} elapsed${left}\n`,
+          );
+        },
       });
       bar.stop();
       await writeJsonAtomic(opts.out, result.params);

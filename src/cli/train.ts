@@ -126,6 +126,7 @@ interface TrainAgentFlags extends CommonOptions {
   timesteps?: string;
   resume?: string;
   initFrom?: string;
+  randomEncoder?: boolean;
 }
 
 function registerTrainAgent(train: Command, algorithm: AgentAlgorithm): void {
@@ -160,7 +161,12 @@ function registerTrainAgent(train: Command, algorithm: AgentAlgorithm): void {
       "continue this run from its last checkpoint (uses the run's own config)",
     );
   if (algorithm === 'ppo')
-    cmd.option('--init-from <run>', 'a train-model run: its encoders become the feature extractor');
+    cmd
+      .option('--init-from <run>', 'a train-model run: its encoders become the feature extractor')
+      .option(
+        '--random-encoder',
+        'with --init-from: the same encoder architecture, freshly initialised (transfer control)',
+      );
   withCommonOptions(cmd).action(
     action(async (flags: TrainAgentFlags) => {
       if (flags.scenario !== undefined && flags.curriculum !== undefined)
@@ -169,6 +175,8 @@ function registerTrainAgent(train: Command, algorithm: AgentAlgorithm): void {
         throw new UsageError(`--source must be real or synthetic, got "${flags.source}"`);
       if (flags.resume !== undefined && flags.initFrom !== undefined)
         throw new UsageError('--resume and --init-from exclude each other');
+      if (flags.randomEncoder === true && flags.initFrom === undefined)
+        throw new UsageError('--random-encoder needs --init-from RUN (the architecture to copy)');
       const timesteps = positiveInt(flags.timesteps, 'timesteps');
       const foldFlag = flags.fold === undefined ? undefined : Number(flags.fold);
       if (foldFlag !== undefined && !(Number.isInteger(foldFlag) && foldFlag >= 0))
@@ -192,6 +200,7 @@ function registerTrainAgent(train: Command, algorithm: AgentAlgorithm): void {
         ...(timesteps === undefined ? {} : { timesteps }),
         ...(flags.resume === undefined ? {} : { resume: flags.resume }),
         ...(flags.initFrom === undefined ? {} : { initFrom: flags.initFrom }),
+        ...(flags.randomEncoder === true ? { encoderInit: 'random' as const } : {}),
         commandLine: process.argv.slice(2),
       });
       const lines = [

@@ -11,11 +11,7 @@ import { UsageError } from '../errors.js';
 import type { Config } from '../utils/config.js';
 import { createProgress } from '../utils/progress.js';
 import { countTrials, createRun, withRun, type Run } from '../utils/runs.js';
-import {
-  emptyReportPayload,
-  writeRunReport,
-  type ComparisonPayload,
-} from './report.js';
+import { emptyReportPayload, writeRunReport, type ComparisonPayload } from './report.js';
 import { backtestStrategy } from './backtest.js';
 import { randomBaselines, type PolicyContext, type ResolvedPolicy } from './baselines.js';
 import type { BrokerConfig } from './broker.js';
@@ -441,6 +437,18 @@ export function formatCompareTable(result: CompareResult): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
+/** The comparison as the report draws it: the table and each policy's mean equity. */
+export function comparisonPayload(result: CompareResult): ComparisonPayload {
+  const { header, rows } = compareTableRows(result);
+  return {
+    note: compareNote(result),
+    header,
+    rows,
+    equity: result.policies.map((p) => ({ name: p.label, y: p.meanEquity })),
+    barMs: result.barMs,
+  };
+}
+
 /** Options of `runCompare`: those of `comparePolicies`, and the command line to record. */
 export interface RunCompareOptions extends CompareOptions {
   /** The command line recorded in run.json. */
@@ -478,14 +486,7 @@ export async function runCompare(options: RunCompareOptions): Promise<RunCompare
   return withRun(run, async () => {
     const result = await comparePolicies(options);
     run.writeMetrics(result);
-    const { header, rows } = compareTableRows(result);
-    const comparison: ComparisonPayload = {
-      note: compareNote(result),
-      header,
-      rows,
-      equity: result.policies.map((p) => ({ name: p.label, y: p.meanEquity })),
-      barMs: result.barMs,
-    };
+    const comparison = comparisonPayload(result);
     const payload = {
       ...emptyReportPayload(`Comparison on ${options.scenario} (${split})`),
       facts: {

@@ -197,6 +197,8 @@ export interface ReportPayload {
   benchmarkMetrics: PerformanceMetrics | null;
   /** Training history rows (`step` plus numeric metrics). */
   history: Array<Record<string, number | string | null>>;
+  /** Training histories of several runs, each drawn under its label (a pipeline's stages). */
+  trainingRuns: Array<{ label: string; history: Array<Record<string, number | string | null>> }>;
   /** Confusion matrices of a sequence-model run (validation, test, ...). */
   confusion: NamedConfusionMatrix[];
   /** Other runs' metrics.json, flattened to `a.b.c` keys (shown when `metrics` is null). */
@@ -235,6 +237,7 @@ export function emptyReportPayload(title: string): ReportPayload {
     metrics: null,
     benchmarkMetrics: null,
     history: [],
+    trainingRuns: [],
     confusion: [],
     summary: {},
     comparison: null,
@@ -428,6 +431,7 @@ export function buildBacktestPayload(
     metrics: input.metrics,
     benchmarkMetrics: input.benchmarkMetrics ?? null,
     history: [],
+    trainingRuns: [],
     confusion: [],
     summary: {},
     comparison: null,
@@ -761,6 +765,12 @@ export function payloadSvgs(
   training.forEach((svg, k) => {
     out[`training-${k}`] = svg;
   });
+  for (const r of payload.trainingRuns ?? [])
+    trainingCurveSvgs(r.history, Math.round(w / 2), Math.round(h * 0.7), r.label).forEach(
+      (svg, k) => {
+        out[`training-${r.label}-${k}`] = svg;
+      },
+    );
   for (const cm of payload.confusion)
     out[`confusion-matrix-${slug(cm.name)}`] = confusionMatrixSvg(cm, w);
   return out;

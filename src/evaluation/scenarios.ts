@@ -235,12 +235,28 @@ export async function scenarioMarkets(
   const sc = syntheticScenario(config, name);
   const seeds = pick(scenarioSeeds(sc, split), options.indices, name, split);
   const s = scenarioSettings(config, name);
+  const key = scenarioFingerprint(config, name, split).hash;
   const out: ScenarioMarket[] = [];
   for (const seed of seeds) {
-    out.push(syntheticMarket(config, name, split, seed, s));
+    // Markets are immutable: one built in this process is reused by every later caller.
+    const k = `${key}:${seed}`;
+    let m = marketMemo.get(k);
+    if (m === undefined) {
+      m = syntheticMarket(config, name, split, seed, s);
+      marketMemo.set(k, m);
+    }
+    out.push(m);
     options.onMarket?.(out.length, seeds.length);
   }
   return out;
+}
+
+/** Synthetic markets built in this process, by scenario fingerprint and seed. */
+const marketMemo = new Map<string, ScenarioMarket>();
+
+/** Forgets the synthetic markets built so far in this process (to free their memory). */
+export function clearScenarioMarkets(): void {
+  marketMemo.clear();
 }
 
 function pick<T>(

@@ -8,9 +8,10 @@
 // real candles of the calibration range are matched by the simulation.
 // It never writes candles and never reads data outside the time range it is given.
 
+import { Worker } from 'node:worker_threads';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { DataValidationError } from '../errors.js';
+import { ConfigError, DataValidationError } from '../errors.js';
 import { sliceByTime, type Candles } from '../data-processing/candles.js';
 import { resample } from '../data-processing/resample.js';
 import {
@@ -27,16 +28,16 @@ import {
   correlation,
   crossCorrelation,
   finiteMean,
+  type GridSeries,
   hillTailIndex,
-  marketWindows,
   median,
   movingMeanExcludingCentre,
   quantileSorted,
   sortedFinite,
   toGrid,
-  type GridSeries,
-  type MarketSeries,
-} from './realism.js';
+} from './realism-stats.js';
+import { type MarketSeries } from './realism-windows.js';
+import { marketWindows } from './realism.js';
 import { logger } from '../utils/logger.js';
 
 /** Names of the shipped calibrations. */
@@ -106,6 +107,9 @@ export const CALIBRATION_LAGS: readonly number[] = Object.freeze([
   1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 144, 192, 288, 384, 576, 768, 1152, 1536, 2304,
   3072, 4608, 6144, 8064,
 ]);
+
+/** Fewest days of real 15m candles a calibration accepts: the longest lag (84 days) plus a week. */
+const MIN_CALIBRATION_DAYS = Math.ceil(CALIBRATION_LAGS[CALIBRATION_LAGS.length - 1] / 96) + 6;
 
 /** Timescales (hours) of the log-volatility components. */
 const VOL_TIMESCALES = [0.5, 2, 8, 32, 128, 512, 2048];
@@ -200,6 +204,30 @@ export interface CalibrationTargets {
   shortAbsAcf: number;
   /** Statistics of the heuristic regime labels. */
   regimes: RegimeLabelStats;
+}
+
+/**
+ * The real targets every fit needs must be finite (too many missing candles leave a long lag
+ * without pairs, and a fit on NaN makes NaN parameters).
+ * @throws {DataValidationError} naming the first target that is not finite.
+ */
+function requireFiniteTargets(t: CalibrationTargets, source: string): void {
+  const lists: [string, number[], readonly number[]][] = [
+    ['median |r|', [t.medianAbs], []],
+    ['Hill tail index', [t.hill], []],
+    ['log|r| autocovariance', t.logAbsCov, CALIBRATION_LAGS],
+    ['log-volume variance', [t.logVolumeVar], []],
+    ['log-volume autocovariance', t.logVolumeCov, CALIBRATION_LAGS],
+    ['variance ratio', t.varianceRatio, [4, 16, 64]],
+  ];
+  for (const [name, values, lags] of lists) {
+    const k = values.findIndex((v) => !Number.isFinite(v));
+    if (k >= 0)
+      throw new DataValidationError({
+        source,
+        reason: `calibration cannot measure the real ${name}${k < lags.length ? ` at lag ${lags[k]} bars` : ''} (too few candles in the range, or too many missing)`,
+      });
+  }
 }
 
 /** Returns standardized by their seasonal volatility multiplier, on the grid. */
@@ -513,6 +541,12 @@ export interface CalibrationOptions {
   windowStrideBars?: number;
   /** Called after each iteration. */
   onIteration?: (iteration: number, total: number) => void;
+  /**
+   * Threads of the window-statistics stage, 1 or 2 (default 1): with 2, a worker thread simulates
+   * the downward move of each shape parameter while this thread simulates the upward one. Every
+   * simulation is a pure function of its parameters, so the result is the same byte for byte.
+   */
+  workers?: number;
 }
 
 /** Result of `calibrateBaseProcess`: parameters plus how well the final simulation matches. */
@@ -868,16 +902,49 @@ export function gapStats(
 const REGIME_BLOCK_DAYS = 30;
 /** Smallest ratio of the two groups' mean gap sizes that makes them separate regimes. */
 const REGIME_MIN_GAP_RATIO = 3;
+/** Smallest ratio of the two groups' shares of bar sides without a wick (wick regimes). */
+const REGIME_MIN_WICKLESS_RATIO = 2;
+
+/**
+ * The two groups of positive block values (0 = lower) with the smallest within-group sum of
+ * squares of their logs, when each holds two blocks or more and the groups' medians differ by at
+ * least `minRatio`; else undefined.
+ */
+function splitBlocks(values: number[], minRatio: number): number[] | undefined {
+  const logs = values.map((v) => Math.log(Math.max(v, 1e-12)));
+  const sorted = [...logs].sort((x, y) => x - y);
+  const ss = (v: number[]): number => {
+    const m = v.reduce((a, x) => a + x, 0) / v.length;
+    return v.reduce((a, x) => a + (x - m) * (x - m), 0);
+  };
+  let cut = 2;
+  let best = Infinity;
+  for (let k = 2; k <= sorted.length - 2; k++) {
+    const w = ss(sorted.slice(0, k)) + ss(sorted.slice(k));
+    if (w < best) {
+      best = w;
+      cut = k;
+    }
+  }
+  const threshold = (sorted[cut - 1] + sorted[cut]) / 2;
+  const group = logs.map((v) => (v > threshold ? 1 : 0));
+  const medians = [0, 1].map((j) => median(values.filter((_, k) => group[k] === j)));
+  const sizes = [0, 1].map((j) => group.filter((g) => g === j).length);
+  return sizes.some((n) => n < 2) || !(medians[1] >= minRatio * medians[0]) ? undefined : group;
+}
 
 /**
  * Microstructure regimes of the real candles from `fromIndex` on: the range is cut into 30-day
- * blocks, each with its gap statistics (`gapStats`) and its share of bar sides without a wick;
- * the blocks are split in two by the log of their mean gap beyond one tick (share of such gaps x
- * Laplace scale; the split of the sorted values with the smallest within-group sum of squares).
- * When the groups' medians differ by at least REGIME_MIN_GAP_RATIO and each group holds two
- * blocks or more, each group becomes a regime: its mean gap probabilities, its gap scale and
- * wickless share relative to `overall` and the whole range, and its mean stay (block days x
- * blocks / runs of consecutive blocks). Otherwise undefined (one stationary microstructure).
+ * blocks, each with its gap statistics (`gapStats`) and its share of bar sides without a wick.
+ * Gap regimes first: the blocks are split in two by the log of their mean gap beyond one tick
+ * (share of such gaps x Laplace scale; the split of the sorted values with the smallest
+ * within-group sum of squares), kept when the groups' medians differ by at least
+ * REGIME_MIN_GAP_RATIO. Else wick regimes: the same split of the blocks' wickless shares, kept
+ * when those differ by at least REGIME_MIN_WICKLESS_RATIO (Binance BTC/USDT from 2023 Q2: up to
+ * three times more bar sides without a wick). Each group of two blocks or more becomes a regime:
+ * its mean gap probabilities, its gap scale and wickless share relative to `overall` and the
+ * whole range, and its mean stay (block days x blocks / runs of consecutive blocks). Otherwise
+ * undefined (one stationary microstructure).
  * @param overall the stationary gap statistics of the same range (`gapStats`); the regimes' gap
  *   scales are relative to its `gapSigmas`.
  */
@@ -910,28 +977,14 @@ export function microstructureRegimes(
   // Mean size of a block's gaps beyond one tick (probability x Laplace scale): the regimes differ
   // in both (Binance BTC/USDT 2022: 2-5% of such gaps before July, over half after).
   const mass = blocks.map((x) => (1 - x.gap.zeroGapProb - x.gap.oneTickGapProb) * x.gap.gapSigmas);
-  const logGap = mass.map((v) => Math.log(Math.max(v, 1e-12)));
-  const sorted = [...logGap].sort((x, y) => x - y);
-  // The split of the sorted log gap scales with the smallest within-group sum of squares.
-  const ss = (v: number[]): number => {
-    const m = v.reduce((a, x) => a + x, 0) / v.length;
-    return v.reduce((a, x) => a + (x - m) * (x - m), 0);
-  };
-  let cut = 2;
-  let best = Infinity;
-  for (let k = 2; k <= sorted.length - 2; k++) {
-    const w = ss(sorted.slice(0, k)) + ss(sorted.slice(k));
-    if (w < best) {
-      best = w;
-      cut = k;
-    }
-  }
-  const threshold = (sorted[cut - 1] + sorted[cut]) / 2;
-  const group = logGap.map((v) => (v > threshold ? 1 : 0));
+  const group =
+    splitBlocks(mass, REGIME_MIN_GAP_RATIO) ??
+    splitBlocks(
+      blocks.map((x) => x.wickless),
+      REGIME_MIN_WICKLESS_RATIO,
+    );
+  if (group === undefined) return undefined;
   const members = [0, 1].map((j) => blocks.filter((_, k) => group[k] === j));
-  const medianMass = [0, 1].map((j) => median(mass.filter((_, k) => group[k] === j)));
-  if (members.some((m) => m.length < 2) || medianMass[1] < REGIME_MIN_GAP_RATIO * medianMass[0])
-    return undefined;
   const medianGap = members.map((m) => median(m.map((x) => x.gap.gapSigmas)));
   const wicklessAll = blocks.reduce((a, x) => a + x.wickless, 0) / blocks.length;
   const mean = (v: number[]): number => v.reduce((a, x) => a + x, 0) / v.length;
@@ -998,12 +1051,13 @@ function regimesFromLabels(p: BaseProcessParams, stats: RegimeLabelStats): void 
 /**
  * Fits base-process parameters to real 15m candles (see the file comment for the method).
  * Deterministic for a given input and seed.
- * @throws {DataValidationError} when fewer than 60 days of candles fall in the range.
+ * @throws {DataValidationError} when fewer than 90 days of candles fall in the range, or a real
+ *   target cannot be measured on them.
  */
-export function calibrateBaseProcess(
+export async function calibrateBaseProcess(
   candles15m: Candles,
   options: CalibrationOptions = {},
-): CalibrationResult {
+): Promise<CalibrationResult> {
   if (candles15m.timeframe !== '15m')
     throw new DataValidationError({
       source: candles15m.symbol,
@@ -1012,10 +1066,10 @@ export function calibrateBaseProcess(
     });
   const c = sliceByTime(candles15m, options.fromMs ?? -Infinity, options.toMs ?? Infinity);
   const bars = c.openTime.length;
-  if (bars < 60 * SLOTS)
+  if (bars < MIN_CALIBRATION_DAYS * SLOTS)
     throw new DataValidationError({
       source: candles15m.symbol,
-      reason: `calibration needs at least 60 days of 15m candles in the range, got ${bars} bars`,
+      reason: `calibration needs at least ${MIN_CALIBRATION_DAYS} days of 15m candles in the range (its longest autocovariance lag is ${CALIBRATION_LAGS[CALIBRATION_LAGS.length - 1] / SLOTS} days), got ${(bars / SLOTS).toFixed(1)} days (${bars} bars)`,
     });
   const g = toGrid(c);
   const n = g.close.length;
@@ -1042,11 +1096,21 @@ export function calibrateBaseProcess(
   const tables = seasonalTables(p);
   p.volume.priceElasticity = round(priceElasticity(g, tables), 4);
   const real = measureCalibrationTargets(c, tables, p.volume.priceElasticity, referencePrice);
+  requireFiniteTargets(real, candles15m.symbol);
   regimesFromLabels(p, real.regimes);
   p.returns.sigma15m = real.medianAbs / 0.6;
   p.volume.logLevel15m = real.logVolumeMean;
   const iterations = options.iterations ?? 20;
   const simDays = options.simulationDays ?? Math.max(1460, 2 * Math.round(bars / SLOTS));
+  for (const [key, days] of [
+    ['simulationDays', simDays],
+    ['windowSimulationDays', options.windowSimulationDays ?? 1460],
+  ] as const)
+    if (!(days >= MIN_CALIBRATION_DAYS))
+      throw new ConfigError(
+        key,
+        `must be at least ${MIN_CALIBRATION_DAYS} days (the longest autocovariance lag is ${CALIBRATION_LAGS[CALIBRATION_LAGS.length - 1] / SLOTS} days), got ${days}`,
+      );
   const seed = options.seed ?? 1;
   // Iterate, keeping the parameters whose simulation came closest to the real targets.
   let best = { loss: Infinity, params: structuredClone(p), sim: real };
@@ -1075,15 +1139,23 @@ export function calibrateBaseProcess(
       { m15: c, h4: resample(c, '4h').candles, d1: resample(c, '1d').candles },
       stride,
     );
-    const fit = fitWindowStatistics(p, real, realWindows, {
-      rounds,
-      days: options.windowSimulationDays ?? 1460,
-      stride,
-      seed,
-      tables,
-      referencePrice,
-      onRound: (r) => options.onIteration?.(iterations + r, iterations + rounds),
-    });
+    const fit = await fitWindowStatistics(
+      p,
+      {
+        real,
+        realWindows,
+        days: options.windowSimulationDays ?? 1460,
+        stride,
+        seed,
+        tables,
+        referencePrice,
+      },
+      {
+        rounds,
+        workers: options.workers ?? 1,
+        onRound: (r) => options.onIteration?.(iterations + r, iterations + rounds),
+      },
+    );
     Object.assign(p, fit.params);
     sim = fit.sim;
     simWindows = fit.simWindows;
@@ -1428,21 +1500,106 @@ function shapeSet(p: BaseProcessParams, path: string, value: number): void {
  */
 const TARGETS_WEIGHT = 0.3;
 
+/**
+ * What one simulation of the window-statistics stage needs besides the parameters (plain data:
+ * it is sent to the helper thread).
+ */
+export interface WindowFitSetup {
+  /** Real calibration targets. */
+  real: CalibrationTargets;
+  /** Quartiles of the real window statistics. */
+  realWindows: WindowTargets;
+  /** Simulated days. */
+  days: number;
+  /** 15m bars between window ends. */
+  stride: number;
+  /** Seed of every simulation (common random numbers). */
+  seed: number;
+  /** Seasonal tables of the real range. */
+  tables: SeasonalTables;
+  /** Reference price of the volume elasticity. */
+  referencePrice: number;
+}
+
 interface WindowFitOptions {
   rounds: number;
-  days: number;
-  stride: number;
-  seed: number;
-  tables: SeasonalTables;
-  referencePrice: number;
+  workers: number;
   onRound: (round: number) => void;
 }
 
-interface WindowFitState {
+/** A simulation of the window-statistics stage and its loss. */
+export interface WindowFitState {
+  /** The parameters simulated. */
   params: BaseProcessParams;
+  /** TARGETS_WEIGHT x calibration loss + window loss. */
   loss: number;
+  /** Calibration targets of the simulation. */
   sim: CalibrationTargets;
+  /** Quartiles of the simulation's window statistics. */
   simWindows: WindowTargets;
+}
+
+/**
+ * Simulates `params` with the setup's seed and measures its loss: the one evaluation of the
+ * window-statistics stage, in this thread or in the helper thread (same code, same bytes).
+ */
+export function evaluateWindowFit(params: BaseProcessParams, o: WindowFitSetup): WindowFitState {
+  const mkt = generateBaseMarket(params, { seed: o.seed, days: o.days });
+  const sim = measureCalibrationTargets(
+    mkt.m15,
+    o.tables,
+    params.volume.priceElasticity,
+    o.referencePrice,
+  );
+  const simWindows = measureWindowTargets(mkt, o.stride);
+  const loss =
+    TARGETS_WEIGHT * calibrationLoss(o.real, sim) + windowLoss(o.realWindows, simWindows);
+  return { params, loss, sim, simWindows };
+}
+
+/** A worker thread that runs `evaluateWindowFit` on the parameters it is sent. */
+class WindowFitHelper {
+  private readonly worker: Worker;
+  private readonly waiting = new Map<
+    number,
+    { resolve: (s: WindowFitState) => void; reject: (e: unknown) => void }
+  >();
+  private next = 0;
+
+  constructor(setup: WindowFitSetup) {
+    // From the TypeScript sources (tests, tsx) the worker registers tsx's loader first.
+    const ts = import.meta.url.endsWith('.ts');
+    const file = new URL(
+      ts ? './calibration-worker.ts' : './calibration-worker.js',
+      import.meta.url,
+    );
+    const boot = `import('tsx/esm/api').then((api) => { api.register(); return import(${JSON.stringify(file.href)}); });`;
+    this.worker = ts
+      ? new Worker(boot, { eval: true, workerData: setup })
+      : new Worker(file, { workerData: setup });
+    this.worker.on('message', (msg: { id: number; state?: WindowFitState; error?: string }) => {
+      const w = this.waiting.get(msg.id);
+      this.waiting.delete(msg.id);
+      if (msg.state !== undefined) w?.resolve(msg.state);
+      else w?.reject(new Error(msg.error ?? 'calibration worker failed'));
+    });
+    this.worker.on('error', (err) => {
+      for (const [, w] of this.waiting) w.reject(err);
+      this.waiting.clear();
+    });
+  }
+
+  evaluate(params: BaseProcessParams): Promise<WindowFitState> {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ id, params });
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
 }
 
 /**
@@ -1450,37 +1607,44 @@ interface WindowFitState {
  * parameters with one coordinate sweep over `SHAPE_PARAMETERS` (each moved up or down by its
  * step; a move is kept when it lowers calibrationLoss + windowLoss; steps of parameters that did
  * not move shrink). Every simulation uses the same seed (common random numbers), so the loss is
- * a deterministic function of the parameters.
+ * a deterministic function of the parameters; with two workers the downward move is simulated in
+ * a helper thread beside the upward one, and the same moves are kept.
  */
-function fitWindowStatistics(
+async function fitWindowStatistics(
   start: BaseProcessParams,
-  real: CalibrationTargets,
-  realWindows: WindowTargets,
+  setup: WindowFitSetup,
   o: WindowFitOptions,
-): WindowFitState {
-  const evaluate = (params: BaseProcessParams): WindowFitState => {
-    const mkt = generateBaseMarket(params, { seed: o.seed, days: o.days });
-    const sim = measureCalibrationTargets(
-      mkt.m15,
-      o.tables,
-      params.volume.priceElasticity,
-      o.referencePrice,
-    );
-    const simWindows = measureWindowTargets(mkt, o.stride);
-    const loss = TARGETS_WEIGHT * calibrationLoss(real, sim) + windowLoss(realWindows, simWindows);
-    return { params, loss, sim, simWindows };
-  };
+): Promise<WindowFitState> {
+  const helper = o.workers > 1 ? new WindowFitHelper(setup) : undefined;
+  try {
+    return await sweepWindowStatistics(start, setup, o, helper);
+  } finally {
+    await helper?.close();
+  }
+}
+
+async function sweepWindowStatistics(
+  start: BaseProcessParams,
+  setup: WindowFitSetup,
+  o: WindowFitOptions,
+  helper: WindowFitHelper | undefined,
+): Promise<WindowFitState> {
+  const evaluate = (params: BaseProcessParams): WindowFitState => evaluateWindowFit(params, setup);
   let cur = evaluate(structuredClone(start));
   const steps = SHAPE_PARAMETERS.map((s) => s.step);
   for (let round = 1; round <= o.rounds; round++) {
     for (let k = 0; k < 3; k++) {
       const next = structuredClone(cur.params);
-      updateParams(next, real, cur.sim, true);
+      updateParams(next, setup.real, cur.sim, true);
       const e = evaluate(next);
       if (e.loss < cur.loss) cur = e;
     }
-    SHAPE_PARAMETERS.forEach((sp, k) => {
+    for (let k = 0; k < SHAPE_PARAMETERS.length; k++) {
+      const sp = SHAPE_PARAMETERS[k];
       const x0 = shapeGet(cur.params, sp.path);
+      // The up and down moves (a move the bounds cancel is skipped); with a helper thread both
+      // are simulated at once, else the down move only when the up move did not help.
+      const moves: { params: BaseProcessParams; dir: number }[] = [];
       for (const dir of [1, -1]) {
         const x = clamp(
           sp.log ? Math.max(x0, sp.lo) * Math.exp(dir * steps[k]) : x0 + dir * steps[k],
@@ -1490,32 +1654,40 @@ function fitWindowStatistics(
         if (x === x0) continue;
         const next = structuredClone(cur.params);
         shapeSet(next, sp.path, round5(x));
-        const e = evaluate(next);
-        if (e.loss < cur.loss) {
-          cur = e;
-          // Keep going that way with doubled steps while it helps (at most 3 more moves).
-          let step = steps[k];
-          for (let extra = 0; extra < 3; extra++) {
-            step *= 2;
-            const xi = shapeGet(cur.params, sp.path);
-            const x2 = clamp(
-              sp.log ? Math.max(xi, sp.lo) * Math.exp(dir * step) : xi + dir * step,
-              sp.lo,
-              sp.hi,
-            );
-            if (x2 === xi) break;
-            const further = structuredClone(cur.params);
-            shapeSet(further, sp.path, round5(x2));
-            const e2 = evaluate(further);
-            if (!(e2.loss < cur.loss)) break;
-            cur = e2;
-          }
-          steps[k] *= 1.2;
-          return;
-        }
+        moves.push({ params: next, dir });
       }
-      steps[k] *= 0.6;
-    });
+      const ahead =
+        helper !== undefined && moves.length === 2 ? helper.evaluate(moves[1].params) : undefined;
+      let moved = false;
+      for (let m = 0; m < moves.length && !moved; m++) {
+        const { params, dir } = moves[m];
+        const e = m === 1 && ahead !== undefined ? await ahead : evaluate(params);
+        if (!(e.loss < cur.loss)) continue;
+        moved = true;
+        cur = e;
+        // Keep going that way with doubled steps while it helps (at most 3 more moves).
+        let step = steps[k];
+        for (let extra = 0; extra < 3; extra++) {
+          step *= 2;
+          const xi = shapeGet(cur.params, sp.path);
+          const x2 = clamp(
+            sp.log ? Math.max(xi, sp.lo) * Math.exp(dir * step) : xi + dir * step,
+            sp.lo,
+            sp.hi,
+          );
+          if (x2 === xi) break;
+          const further = structuredClone(cur.params);
+          shapeSet(further, sp.path, round5(x2));
+          const e2 = evaluate(further);
+          if (!(e2.loss < cur.loss)) break;
+          cur = e2;
+        }
+        steps[k] *= 1.2;
+      }
+      // A down move simulated ahead but not needed is awaited all the same (its thread is free).
+      if (ahead !== undefined && moved) await ahead;
+      if (!moved) steps[k] *= 0.6;
+    }
     logger.debug({ round, loss: cur.loss }, 'window-statistics round');
     o.onRound(round);
   }

@@ -50,6 +50,21 @@ const syntheticScenario = z
       }
   });
 
+/** Sizes of a `ctm run` (`pipeline.sizes.default` and `.quick`). */
+const PIPELINE_SIZES = z.strictObject({
+  datasetSamples: positiveInt,
+  modelEpochs: positiveInt,
+  modelStepsPerEpoch: positiveInt,
+  marketDays: positiveInt,
+  trainMarkets: positiveInt,
+  validationMarkets: positiveInt,
+  testMarkets: positiveInt,
+  dqnTimesteps: positiveInt,
+  ppoTimesteps: positiveInt,
+  ppoFinetuneTimesteps: z.number().int().nonnegative(),
+  compareSeeds: positiveInt,
+});
+
 /** The config schema. Sections are filled by the modules that own them. */
 export const configSchema = z.strictObject({
   seed: z.number().int().nonnegative(),
@@ -339,6 +354,7 @@ export const configSchema = z.strictObject({
     maxEpisodeSteps: positiveInt.nullable(),
     randomStart: z.boolean(),
     ruinEquityFraction: z.number().min(0).max(1),
+    windows: z.partialRecord(timeframe, positiveInt).nullable(),
   }),
   rewards: z.strictObject({
     pnl: z.number(),
@@ -415,6 +431,18 @@ export const configSchema = z.strictObject({
           });
       });
     }),
+  pipeline: z.strictObject({
+    data: z.enum(['synthetic', 'real']),
+    scenario: z.string().min(1),
+    stages: z
+      .array(
+        z.enum(['lookahead', 'dataset', 'model', 'dqn', 'ppo-transfer', 'ppo-random', 'compare']),
+      )
+      .min(1),
+    baselines: z.array(z.string().min(1)),
+    agentWindows: z.partialRecord(timeframe, positiveInt),
+    sizes: z.strictObject({ default: PIPELINE_SIZES, quick: PIPELINE_SIZES }),
+  }),
   dqn: z.strictObject({
     learningRate: z.number().positive(),
     hiddenDim: positiveInt,
@@ -444,6 +472,7 @@ export const configSchema = z.strictObject({
     normalizeObservations: z.boolean(),
     observationClip: z.number().positive(),
     adamEpsilon: z.number().positive(),
+    rewardScale: z.number().positive(),
     checkpointEvery: positiveInt,
     logEvery: positiveInt,
   }),

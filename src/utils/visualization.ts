@@ -595,11 +595,12 @@ export function trainingCurveSvgs(
   history: ReadonlyArray<Record<string, number | string | null>>,
   width: number,
   height: number,
+  label = '',
 ): string[] {
   return trainingPanels(history).map((p, k) =>
     lineChartSvg({
-      id: `training-${k}`,
-      title: p.title,
+      id: label === '' ? `training-${k}` : `training-${label}-${k}`,
+      title: label === '' ? p.title : `${label}: ${p.title}`,
       xType: 'number',
       xLabel: 'step',
       width,

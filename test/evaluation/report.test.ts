@@ -4,7 +4,8 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchChromium, openReport } from '../helpers/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { timeframeMs } from '../../src/data-processing/candles.js';
 import {
@@ -223,43 +224,14 @@ describe('report in a real browser (headless Chromium)', () => {
   const trainWritten = reportRun(train, OPTIONS);
 
   beforeAll(async () => {
-    context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'ctm-chromium-')), {
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      viewport: { width: 1300, height: 900 },
-    });
+    context = await launchChromium();
   });
   afterAll(async () => {
     await context?.close();
   });
 
-  async function open(file: string): Promise<{ page: Page; errors: string[] }> {
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('request', (r) => {
-      if (!r.url().startsWith('file:') && !r.url().startsWith('data:'))
-        errors.push(`network request: ${r.url()}`);
-    });
-    await page.goto(`file://${file}`);
-    await page.waitForFunction(
-      () => (window as unknown as { ctmReport?: { ready?: boolean } }).ctmReport?.ready === true,
-    );
-    return { page, errors };
-  }
+  const open = (file: string): Promise<{ page: Page; errors: string[] }> =>
+    openReport(context, file);
 
   it('writes the key plots as PNG files of the configured size', () => {
     for (const name of [

@@ -28,9 +28,9 @@ import {
   correlation,
   hillTailIndex,
   moments,
-  stylizedFacts,
   toGrid,
-} from '../../src/synthetic-data/realism.js';
+} from '../../src/synthetic-data/realism-stats.js';
+import { stylizedFacts } from '../../src/synthetic-data/realism-facts.js';
 import { validateCandles, type Candles } from '../../src/data-processing/candles.js';
 import { resample } from '../../src/data-processing/resample.js';
 import { readCandlesCsv } from '../../src/data-processing/file-formats.js';

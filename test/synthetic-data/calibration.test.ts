@@ -2,9 +2,11 @@
 // 2021-12-31 only), bad files are rejected naming file and field, a fit recovers the parameters
 // of a known process, and a fit never reads candles outside its range.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   calibrateBaseProcess,
   gapStats,
@@ -15,17 +17,15 @@ import {
   SHIPPED_CALIBRATIONS,
   windowLoss,
 } from '../../src/synthetic-data/calibration.js';
-import { generateBaseMarket } from '../../src/synthetic-data/base-process.js';
+import { generateBaseMarket, writeSyntheticMarket } from '../../src/synthetic-data/base-process.js';
+import { correlation, type GridSeries, toGrid } from '../../src/synthetic-data/realism-stats.js';
 import {
-  correlation,
   garchMarket,
   gaussianWalkMarket,
-  toGrid,
-  type GridSeries,
   type ReferenceProcessOptions,
-} from '../../src/synthetic-data/realism.js';
+} from '../../src/synthetic-data/realism-reference.js';
 import { resample } from '../../src/data-processing/resample.js';
-import { repairCandles, sliceByTime } from '../../src/data-processing/candles.js';
+import { makeCandles, repairCandles, sliceByTime } from '../../src/data-processing/candles.js';
 import { readCandlesCsv } from '../../src/data-processing/file-formats.js';
 import { DataValidationError } from '../../src/errors.js';
 import { hasSharedData, sharedFile, SKIP_REASON } from '../helpers/shared-data.js';
@@ -67,10 +67,10 @@ describe('loadCalibration', () => {
 });
 
 describe('calibrateBaseProcess', () => {
-  it('recovers the level, tails, seasonality and volume level of a known process', () => {
+  it('recovers the level, tails, seasonality and volume level of a known process', async () => {
     const truth = loadCalibration('eth');
     const mkt = generateBaseMarket(truth, { seed: 77, days: 540 });
-    const fit = calibrateBaseProcess(mkt.m15, {
+    const fit = await calibrateBaseProcess(mkt.m15, {
       iterations: 6,
       simulationDays: 540,
       seed: 5,
@@ -154,15 +154,16 @@ describe('calibrateBaseProcess', () => {
       out.set(y, x.length);
       return out;
     };
-    const g: GridSeries = {
-      ...a,
-      open: glue(a.open, b.open),
-      high: glue(a.high, b.high),
-      low: glue(a.low, b.low),
-      close: glue(a.close, b.close),
-      volume: glue(a.volume, b.volume),
-      logReturn: glue(a.logReturn, b.logReturn),
-    };
+    const join2 = (x: GridSeries, y: GridSeries): GridSeries => ({
+      ...x,
+      open: glue(x.open, y.open),
+      high: glue(x.high, y.high),
+      low: glue(x.low, y.low),
+      close: glue(x.close, y.close),
+      volume: glue(x.volume, y.volume),
+      logReturn: glue(x.logReturn, y.logReturn),
+    });
+    const g = join2(a, b);
     const overall = gapStats(g, 0, 0.01);
     const regimes = microstructureRegimes(g, 0, 0.01, overall);
     expect(regimes).toHaveLength(2);
@@ -176,12 +177,59 @@ describe('calibrateBaseProcess', () => {
     // One stationary microstructure: no regimes.
     const one = toGrid(generateBaseMarket(btc, { seed: 4, days: 360 }).m15);
     expect(microstructureRegimes(one, 0, 0.01, gapStats(one, 0, 0.01))).toBeUndefined();
+    // Wick regimes: the same gaps throughout, but 150 days with many wickless bar sides.
+    const w = join2(part(0.45, 0.03, 0.06, 0.15, 150), part(0.45, 0.03, 0.06, 0.01, 210));
+    const wick = microstructureRegimes(w, 0, 0.01, gapStats(w, 0, 0.01)) ?? [];
+    expect(wick.map((r) => r.meanDays)).toEqual([210, 150]);
+    const [few, many] = wick;
+    expect(many.noWickScale).toBeGreaterThan(2 * few.noWickScale);
+    expect(many.gapScale / few.gapScale).toBeGreaterThan(0.8);
+    expect(many.gapScale / few.gapScale).toBeLessThan(1.25);
   });
 
-  it('rejects too short a range and a timeframe other than 15m', () => {
-    const mkt = generateBaseMarket(loadCalibration('btc'), { seed: 1, days: 20 });
-    expect(() => calibrateBaseProcess(mkt.m15)).toThrow(/at least 60 days/);
-    expect(() => calibrateBaseProcess(mkt.h4)).toThrow(/15m/);
+  it('gives the same result byte for byte with a helper thread as in one thread', async () => {
+    const mkt = generateBaseMarket(loadCalibration('btc'), { seed: 3, days: 100 });
+    const opts = {
+      iterations: 1,
+      simulationDays: 200,
+      windowRounds: 1,
+      windowSimulationDays: 100,
+      windowStrideBars: 256,
+    } as const;
+    const one = await calibrateBaseProcess(mkt.m15, { ...opts, workers: 1 });
+    const two = await calibrateBaseProcess(mkt.m15, { ...opts, workers: 2 });
+    expect(JSON.stringify(two)).toBe(JSON.stringify(one));
+    // The window stage ran (it moves shape parameters away from the first stage's values).
+    const first = await calibrateBaseProcess(mkt.m15, { ...opts, windowRounds: 0 });
+    expect(JSON.stringify(one.params)).not.toBe(JSON.stringify(first.params));
+  });
+
+  it('rejects too short a range, one whose longest lag has no pairs, and a timeframe other than 15m, in one line', async () => {
+    const btc = loadCalibration('btc');
+    const short = generateBaseMarket(btc, { seed: 1, days: 61 });
+    await expect(calibrateBaseProcess(short.m15)).rejects.toThrow(
+      /needs at least 90 days of 15m candles in the range \(its longest autocovariance lag is 84 days\), got 61\.0 days \(5856 bars\)$/,
+    );
+    await expect(calibrateBaseProcess(short.h4)).rejects.toThrow(/15m/);
+    // 90 days of candles, but days 45-130 missing: no pair of bars 48 (first such lag) to 84 days apart.
+    const m15 = generateBaseMarket(btc, { seed: 1, days: 175 }).m15;
+    const t0 = m15.openTime[0];
+    const day = 86_400_000;
+    const keep = (k: number): boolean =>
+      m15.openTime[k] < t0 + 45 * day || m15.openTime[k] >= t0 + 130 * day;
+    const idx = Array.from(m15.openTime.keys()).filter(keep);
+    const pick = (a: Float64Array): Float64Array => Float64Array.from(idx, (k) => a[k]);
+    const holed = makeCandles('BTC/USDT', '15m', {
+      openTime: pick(m15.openTime),
+      open: pick(m15.open),
+      high: pick(m15.high),
+      low: pick(m15.low),
+      close: pick(m15.close),
+      volume: pick(m15.volume),
+    });
+    await expect(calibrateBaseProcess(holed, { iterations: 1, windowRounds: 0 })).rejects.toThrow(
+      /cannot measure the real log\|r\| autocovariance at lag 4608 bars/,
+    );
   });
 });
 
@@ -202,8 +250,8 @@ describe.skipIf(!hasSharedData)(`calibration on real BTC${SKIP_REASON}`, () => {
       windowSimulationDays: 150,
       windowStrideBars: 192,
     } as const;
-    const full = calibrateBaseProcess(all, opts);
-    const cut = calibrateBaseProcess(sliceByTime(all, -Infinity, toMs), opts);
+    const full = await calibrateBaseProcess(all, opts);
+    const cut = await calibrateBaseProcess(sliceByTime(all, -Infinity, toMs), opts);
     expect(JSON.stringify(full.params)).toBe(JSON.stringify(cut.params));
     expect(full.params.fittedOn.to).toBe('2021-12-31');
     expect(full.params.referencePrice).toBeCloseTo(
@@ -222,7 +270,7 @@ describe.skipIf(!hasSharedData)(`calibration on real BTC${SKIP_REASON}`, () => {
     }
     // Out of sample (another seed, a longer path): the window stage's fit is closer to the real
     // window statistics than the fit without it.
-    const levelsOnly = calibrateBaseProcess(all, { ...opts, windowRounds: 0 });
+    const levelsOnly = await calibrateBaseProcess(all, { ...opts, windowRounds: 0 });
     const c = sliceByTime(all, -Infinity, toMs);
     const real = measureWindowTargets(
       { m15: c, h4: resample(c, '4h').candles, d1: resample(c, '1d').candles },
@@ -231,5 +279,47 @@ describe.skipIf(!hasSharedData)(`calibration on real BTC${SKIP_REASON}`, () => {
     const distance = (p: typeof full.params): number =>
       windowLoss(real, measureWindowTargets(generateBaseMarket(p, { seed: 99, days: 400 }), 192));
     expect(distance(full.params)).toBeLessThan(distance(levelsOnly.params));
+  });
+});
+
+describe('ctm synth calibrate', () => {
+  it('prints a line per step without a terminal, and writes a calibration that loads', () => {
+    const main = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+    if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
+    const btc = loadCalibration('btc');
+    const real = join(dir, 'cli-real');
+    writeSyntheticMarket(
+      real,
+      generateBaseMarket(btc, { seed: 8, days: 100, startTimeMs: Date.UTC(2021, 0, 1) }),
+      btc,
+      8,
+    );
+    const out = join(dir, 'cli-fit.json');
+    const set = (kv: string): string[] => ['--set', `synthetic.calibrate.${kv}`];
+    const r = spawnSync(
+      process.execPath,
+      [
+        main,
+        ...['synth', 'calibrate', '--real', real, '--from', '2021-01-01', '--until', '2021-04-10'],
+        ...['--workers', '2', '--out', out],
+        ...set('iterations=1'),
+        ...set('windowRounds=1'),
+        ...set('windowSimulationDays=120'),
+        ...set('windowStrideBars=256'),
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(r.status).toBe(0);
+    const lines = r.stderr.split('\n').filter((l) => l.length > 0 && !l.startsWith('{'));
+    expect(lines[0]).toMatch(
+      /^calibrating BTC\/USDT: 1 indirect-inference iteration, then 1 window-statistics round \(2 threads\)$/,
+    );
+    expect(lines.slice(1).map((l) => /step (\d\/\d) \((.*)\)/.exec(l)?.slice(1))).toEqual([
+      ['1/2', 'indirect inference'],
+      ['2/2', 'window statistics'],
+    ]);
+    expect(r.stdout).toMatch(/^calibrated BTC\/USDT on 2021-01-01\.\.2021-04-10/);
+    expect(loadCalibration(out).fittedOn.to).toBe('2021-04-10');
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(loadCalibration(out));
   });
 });

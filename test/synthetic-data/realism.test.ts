@@ -9,28 +9,32 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { autocorrelation, hillTailIndex, moments } from '../../src/synthetic-data/realism-stats.js';
 import {
-  autocorrelation,
-  discriminativeScore,
-  extractWindowFeatures,
   fitGradientBoostedTrees,
+  predictGradientBoostedTrees,
+  rocAuc,
+} from '../../src/synthetic-data/realism-gbt.js';
+import { extractWindowFeatures } from '../../src/synthetic-data/realism-windows.js';
+import { discriminativeScore } from '../../src/synthetic-data/realism-discriminator.js';
+import {
   garchMarket,
   gaussianWalkMarket,
-  hillTailIndex,
-  marketStateAt,
-  marketWindows,
-  moments,
-  poolWindows,
-  predictGradientBoostedTrees,
-  readMarket,
+  type ReferenceProcessOptions,
+  shuffledMarket,
+} from '../../src/synthetic-data/realism-reference.js';
+import {
   realismTable,
   realismTableMarkdown,
-  rocAuc,
-  shuffledMarket,
   stylizedFacts,
-  type ReferenceProcessOptions,
   type StylizedFacts,
   type YearlyFacts,
+} from '../../src/synthetic-data/realism-facts.js';
+import {
+  marketStateAt,
+  marketWindows,
+  poolWindows,
+  readMarket,
 } from '../../src/synthetic-data/realism.js';
 import { generateBaseMarket, writeSyntheticMarket } from '../../src/synthetic-data/base-process.js';
 import { loadCalibration } from '../../src/synthetic-data/calibration.js';
@@ -313,5 +317,48 @@ describe.skipIf(!hasSharedData)(`ctm synth realism${SKIP_REASON}`, () => {
     };
     expect(json.table.rows.length).toBeGreaterThan(100);
     expect(json.scores).toHaveLength(7);
+  });
+});
+
+describe('ctm synth realism on inputs too short for it', () => {
+  it('fails in one line (exit 3, no stack trace) saying what it needs and what it got', () => {
+    if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first`);
+    const params = loadCalibration('btc');
+    const write = (name: string, start: string, days: number): string => {
+      const d = join(dir, name);
+      const m = generateBaseMarket(params, { seed: 5, days, startTimeMs: Date.parse(start) });
+      writeSyntheticMarket(d, m, params, 5);
+      return d;
+    };
+    const realism = (real: string, syn: string): { status: number | null; stderr: string } =>
+      spawnSync(process.execPath, [MAIN, 'synth', 'realism', '--real', real, '--synthetic', syn], {
+        encoding: 'utf8',
+      });
+    const syn = write('syn-year', '2030-01-01', 365);
+    const cases: [string, RegExp][] = [
+      [
+        write('half-2023', '2023-07-01', 184),
+        /^error: realism: needs real 15m\/4h\/1d candles of >= 300 days in one calendar year of 2018-2023; 10 windows of BTC 15m candles in 2022 \(the control year; each with 32 days of candles before it\), got 0; got real BTC 2023-07-01\.\.2023-12-31 \(184 days\) and synthetic BTC 2030-01-01\.\.2030-12-31 \(365 days\)$/,
+      ],
+      [
+        write('only-2023', '2023-01-01', 365),
+        /^error: realism: needs 10 windows of BTC 15m candles in 2022 \(the control year; .*\), got 0; got real BTC 2023-01-01\.\.2023-12-31 \(365 days\)/,
+      ],
+    ];
+    for (const [real, message] of cases) {
+      const r = realism(real, syn);
+      expect(r.status).toBe(3);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines[0]).toMatch(message);
+      expect(lines.slice(1)).toEqual([expect.stringMatching(/^hint: /)]);
+    }
+    const shortSyn = realism(
+      write('three-years', '2021-01-01', 1095),
+      write('syn-200', '2030-01-01', 200),
+    );
+    expect(shortSyn.status).toBe(3);
+    expect(shortSyn.stderr).toMatch(
+      /^error: realism: needs synthetic markets of at least 365 days; got /,
+    );
   });
 });

@@ -19,7 +19,7 @@ import { rangeMs, type Config } from '../../utils/config.js';
 import { writeFileAtomicSync } from '../../utils/fs.js';
 import { logger as rootLogger } from '../../utils/logger.js';
 import { createProgress } from '../../utils/progress.js';
-import { createRun, openRun, type Run } from '../../utils/runs.js';
+import { createRun, openRun, withRun, type Run } from '../../utils/runs.js';
 import { DiscreteAgentPolicy } from './agent-policy.js';
 import { checkpointKind, readCheckpoint, type CheckpointContent } from '../common/checkpoint.js';
 import { DQN_AGENT_KIND, DQN_TRAINING_KIND, DQNAgent, dqnHyperparameters } from './dqn-agent.js';
@@ -64,8 +64,15 @@ export interface AgentTrainingOptions {
   readonly resume?: string;
   /** PPO only: a `train-model` run whose encoders become the feature extractor. */
   readonly initFrom?: string;
+  /**
+   * With `initFrom`: `pretrained` (default) takes its weights; `random` its architecture, inputs
+   * and normaliser with fresh weights (the control of a transfer experiment).
+   */
+  readonly encoderInit?: 'pretrained' | 'random';
   /** The command line, recorded in run.json. */
   readonly commandLine?: readonly string[];
+  /** Called with the run as soon as it exists (before training), e.g. to record it for a resume. */
+  readonly onRun?: (run: Run) => void;
 }
 
 /** The saved agent's description of what it reads and does (agent/checkpoint.json state). */
@@ -77,7 +84,13 @@ export interface SavedAgentExtra {
   /** Target position of each discrete action (empty for a continuous policy). */
   levels: number[];
   /** Transfer agents: the sequence model the encoder came from, and its level. */
-  transfer?: { modelDir: string; level: 'encoders' | 'fused' } | null;
+  transfer?: {
+    modelDir: string;
+    level: 'encoders' | 'fused';
+    /** `pretrained`: the model's weights; `random`: its architecture, freshly initialised. */
+    init: 'pretrained' | 'random';
+    seed: number;
+  } | null;
 }
 
 /** What a training run records beside the run folder. */
@@ -91,6 +104,8 @@ interface AgentRunExtra {
   stagesDone: number;
   /** PPO transfer: the train-model run the encoder came from. */
   initFrom: string | null;
+  /** PPO transfer: the encoder's weights (`random` = the same architecture, freshly initialised). */
+  encoderInit: 'pretrained' | 'random';
 }
 
 /** Validation of a trained agent on one market. */
@@ -130,6 +145,7 @@ export function scenarioEnvs(
   markets: readonly ScenarioMarket[],
   numEnvs: number,
   actionType: 'discrete' | 'continuous',
+  fullWindows = false,
 ): ScenarioEnv[] {
   if (markets.length === 0) throw new UsageError('the scenario has no training markets');
   return Array.from(
@@ -138,7 +154,8 @@ export function scenarioEnvs(
       new ScenarioEnv(markets, {
         config,
         seed: config.seed + 7919 * i,
-        env: { randomStart: true, actionType },
+        // An agent reading raw features sees `env.windows`; one with an encoder the full windows.
+        env: { randomStart: true, actionType, ...(fullWindows ? { windows: null } : {}) },
       }),
   );
 }
@@ -181,9 +198,16 @@ async function loadEncoder(
   backend: BackendChoice,
 ): Promise<FeatureExtractor> {
   await initTensorflow(backend);
-  const model = MultiTimeframeModel.load(transfer.modelDir);
+  const trained = MultiTimeframeModel.load(transfer.modelDir);
+  // A random init keeps the architecture, inputs and normaliser: only the weights differ.
+  const model =
+    transfer.init === 'random'
+      ? MultiTimeframeModel.create(trained.config, transfer.seed)
+      : trained;
+  if (model !== trained) model.setNormalizer(trained.normalizer);
   const encoder = model.featureExtractor(transfer.level);
   model.dispose();
+  if (model !== trained) trained.dispose();
   return encoder;
 }
 
@@ -264,6 +288,7 @@ export async function runAgentTraining(
       timesteps: options.timesteps ?? section.totalTimesteps,
       stagesDone: 0,
       initFrom: options.initFrom ?? null,
+      encoderInit: options.encoderInit ?? 'pretrained',
     };
     if (extra.initFrom !== null && options.algorithm !== 'ppo')
       throw new UsageError('--init-from is for PPO (ctm train ppo --init-from RUN)');
@@ -282,6 +307,20 @@ export async function runAgentTraining(
       data: scenarioFingerprint(config, extra.scenarios[extra.scenarios.length - 1], 'train'),
     });
   }
+  options.onRun?.(run);
+  // A resumed run is running again; it ends completed or failed like a new one.
+  if (options.resume !== undefined) run.update({ status: 'running' });
+  const [r, c, e] = [run, config, extra];
+  return withRun(run, () => trainStages(options, r, c, e));
+}
+
+/** The stages of an agent training run (see `runAgentTraining`). */
+async function trainStages(
+  options: AgentTrainingOptions,
+  run: Run,
+  config: Config,
+  extra: AgentRunExtra,
+): Promise<AgentTrainingResult> {
   log.info({ run: run.id, algorithm: extra.algorithm, scenarios: extra.scenarios }, 'train agent');
   const actionType = extra.algorithm === 'ppo' ? config.ppo.actionType : 'discrete';
   const numEnvs = extra.algorithm === 'dqn' ? config.dqn.numEnvs : config.ppo.numEnvs;
@@ -293,6 +332,8 @@ export async function runAgentTraining(
       : {
           modelDir: openRun(extra.initFrom, config.paths.runs).path('model'),
           level: config.ppo.transfer.level,
+          init: extra.encoderInit,
+          seed: config.seed,
         };
   const encoder = transfer === null ? null : await loadEncoder(transfer, config.model.backend);
   let observation: ObservationSpec | null = null;
@@ -313,7 +354,7 @@ export async function runAgentTraining(
       },
     });
     bar.stop();
-    const trading = scenarioEnvs(config, markets, numEnvs, actionType);
+    const trading = scenarioEnvs(config, markets, numEnvs, actionType, encoder !== null);
     const first = trading[0].env;
     observation ??= first.builder.spec;
     const embedded =
@@ -348,6 +389,10 @@ export async function runAgentTraining(
           {
             ...ppoHyperparameters(config.ppo),
             seed: config.seed,
+            extraGroups:
+              encoder === null
+                ? []
+                : [encoderGroup(encoder, config.ppo.transfer.finetuneLearningRate, false)],
           },
         );
     }

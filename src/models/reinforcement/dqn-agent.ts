@@ -92,6 +92,12 @@ export interface DqnHyperparameters {
   observationClip: number;
   /** Adam's epsilon. */
   adamEpsilon: number;
+  /**
+   * Rewards are multiplied by this before they are stored (Q-values are in scaled units; the greedy
+   * action is unchanged). Per-bar log returns are ~1e-3: at that scale Adam's steps swamp the
+   * differences between actions, so trading envs want ~100.
+   */
+  rewardScale: number;
 }
 
 /** Stable-Baselines3's DQN defaults, plus the Rainbow components (on). */
@@ -120,6 +126,7 @@ export const DQN_DEFAULTS: Readonly<DqnHyperparameters> = Object.freeze({
   normalizeObservations: true,
   observationClip: 10,
   adamEpsilon: 1e-8,
+  rewardScale: 100,
 });
 
 /** The hyperparameters of config section `dqn`. */
@@ -910,7 +917,7 @@ export function learnDqn<I extends object>(agent: DQNAgent, o: DqnLearnOptions<I
         cur,
         i * R,
         actions[i],
-        r.rewards[i],
+        r.rewards[i] * h.rewardScale,
         next,
         i * R,
         done || maskViews === null ? null : maskViews[i],

@@ -126,8 +126,8 @@ export interface TradingEnvOptions {
   /** The spec's `transaction_cost`: taker and maker fee fraction per leg (default config 0.001). */
   transactionCost?: number;
   /**
-   * Bars per timeframe (default: the windows the features were built for, `data.windows`, else the
-   * config's `windows`), for each of the features' timeframes.
+   * Bars per timeframe (default: `env.windows`, else the windows the features were built for,
+   * `data.windows`, else the config's `windows`), for each of the features' timeframes.
    */
   windows?: Partial<Record<Timeframe, number>>;
   /** A full observation spec (overrides windows, windowSize and env.accountFields). */
@@ -377,7 +377,12 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
   ): ObservationSpec {
     const windows: Partial<Record<Timeframe, number>> = {};
     for (const tf of data.timeframes)
-      windows[tf] = options.windows?.[tf] ?? data.windows[tf] ?? cfg.windows[tf] ?? 1;
+      windows[tf] =
+        options.windows?.[tf] ??
+        this.envConfig.windows?.[tf] ??
+        data.windows[tf] ??
+        cfg.windows[tf] ??
+        1;
     if (options.windowSize !== undefined) {
       if (!(Number.isInteger(options.windowSize) && options.windowSize > 0))
         throw new ConfigError('windows', `windowSize must be a positive integer`);

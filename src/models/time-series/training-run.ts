@@ -65,6 +65,8 @@ export interface ModelTrainingOptions {
   resume?: string;
   /** Command line recorded in run.json. */
   commandLine?: string[];
+  /** Called with the run as soon as it exists (before training), e.g. to record it for a resume. */
+  onRun?: (run: Run) => void;
 }
 
 /** What a training run produced. */
@@ -319,6 +321,7 @@ export async function runModelTraining(
     run = createRun({ kind: 'train-model', config, commandLine: options.commandLine });
     run.update({ extra: { ...extra } });
   }
+  options.onRun?.(run);
   const tfInfo = await initTensorflow(config.model.backend);
   log.info(
     { run: run.id, backend: tfInfo.backend, source: extra.source, symbol: extra.symbol },

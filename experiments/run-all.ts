@@ -1,8 +1,8 @@
-// `npm run experiments`: runs every experiments/*.ts except this runner, each in its own process
-// (in name order; pass name fragments to run a subset). Each experiment writes its own section of
-// docs/results.md. Exits non-zero when any experiment fails.
+// `npm run experiments`: runs every experiment under experiments/ (a file that writes a section of
+// docs/results.md; shared modules are not run), each in its own process, in name order; pass name
+// fragments to run a subset. Exits non-zero when any experiment fails.
 
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -10,7 +10,8 @@ import { join } from 'node:path';
 const dir = fileURLToPath(new URL('.', import.meta.url));
 const only = process.argv.slice(2);
 const files = readdirSync(dir)
-  .filter((f) => f.endsWith('.ts') && f !== 'run-all.ts')
+  .filter((f) => f.endsWith('.ts') && f !== 'run-all.ts' && f !== 'results-section.ts')
+  .filter((f) => readFileSync(join(dir, f), 'utf8').includes('writeResultsSection('))
   .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
   .sort();
 let failed = false;

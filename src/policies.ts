@@ -12,6 +12,7 @@ import {
   BASELINES,
   baselineBroker,
   baselinePolicy,
+  randomBaselines,
   validatePolicy,
   type BaselineName,
   type PolicyContext,
@@ -113,11 +114,16 @@ export async function resolvePolicy(ref: string, context: PolicyContext): Promis
   if ((BASELINES as readonly string[]).includes(ref)) {
     const name = ref as BaselineName;
     const broker = baselineBroker(name, context.config.broker);
+    const seeds =
+      name === 'random'
+        ? randomBaselines(context.config, context.config.backtest.random.seeds)
+        : undefined;
     return {
-      policy: baselinePolicy(name, context),
+      policy: seeds?.[0] ?? baselinePolicy(name, context),
       kind: 'baseline',
       name: ref,
       ...(broker === undefined ? {} : { broker }),
+      ...(seeds === undefined ? {} : { seeds }),
     };
   }
   if (/\.(m|c)?js$/.test(ref))

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { parseTimeframe } from '../data-processing/candles.js';
 import { UsageError } from '../errors.js';
+import { BASELINES } from '../evaluation/baselines.js';
 import { runBacktest } from '../evaluation/evaluate.js';
 import type { PerformanceMetrics } from '../evaluation/metrics.js';
 import { policySource } from '../policies.js';
@@ -64,7 +65,7 @@ export function registerBacktestCommand(program: Command): void {
       )
       .requiredOption(
         '--policy <ref>',
-        'buy-hold | sma-cross | random | flat | oracle | a run directory | ./my-policy.js',
+        `${BASELINES.join(' | ')} | a run directory | ./my-policy.js`,
       )
       .option('--symbol <symbol>', 'ccxt unified symbol (default: the first of data.symbols)')
       .option('--from <date>', 'first bar traded (UTC); default: backtest.defaultRange')
@@ -112,8 +113,13 @@ export function registerBacktestCommand(program: Command): void {
               : summary(`fold ${f.fold.index}`, f.result.metrics),
           );
       process.stdout.write(summary(wf === null ? outcome.policyName : 'pooled', outcome.metrics));
+      const seeds = outcome.overSeeds;
+      if (seeds !== null)
+        process.stdout.write(
+          `over ${seeds.seeds} seeds (mean ± sd): total ${pct(seeds.totalReturn.mean)} ± ${pct(seeds.totalReturn.sd)}  Sharpe ${fixed(seeds.sharpe.mean)} ± ${fixed(seeds.sharpe.sd)}  max DD ${pct(seeds.maxDrawdown.mean)} ± ${pct(seeds.maxDrawdown.sd)} (the line above and the report: seed 0)\n`,
+        );
       if (outcome.benchmarkMetrics !== null)
-        process.stdout.write(summary('buy & hold', outcome.benchmarkMetrics));
+        process.stdout.write(summary('spot B&H', outcome.benchmarkMetrics));
       process.stdout.write(`run: ${outcome.run.dir}\nreport: ${outcome.run.path('report.html')}\n`);
     }),
   );

@@ -373,4 +373,9 @@ export interface ResolvedPolicy {
   broker?: BrokerConfig;
   /** The run it was loaded from (kind `run`). */
   run?: Run;
+  /**
+   * Its seeds when it is reported over several (random: `backtest.random.seeds` of them, the
+   * first being `policy`), never one path.
+   */
+  seeds?: readonly Policy[];
 }

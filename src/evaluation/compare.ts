@@ -13,7 +13,8 @@ import { createProgress } from '../utils/progress.js';
 import { countTrials, createRun, withRun, type Run } from '../utils/runs.js';
 import { emptyReportPayload, writeRunReport, type ComparisonPayload } from './report.js';
 import { backtestStrategy } from './backtest.js';
-import { randomBaselines, type PolicyContext, type ResolvedPolicy } from './baselines.js';
+import type { PolicyContext, ResolvedPolicy } from './baselines.js';
+import { meanSpread, type MeanSpread } from './metrics.js';
 import type { BrokerConfig } from './broker.js';
 import type { Policy } from './policy.js';
 import {
@@ -117,16 +118,6 @@ export interface CompareSample {
   dsr: number | null;
 }
 
-/** Mean and spread of a figure over samples. */
-export interface MeanSpread {
-  /** Mean over the samples where the figure is defined (null when none is). */
-  mean: number | null;
-  /** Sample standard deviation (null below two samples). */
-  sd: number | null;
-  /** Samples where the figure is defined. */
-  n: number;
-}
-
 /** A paired difference in total return to a reference (per market, against its mean there). */
 export interface ReturnDifference {
   /** Mean difference in total return (fraction). */
@@ -159,7 +150,10 @@ export interface ComparePolicyResult {
   vsSpotBuyHold: ReturnDifference;
   /** Difference in total return to random (its mean over seeds on each market). */
   vsRandom: ReturnDifference;
-  /** Mean over the samples of equity / initial capital, bar by bar (to the shortest sample). */
+  /**
+   * Mean over the samples of equity / initial capital, bar by bar (to the shortest sample; six
+   * decimals).
+   */
   meanEquity: number[];
 }
 
@@ -189,23 +183,13 @@ interface Instance {
   trials: number;
 }
 
-function stats(xs: readonly (number | null)[]): MeanSpread {
-  const v = xs.filter((x): x is number => x !== null && Number.isFinite(x));
-  const n = v.length;
-  if (n === 0) return { mean: null, sd: null, n: 0 };
-  const mean = v.reduce((a, b) => a + b, 0) / n;
-  if (n < 2) return { mean, sd: null, n };
-  const ss = v.reduce((a, b) => a + (b - mean) ** 2, 0);
-  return { mean, sd: Math.sqrt(ss / (n - 1)), n };
-}
-
 /** The paired difference of `samples`' total returns to a reference's mean per market. */
 function difference(
   samples: readonly CompareSample[],
   ref: ReadonlyMap<string, number>,
 ): ReturnDifference {
   const d = samples.map((s) => (s.values.totalReturn ?? 0) - (ref.get(s.market) ?? 0));
-  const st = stats(d);
+  const st = meanSpread(d);
   const mean = st.mean ?? 0;
   const se = st.sd === null ? null : st.sd / Math.sqrt(st.n);
   return { mean, se, n: st.n, beats: se === null ? null : mean > 2 * se };
@@ -224,18 +208,9 @@ async function instancesOf(
   spec: ComparePolicySpec,
   market: ScenarioMarket,
   options: CompareOptions,
-  seeds: number,
+  config: Config,
 ): Promise<Instance[]> {
-  const config = options.config;
   const context = { features: market.features, config, cwd: options.cwd, labels: market.labels };
-  if (spec.refs.length === 1 && spec.refs[0] === 'random')
-    return randomBaselines(config, seeds).map((policy, k) => ({
-      policy,
-      broker: undefined,
-      kind: 'baseline',
-      ref: `random#${k}`,
-      trials: config.backtest.trials,
-    }));
   const out: Instance[] = [];
   for (const ref of spec.refs) {
     const r = await options.resolvePolicy(ref, context);
@@ -243,13 +218,16 @@ async function instancesOf(
       r.run === undefined
         ? 0
         : countTrials(config.paths.runs, r.run.info.kind, r.run.info.data).trials;
-    out.push({
-      policy: r.policy,
-      broker: r.broker,
-      kind: r.kind,
-      ref: r.name,
-      trials: Math.max(config.backtest.trials, trained),
-    });
+    const seeds = r.seeds ?? [r.policy];
+    seeds.forEach((policy, k) =>
+      out.push({
+        policy,
+        broker: r.broker,
+        kind: r.kind,
+        ref: seeds.length > 1 ? `${r.name}#${k}` : r.name,
+        trials: Math.max(config.backtest.trials, trained),
+      }),
+    );
   }
   return out;
 }
@@ -263,10 +241,16 @@ async function instancesOf(
  *   `--seeds` below 1.
  */
 export async function comparePolicies(options: CompareOptions): Promise<CompareResult> {
-  const { config } = options;
-  const seeds = options.seeds ?? config.backtest.random.seeds;
+  const seeds = options.seeds ?? options.config.backtest.random.seeds;
   if (!(Number.isInteger(seeds) && seeds >= 1))
     throw new UsageError(`--seeds must be a whole number >= 1, got ${seeds}`);
+  const config: Config = {
+    ...options.config,
+    backtest: {
+      ...options.config.backtest,
+      random: { ...options.config.backtest.random, seeds },
+    },
+  };
   const split = options.split ?? 'test';
   const specs = [...options.policies];
   for (const ref of COMPARE_REFERENCES)
@@ -290,7 +274,7 @@ export async function comparePolicies(options: CompareOptions): Promise<CompareR
   const progress = createProgress('compare', markets.length * specs.length, { unit: 'policies' });
   for (const market of markets) {
     for (const r of results) {
-      const instances = await instancesOf(r.spec, market, options, seeds);
+      const instances = await instancesOf(r.spec, market, options, config);
       r.kind = instances[0].kind;
       r.refs = instances.map((i) => i.ref);
       r.trials = Math.max(...instances.map((i) => i.trials));
@@ -337,9 +321,11 @@ export async function comparePolicies(options: CompareOptions): Promise<CompareR
     trials: r.trials,
     samples: r.samples.sort((a, b) => a.seed - b.seed),
     stats: Object.fromEntries(
-      COMPARE_METRICS.map((k) => [k, stats(r.samples.map((s) => s.values[k]))]),
+      COMPARE_METRICS.map((k) => [k, meanSpread(r.samples.map((s) => s.values[k]))]),
     ) as Record<CompareMetric, MeanSpread>,
-    meanEquity: r.equitySum.slice(0, r.shortest).map((x) => x / r.equityCount),
+    meanEquity: r.equitySum
+      .slice(0, r.shortest)
+      .map((x) => Math.round((1e6 * x) / r.equityCount) / 1e6),
     vsSpotBuyHold: { mean: 0, se: null, n: 0, beats: null } as ReturnDifference,
     vsRandom: { mean: 0, se: null, n: 0, beats: null } as ReturnDifference,
   }));
@@ -478,7 +464,7 @@ export async function runCompare(options: RunCompareOptions): Promise<RunCompare
     kind: 'compare',
     config,
     commandLine: options.commandLine,
-    data: scenarioFingerprint(config, options.scenario, split),
+    data: scenarioFingerprint(config, options.scenario, split, options.markets),
   });
   run.update({
     extra: { scenario: options.scenario, split, policies: options.policies.map((p) => p.label) },

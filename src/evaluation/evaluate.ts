@@ -37,7 +37,8 @@ import {
 } from './report.js';
 import { backtestReportInput, backtestStrategy, type BacktestResult } from './backtest.js';
 import type { PolicyContext, ResolvedPolicy } from './baselines.js';
-import type { PerformanceMetrics } from './metrics.js';
+import { meanSpread, type MeanSpread, type PerformanceMetrics } from './metrics.js';
+import type { Policy } from './policy.js';
 import {
   walkForwardBacktest,
   walkForwardReportInput,
@@ -273,6 +274,29 @@ export interface RunBacktestOutcome {
   readonly walkForward: WalkForwardResult | null;
   /** Display name of the policy (baseline, module path or run id). */
   readonly policyName: string;
+  /**
+   * For a policy reported over seeds (random): mean and spread over them (the report and the
+   * metrics above are of its first seed); null otherwise.
+   */
+  readonly overSeeds: SeedSummary | null;
+}
+
+/** A policy's key figures over its seeds (walk-forward: pooled per seed). */
+export interface SeedSummary {
+  /** Number of seeds. */
+  seeds: number;
+  /** Total return over the seeds. */
+  totalReturn: MeanSpread;
+  /** Annualised Sharpe ratio over the seeds. */
+  sharpe: MeanSpread;
+  /** Maximum drawdown over the seeds. */
+  maxDrawdown: MeanSpread;
+  /** Each seed's figures, in seed order. */
+  perSeed: Array<{
+    totalReturn: number | null;
+    sharpe: number | null;
+    maxDrawdown: number | null;
+  }>;
 }
 
 function csvNumber(x: number): string {
@@ -381,8 +405,14 @@ export async function runBacktest(options: RunBacktestOptions): Promise<RunBackt
       });
       const result = await walkForwardBacktest({ ...common, policy: resolved.policy, folds });
       const done = result.folds.flatMap((f) => (f.result === null ? [] : [f.result]));
+      const overSeeds = await summariseSeeds(
+        resolved.seeds,
+        async (policy) =>
+          (await walkForwardBacktest({ ...common, benchmark: false, policy, folds })).pooled,
+      );
       run.writeMetrics({
         policy: resolved.name,
+        overSeeds,
         mode: wf.mode,
         pooled: result.pooled,
         pooledBenchmark: result.pooledBenchmark,
@@ -419,11 +449,18 @@ export async function runBacktest(options: RunBacktestOptions): Promise<RunBackt
         single: null,
         walkForward: result,
         policyName: resolved.name,
+        overSeeds,
       };
     }
     const result = backtestStrategy({ ...common, policy: resolved.policy, range: data.range });
+    const overSeeds = await summariseSeeds(
+      resolved.seeds,
+      (policy) =>
+        backtestStrategy({ ...common, benchmark: false, policy, range: data.range }).metrics,
+    );
     run.writeMetrics({
       policy: resolved.name,
+      overSeeds,
       strategy: result.metrics,
       benchmark: result.benchmarkMetrics,
     });
@@ -440,6 +477,34 @@ export async function runBacktest(options: RunBacktestOptions): Promise<RunBackt
       single: result,
       walkForward: null,
       policyName: resolved.name,
+      overSeeds,
     };
   });
+}
+
+/**
+ * Mean and spread over a policy's seeds of the metrics `evaluate` gives each (null for a policy
+ * with one seed).
+ */
+async function summariseSeeds(
+  seeds: readonly Policy[] | undefined,
+  evaluate: (policy: Policy) => PerformanceMetrics | Promise<PerformanceMetrics>,
+): Promise<SeedSummary | null> {
+  if (seeds === undefined || seeds.length < 2) return null;
+  const perSeed: SeedSummary['perSeed'] = [];
+  for (const policy of seeds) {
+    const m = await evaluate(policy);
+    perSeed.push({
+      totalReturn: m.returns.totalReturn,
+      sharpe: m.returns.sharpe,
+      maxDrawdown: m.drawdown.maxDrawdown,
+    });
+  }
+  return {
+    seeds: seeds.length,
+    totalReturn: meanSpread(perSeed.map((x) => x.totalReturn)),
+    sharpe: meanSpread(perSeed.map((x) => x.sharpe)),
+    maxDrawdown: meanSpread(perSeed.map((x) => x.maxDrawdown)),
+    perSeed,
+  };
 }

@@ -274,6 +274,27 @@ export interface PerformanceMetrics {
 // ---------------------------------------------------------------------------------------------
 // Normal distribution
 
+/** Mean and spread of a figure over samples (seeds, markets). */
+export interface MeanSpread {
+  /** Mean over the samples where the figure is defined (null when none is). */
+  mean: number | null;
+  /** Sample standard deviation (null below two samples). */
+  sd: number | null;
+  /** Samples where the figure is defined. */
+  n: number;
+}
+
+/** Mean and sample standard deviation of the finite, non-null values of `xs`. */
+export function meanSpread(xs: ReadonlyArray<number | null>): MeanSpread {
+  const v = xs.filter((x): x is number => x !== null && Number.isFinite(x));
+  const n = v.length;
+  if (n === 0) return { mean: null, sd: null, n: 0 };
+  const mean = v.reduce((a, b) => a + b, 0) / n;
+  if (n < 2) return { mean, sd: null, n };
+  const ss = v.reduce((a, b) => a + (b - mean) ** 2, 0);
+  return { mean, sd: Math.sqrt(ss / (n - 1)), n };
+}
+
 /**
  * Standard normal CDF Φ(x), absolute error < 1e-15 (Marsaglia's series, with the tails clamped
  * beyond ±37 where Φ rounds to 0 or 1).

@@ -317,12 +317,14 @@ async function realMarkets(
 /**
  * What a run trained or evaluated on a scenario records as its data (for the trial counter): the
  * scenario, split and seeds (or folds) as the series, and a hash of the scenario's config (the
- * generator keys, seeds, features and windows; for `real`, the real section and the splits).
+ * generator keys, seeds, features and windows; for `real`, the real section and the splits) and of
+ * the markets taken (`indices`, all when omitted).
  */
 export function scenarioFingerprint(
   config: Config,
   name: string,
   split: ScenarioSplit,
+  indices?: readonly number[],
 ): DataFingerprint {
   checkScenarioName(config, name);
   const h = createHash('sha256');
@@ -334,7 +336,14 @@ export function scenarioFingerprint(
           dataset: scenarioDatasetConfig(config, name),
         };
   h.update(
-    JSON.stringify({ name, split, what, features: config.features, windows: config.windows }),
+    JSON.stringify({
+      name,
+      split,
+      indices: indices ?? null,
+      what,
+      features: config.features,
+      windows: config.windows,
+    }),
   );
   const ranges: Record<string, [number, number, number]> = {};
   if (name === 'real')

@@ -431,7 +431,9 @@ function dataWords(data: DataFingerprint | undefined): string {
       ? ''
       : first > 1e11
         ? ` ${new Date(first).toISOString().slice(0, 10)}..${new Date(last).toISOString().slice(0, 10)}`
-        : ` ${Object.keys(data.ranges).join(', ')}`;
+        : ` ${Object.entries(data.ranges)
+            .map(([k, r]) => `${k} ${r[0]}..${r[1]}`)
+            .join(', ')}`;
   return `${data.symbols.join(',')} ${data.timeframes.join(',')}${span}`;
 }
 

@@ -73,6 +73,11 @@ export interface AgentTrainingOptions {
   readonly commandLine?: readonly string[];
   /** Called with the run as soon as it exists (before training), e.g. to record it for a resume. */
   readonly onRun?: (run: Run) => void;
+  /**
+   * Backtest the live agent on the stage's validation markets every this many env steps and log
+   * its mean total return (`validationReturn`) in the history; 0 or absent = only at the end.
+   */
+  readonly evaluateEvery?: number;
 }
 
 /** The saved agent's description of what it reads and does (agent/checkpoint.json state). */
@@ -180,16 +185,27 @@ export async function agentPolicy(
     encoder === null ? [] : [encoderGroup(encoder, 0, false)],
   );
   const e = extra as unknown as SavedAgentExtra;
-  const head = (inputs: Float32Array, rows: number, out: Float32Array, mask?: Uint8Array): void => {
-    const scores = agent.scores(inputs, rows);
-    if (agent.discrete) {
-      const A = e.levels.length;
-      for (let i = 0; i < rows; i++)
-        out[i] = e.levels[maskedArgmax(scores, i * A, A, mask ?? null, i * A)];
-    } else for (let i = 0; i < rows; i++) out[i] = Math.tanh(scores[i]);
-  };
+  const head = agentHead(agent, e.levels);
   if (encoder !== null) return new EncoderPolicy(e.observation, encoder, head);
   return { observation: e.observation, act: (obs, n, out, mask) => head(obs, n, out, mask) };
+}
+
+/**
+ * A PPO agent's deterministic action on its inputs: the best allowed level (discrete) or the tanh
+ * of the Gaussian mean (continuous).
+ */
+function agentHead(
+  agent: PPOAgent,
+  levels: readonly number[],
+): (inputs: Float32Array, rows: number, out: Float32Array, mask?: Uint8Array) => void {
+  return (inputs, rows, out, mask) => {
+    const scores = agent.scores(inputs, rows);
+    if (agent.discrete) {
+      const A = levels.length;
+      for (let i = 0; i < rows; i++)
+        out[i] = levels[maskedArgmax(scores, i * A, A, mask ?? null, i * A)];
+    } else for (let i = 0; i < rows; i++) out[i] = Math.tanh(scores[i]);
+  };
 }
 
 /** The encoder of a transfer agent: the sequence model's extractor (weights set by the agent). */
@@ -418,7 +434,25 @@ async function trainStages(
     // stored in the learner's line too, so a resume rewrites the confirmed lines as written.
     const format = (l: Record<string, number | null>): string =>
       JSON.stringify({ step: l.step, wallMs: l.wallMs, stage, scenario: name, ...l });
+    // Validation during training (SB3's EvalCallback): the live agent backtested on the stage's
+    // validation markets every `evaluateEvery` env steps, its mean total return in the history.
+    const every = options.evaluateEvery ?? 0;
+    const valMarketsOfStage =
+      every > 0
+        ? await scenarioMarkets(config, name, 'validation', {
+            ...(name === 'real' ? { indices: [extra.fold] } : {}),
+            ...(extra.dataDir !== null ? { dataDir: extra.dataDir } : {}),
+          })
+        : [];
+    let lastEval = 0;
     const onLog = (line: Record<string, number | null>): void => {
+      const step = Number(line.step ?? 0);
+      if (every > 0 && Math.floor(step / every) > Math.floor(lastEval / every)) {
+        const v = validateOnMarkets(config, livePolicy(), valMarketsOfStage);
+        line.validationReturn =
+          v.reduce((a, x) => a + (x.totalReturn ?? 0), 0) / Math.max(1, v.length);
+        lastEval = step;
+      }
       line.wallMs = Date.now() - started;
       const text = format(line);
       appendFileSync(run.path('history.jsonl'), text + '\n');
@@ -429,6 +463,16 @@ async function trainStages(
       // Lines after the checkpoint were never confirmed: rewrite the history from the state.
       const kept = history.concat(lines.map(format));
       writeFileAtomicSync(run.path('history.jsonl'), kept.map((l) => l + '\n').join(''));
+    };
+    const levels = [...config.env.positionLevels];
+    const livePolicy = (): Policy => {
+      const spec = observation!;
+      if (dqn !== null) return new DiscreteAgentPolicy(spec, levels, (o, n) => dqn!.qValues(o, n));
+      const agent = ppo!;
+      const head = agentHead(agent, levels);
+      return encoder === null
+        ? { observation: spec, act: (obs, n, out, mask) => head(obs, n, out, mask) }
+        : new EncoderPolicy(spec, encoder, head);
     };
     const progress = createProgress(`${extra.algorithm} ${name}`, extra.timesteps, {
       unit: 'steps',

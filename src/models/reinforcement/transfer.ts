@@ -374,7 +374,17 @@ function writeEmbeddingObservation(
   offset: number,
 ): void {
   cache.get(info.row, out, offset);
-  let o = offset + cache.size;
+  writeAccountFields(info, fields, out, offset + cache.size);
+}
+
+/** The account fields of `info` as the observation builder writes them, into `out` at `offset`. */
+function writeAccountFields(
+  info: Pick<TradingEnvInfo, 'position' | 'unrealizedPnl' | 'barsInPosition' | 'drawdown'>,
+  fields: readonly (typeof ACCOUNT_FIELDS)[number][],
+  out: Float32Array,
+  offset: number,
+): void {
+  let o = offset;
   for (const f of fields)
     out[o++] =
       f === 'position'
@@ -475,16 +485,7 @@ export function encoderInputHooks(
         const k = indices[b];
         decodeRecord(roll.records, k * R, R === 6, info);
         caches[info.market].writeWindows(info.row, windowBuf, b);
-        let o = b * D + E;
-        for (const f of accountFields)
-          raw[o++] =
-            f === 'position'
-              ? info.position
-              : f === 'unrealizedPnl'
-                ? info.unrealizedPnl
-                : f === 'timeInPosition'
-                  ? Math.log1p(info.barsInPosition)
-                  : info.drawdown;
+        writeAccountFields(info, accountFields, raw, b * D + E);
       }
       tf.dispose(kept);
       kept = windowTensors(encoder.spec, windowBuf, B);

@@ -1,80 +1,1042 @@
-// The public API of crypto-trading-model: everything a user imports, re-exported from the modules
-// that own it. Names mirror the spec (in camelCase).
+// The public API of crypto-trading-model: every name a user imports, listed by the module that owns
+// it (named exports, so that adding a function to a module does not make it public by accident).
+// Names mirror the spec (in camelCase). The module map is docs/architecture.md.
 
-export * from './errors.js';
-export * from './data-processing/candles.js';
-export * from './data-processing/resample.js';
-export * from './data-processing/file-formats.js';
-export * from './data-processing/store.js';
-export * from './data-processing/exchange.js';
-export * from './data-processing/data-loader.js';
-export * from './data-processing/indicators.js';
-export * from './data-processing/data-alignment.js';
-export * from './data-processing/feature-engineering.js';
-export * from './data-processing/normalizer.js';
-export * from './data-processing/lookahead.js';
-export * from './data-processing/splits.js';
-export * from './data-processing/window-datasets.js';
-export * from './data-processing/dataset-format.js';
-export * from './utils/config.js';
-export * from './utils/random.js';
-export * from './utils/logger.js';
-export * from './utils/progress.js';
-export * from './utils/fs.js';
-export * from './utils/runs.js';
-export * from './synthetic-data/base-process.js';
-export * from './synthetic-data/calibration.js';
-export * from './synthetic-data/pattern-generator.js';
-export * from './synthetic-data/indicator-engineering.js';
-export * from './synthetic-data/multi-timeframe-sync.js';
-export * from './synthetic-data/dataset-builder.js';
-export * from './synthetic-data/gallery.js';
-export * from './evaluation/policy.js';
-export * from './evaluation/broker.js';
-export * from './evaluation/metrics.js';
-export * from './evaluation/backtest.js';
-export * from './evaluation/baselines.js';
-export * from './evaluation/walk-forward.js';
-export * from './evaluation/evaluate.js';
-export * from './evaluation/scenarios.js';
-export * from './evaluation/compare.js';
-export * from './models/common/backend.js';
-export * from './models/common/init.js';
-export * from './models/common/optimizer.js';
-export * from './models/common/schedules.js';
-export * from './models/common/checkpoint.js';
-export * from './models/common/tensors.js';
-export * from './models/common/mlp.js';
-export * from './models/common/normalization.js';
-export * from './models/time-series/gru.js';
-export * from './models/time-series/model.js';
-export * from './models/time-series/trainer.js';
-export * from './models/time-series/evaluation.js';
-export * from './models/time-series/policy.js';
-export * from './models/time-series/training-run.js';
-export * from './utils/visualization.js';
-export * from './evaluation/report.js';
-export * from './models/reinforcement/spaces.js';
-export * from './models/reinforcement/reward-functions.js';
-export * from './models/reinforcement/trading-env.js';
-export * from './models/reinforcement/vec-env.js';
-export * from './models/reinforcement/env-checker.js';
-export * from './models/reinforcement/sanity-envs.js';
-export * from './models/reinforcement/scenario-env.js';
-export * from './synthetic-data/realism-stats.js';
-export * from './synthetic-data/realism-gbt.js';
-export * from './synthetic-data/realism-windows.js';
-export * from './synthetic-data/realism-discriminator.js';
-export * from './synthetic-data/realism-reference.js';
-export * from './synthetic-data/realism-facts.js';
-export * from './synthetic-data/realism-report.js';
-export * from './synthetic-data/realism.js';
-export * from './policies.js';
-export * from './pipeline.js';
-export * from './scale/sweep-file.js';
-export * from './scale/identity.js';
-export * from './scale/jobs.js';
-export * from './scale/stats.js';
-export * from './scale/runner.js';
-export * from './scale/queue.js';
-export * from './scale/summary.js';
+export {
+  CheckpointError,
+  ConfigError,
+  CtmError,
+  type DataErrorLocation,
+  DataValidationError,
+  ExchangeError,
+  ExitCode,
+  LookAheadError,
+  QueueError,
+  UsageError,
+} from './errors.js';
+export {
+  allocateCandles,
+  CANDLE_FIELDS,
+  candleCount,
+  type Candles,
+  findGaps,
+  type Gap,
+  type GapReport,
+  lastClosedIndex,
+  lowerBound,
+  makeCandles,
+  type RepairAction,
+  repairCandles,
+  sliceByTime,
+  sliceCandles,
+  validateCandles,
+  type ValidateOptions,
+} from './data-processing/candles.js';
+export {
+  isTimeframe,
+  parseTimeframe,
+  type Timeframe,
+  TIMEFRAME_MS,
+  timeframeMs,
+  TIMEFRAMES,
+} from './utils/timeframes.js';
+export {
+  type IncompleteBucket,
+  resample,
+  type ResampleResult,
+} from './data-processing/resample.js';
+export {
+  CANDLE_FILE_FORMATS,
+  type CandleFileFormat,
+  type CandleFileResult,
+  detectCandleFileFormat,
+  detectEpochUnit,
+  isGzipPath,
+  readCandleFile,
+  type ReadCandleFileOptions,
+  readCandlesCsv,
+  readCandlesCsvStream,
+  readCandlesJson,
+  readCandlesJsonStream,
+  type ReadCandlesOptions,
+  readCandlesParquet,
+  type ReadCandlesResult,
+  type TimeUnit,
+} from './data-processing/file-formats.js';
+export {
+  CandleStore,
+  type ExportFormat,
+  exportFormatOf,
+  type IngestRecord,
+  type OpenStoreOptions,
+  type PendingDownload,
+  type SeriesCoverage,
+  type SeriesKey,
+  seriesName,
+  type SeriesSummary,
+  STORE_SCHEMA_VERSION,
+  type TimeRange,
+  type UpsertOptions,
+  type UpsertResult,
+} from './data-processing/store.js';
+export {
+  createExchange,
+  downloadCandles,
+  type DownloadOptions,
+  type DownloadSettings,
+  type SeriesDownloadReport,
+} from './data-processing/exchange.js';
+export {
+  candleFileName,
+  dataFingerprint,
+  type DateBound,
+  type FileRepairAction,
+  HistoricalData,
+  importCandleFile,
+  type ImportCandleFileOptions,
+  type ImportReport,
+  loadCandleDirectory,
+  type LoadCandleDirectoryOptions,
+  loadCandleFile,
+  type LoadCandleFileOptions,
+  loadHistoricalData,
+  type LoadHistoricalDataOptions,
+  type SeriesLoadInfo,
+} from './data-processing/data-loader.js';
+export {
+  type AlignedFrames,
+  type AlignedTimeframe,
+  type AlignmentMode,
+  type AlignOptions,
+  alignTimeframes,
+  type CandlesByTimeframe,
+  timeframeEntries,
+} from './data-processing/data-alignment.js';
+export {
+  buildFeatures,
+  type BuildFeaturesOptions,
+  calculateTechnicalIndicators,
+  checkFeatureLookAhead,
+  copyWindow,
+  createMultiTimeframeFeatures,
+  defaultFeatureSpec,
+  type FeatureLookAheadOptions,
+  featureMatrices,
+  type FeatureMatrix,
+  type FeatureSpec,
+  formatFloat32,
+  type MultiTimeframeFeatures,
+  type MultiTimeframeOptions,
+  timeframeFeatureNames,
+  writeFeatureTable,
+  type WriteFeatureTableOptions,
+} from './data-processing/feature-engineering.js';
+export {
+  fitNormalizer,
+  type FitNormalizerOptions,
+  FittedNormalizer,
+  type NormalizationMethod,
+  type NormalizerJson,
+  type NormalizerTimeframeStats,
+} from './data-processing/normalizer.js';
+export {
+  checkLookAhead,
+  formatLookAheadReport,
+  LOOKAHEAD_CHECKS,
+  type LookAheadCheck,
+  type LookAheadCompute,
+  type LookAheadLeak,
+  type LookAheadMatrix,
+  type LookAheadOptions,
+  type LookAheadReport,
+  poisonAfter,
+  randomCandles,
+  type RandomCandlesOptions,
+  truncateAt,
+} from './data-processing/lookahead.js';
+export {
+  assertOutsideHoldout,
+  clipToHoldout,
+  configDataRange,
+  configSplits,
+  type DateRange,
+  type WalkForwardFold,
+  type WalkForwardMode,
+  type WalkForwardOptions,
+  walkForwardSplits,
+  yearlyFolds,
+} from './data-processing/splits.js';
+export {
+  type BatchOptions,
+  createWindowDatasets,
+  directionOf,
+  makeInputSpec,
+  type ModelInputSpec,
+  sampleOrder,
+  type SequenceBatch,
+  type SequenceDataset,
+  specMismatch,
+  timeframeSubset,
+  WindowDataset,
+  type WindowDatasetOptions,
+  type WindowDatasets,
+  windowSizes,
+} from './data-processing/window-datasets.js';
+export {
+  DATASET_FORMAT,
+  DATASET_SPLITS,
+  DATASET_VERSION,
+  datasetBatches,
+  type DatasetBatchOptions,
+  type DatasetManifest,
+  type DatasetSplit,
+  DiskDataset,
+  LABEL_COLUMNS,
+  LABEL_COUNT,
+  LABEL_DEFINITIONS,
+  LABEL_INDEX,
+  readDatasetManifest,
+} from './data-processing/dataset-format.js';
+export {
+  type Config,
+  configSchema,
+  DEFAULT_CONFIG_PATH,
+  defaultConfig,
+  loadConfig,
+  type LoadConfigOptions,
+  overrideToObject,
+  parseDateMs,
+  rangeMs,
+  validateConfig,
+} from './utils/config.js';
+export { hashString, Rng, type RngState } from './utils/random.js';
+export { logger, setLogLevel } from './utils/logger.js';
+export { createProgress, type Progress, type ProgressOptions } from './utils/progress.js';
+export { writeFileAtomic, writeFileAtomicSync, writeJsonAtomic } from './utils/fs.js';
+export {
+  configChanges,
+  countTrials,
+  createRun,
+  type CreateRunOptions,
+  type DataFingerprint,
+  finishOpenRuns,
+  flattenMetrics,
+  hashColumns,
+  listRuns,
+  openRun,
+  readHistory,
+  type Run,
+  type RunEntry,
+  type RunInfo,
+  type RunStatus,
+  type RunSummary,
+  summarizeRuns,
+  type TrialCount,
+  trialKey,
+  withRun,
+} from './utils/runs.js';
+export {
+  aggregateFineCandles,
+  type BasePath,
+  type BasePathOptions,
+  type BaseProcessParams,
+  buildCandlesFromPath,
+  candlesToCsv,
+  checkBaseProcessParams,
+  conditionOnWaypoints,
+  DEFAULT_START_MS,
+  fastNormal,
+  type FineTimeframe,
+  generateBaseMarket,
+  type JumpEvent,
+  marketOptionsFromSettings,
+  type MicrostructureRegime,
+  type OuComponent,
+  REGIME_NAMES,
+  type RegimeName,
+  type RegimeSegment,
+  simulateBasePath,
+  stepsPerDay,
+  symbolStem,
+  SYNTHETIC_TIMEFRAMES,
+  type SyntheticLabels,
+  type SyntheticMarket,
+  type SyntheticMarketSettings,
+  type Waypoint,
+  writeSyntheticMarket,
+} from './synthetic-data/base-process.js';
+export {
+  calibrateBaseProcess,
+  CALIBRATION_LAGS,
+  calibrationLoss,
+  type CalibrationOptions,
+  type CalibrationResult,
+  CALIBRATIONS_DIR,
+  type CalibrationTargets,
+  evaluateWindowFit,
+  gapStats,
+  labelRegimes,
+  loadCalibration,
+  measureCalibrationTargets,
+  measureWindowTargets,
+  microstructureRegimes,
+  type RegimeLabelStats,
+  seasonalTables,
+  type SeasonalTables,
+  SHAPE_PARAMETERS,
+  type ShapeParameter,
+  SHIPPED_CALIBRATIONS,
+  type WindowFitSetup,
+  type WindowFitState,
+  windowLoss,
+  type WindowTargets,
+} from './synthetic-data/calibration.js';
+export {
+  addRealisticNoise,
+  CLEAR_PATTERN,
+  COMPACT_SPAN_BARS,
+  completionBar,
+  CONTINUATION_TYPES,
+  type ContinuationType,
+  createRealisticVolumeProfile,
+  defaultBaseParams,
+  type Direction,
+  estimateAtrLog,
+  fineStepsPerBar,
+  generateContinuationPattern,
+  type GeneratedPattern,
+  type GenerateOptions,
+  generatePattern,
+  generateReversalPattern,
+  generateSupportResistanceReaction,
+  generateTrendPattern,
+  isPatternType,
+  type KeyLevel,
+  type KeyPoint,
+  type KeyRole,
+  type LevelKind,
+  MAX_AMPLITUDE_SCALE,
+  MIN_SPAN_BARS,
+  NATURAL_NOISE_LEVEL,
+  type NoiseProfile,
+  PATTERN_TYPES,
+  patternClarity,
+  patternFamily,
+  type PatternFamily,
+  type PatternLabel,
+  type PatternPlan,
+  patternSkeleton,
+  type PatternSkeleton,
+  type PatternType,
+  type PlanOptions,
+  planPattern,
+  type PlanPoint,
+  plantedLabel,
+  type PlantedPath,
+  type PlantedPattern,
+  type PlantHistory,
+  type PlantOptions,
+  plantPatterns,
+  type RealisticNoiseOptions,
+  REFERENCE_SPAN_BARS,
+  REVERSAL_TYPES,
+  type ReversalPatternOptions,
+  type ReversalType,
+  shapeNoise,
+  shiftPlan,
+  type SkeletonLevel,
+  type SkeletonOptions,
+  type SkeletonPoint,
+  type SkeletonVolumeEvent,
+  spanScale,
+  type StandaloneRequest,
+  type Strength,
+  SUPPORT_RESISTANCE_TYPES,
+  type SupportResistanceReactionOptions,
+  type SupportResistanceType,
+  TREND_TYPES,
+  type TrendPatternOptions,
+  type TrendType,
+  VISIBILITY_ATTEMPTS,
+  type VolatilityProfile,
+  type VolumeProfile,
+  withOutcome,
+} from './synthetic-data/pattern-generator.js';
+export {
+  addIndicatorNoise,
+  calculateRealisticIndicators,
+  checkConfluence,
+  CONFLUENCE_TYPES,
+  type ConfluenceCheck,
+  type ConfluenceOptions,
+  type ConfluenceResult,
+  type ConfluenceType,
+  createFeatureConfluences,
+  type FalseSignalReport,
+  generatePatternWithIndicators,
+  INDICATOR_NOISE_LEVELS,
+  type IndicatorLagOptions,
+  type IndicatorNoiseResult,
+  type IndicatorOptions,
+  type IndicatorSet,
+  type IndicatorSignal,
+  indicatorSignals,
+  lagColumn,
+  LAGGING_INDICATORS,
+  measureFalseSignals,
+  type PatternWithIndicators,
+  type PatternWithIndicatorsParams,
+  type SignalKind,
+  simulateIndicatorLag,
+} from './synthetic-data/indicator-engineering.js';
+export {
+  aggregateFrames,
+  createTimeframeConfluences,
+  DEFAULT_RESOLUTION_BARS,
+  drawSpanBars,
+  ensurePatternVisibility,
+  generateMultiTimeframeData,
+  higherTimeframe,
+  higherTimeframes,
+  htfOutcomeRule,
+  htfRsiDivergence,
+  measureVisibility,
+  type MultiTimeframeData,
+  type MultiTimeframePatternParams,
+  pathTimeframeTrend,
+  PATTERN_TIMEFRAMES,
+  type PatternRequest,
+  type PatternVisibility,
+  planRequests,
+  type TimeframeConfluence,
+  type TimeframeConfluenceOptions,
+  timeframeTrend,
+  type TimeframeVisibility,
+  type VisibilityOptions,
+} from './synthetic-data/multi-timeframe-sync.js';
+export {
+  ACTION_CLASSES,
+  type BlendedMarket,
+  type BlendOptions,
+  blendSyntheticWithReal,
+  type BuildDatasetOptions,
+  buildSyntheticDataset,
+  createAdversarialExamples,
+  datasetInputMatrices,
+  type DatasetSettings,
+  PATTERN_CLASSES,
+  type PatternClass,
+  type PatternDistribution,
+  priceOnlyFeatureSpec,
+  resolveDatasetSettings,
+  SERIES_START_MS,
+  type SeriesBlock,
+  seriesMarket,
+  seriesSamples,
+  TIMEFRAME_CODES,
+} from './synthetic-data/dataset-builder.js';
+export {
+  type CandlePanelOptions,
+  candlestickPanelSvg,
+  type GalleryOptions,
+  galleryPattern,
+  patternChartSvg,
+  renderPatternGallery,
+} from './synthetic-data/gallery.js';
+export {
+  ACCOUNT_FIELDS,
+  type AccountField,
+  accountFieldsOf,
+  type AccountSnapshot,
+  decideEvery,
+  formingRowsOf,
+  fullObservationSpec,
+  ObservationBuilder,
+  observationColumnNames,
+  observationSize,
+  type ObservationSpec,
+  type Policy,
+} from './evaluation/policy.js';
+export {
+  Broker,
+  brokerConfig,
+  type BrokerConfig,
+  type BrokerOptions,
+  type CcxtMarketLike,
+  type Charge,
+  type ChargeKind,
+  ChargeLedger,
+  type DeepPartial,
+  type Fill,
+  FILL_KINDS,
+  type FillKind,
+  FillLedger,
+  type FundingRateSeries,
+  spotBrokerConfig,
+  type Trade,
+  TradeLedger,
+} from './evaluation/broker.js';
+export {
+  barsPerYearOf,
+  calculatePerformanceMetrics,
+  type CostMetrics,
+  deflatedSharpeRatio,
+  type DrawdownEpisode,
+  drawdownEpisodes,
+  type DrawdownMetrics,
+  expectedMaxSharpe,
+  meanSpread,
+  type MeanSpread,
+  type Metric,
+  type MetricsAccount,
+  type MetricsOptions,
+  type MetricsTrade,
+  minTrackRecordLength,
+  normalCdf,
+  normalQuantile,
+  type PerformanceMetrics,
+  type PeriodReturn,
+  periodReturns,
+  probabilisticSharpeRatio,
+  type ReturnMetrics,
+  type SharpeStatistics,
+  type SideMetrics,
+  type TradeMetrics,
+  type TrustMetrics,
+} from './evaluation/metrics.js';
+export {
+  type BacktestCosts,
+  type BacktestOptions,
+  backtestReportInput,
+  type BacktestResult,
+  backtestStrategy,
+  metricsTrades,
+  resolveBacktestRows,
+  type RowAwarePolicy,
+} from './evaluation/backtest.js';
+export {
+  type BacktestConfig,
+  baselineBroker,
+  type BaselineName,
+  baselinePolicy,
+  BASELINES,
+  buyAndHoldPolicy,
+  flatPolicy,
+  oraclePolicy,
+  patternOraclePolicy,
+  type PatternOutcome,
+  type PolicyContext,
+  randomBaselines,
+  randomPolicy,
+  type ResolvedPolicy,
+  smaCrossPolicy,
+  validatePolicy,
+} from './evaluation/baselines.js';
+export {
+  walkForwardBacktest,
+  type WalkForwardBacktestOptions,
+  type WalkForwardFoldResult,
+  walkForwardReportInput,
+  type WalkForwardResult,
+} from './evaluation/walk-forward.js';
+export {
+  type EvaluationData,
+  type EvaluationDataOptions,
+  evaluationRange,
+  type EvaluationSource,
+  loadEvaluationData,
+  type PolicySource,
+  runBacktest,
+  type RunBacktestOptions,
+  type RunBacktestOutcome,
+  type SeedSummary,
+  trialsBehind,
+  type TrialsBehind,
+} from './evaluation/evaluate.js';
+export {
+  checkScenarioName,
+  clearScenarioMarkets,
+  parseCurriculum,
+  realFoldRanges,
+  SCENARIO_SPLITS,
+  scenarioDatasetConfig,
+  scenarioFingerprint,
+  type ScenarioMarket,
+  scenarioMarkets,
+  type ScenarioMarketsOptions,
+  scenarioNames,
+  scenarioSeeds,
+  type ScenarioSplit,
+  type SyntheticScenarioConfig,
+} from './evaluation/scenarios.js';
+export {
+  COMPARE_METRICS,
+  COMPARE_REFERENCES,
+  type CompareMetric,
+  compareNote,
+  type CompareOptions,
+  comparePolicies,
+  type ComparePolicyResult,
+  type ComparePolicySpec,
+  type CompareResult,
+  type CompareSample,
+  compareTableRows,
+  comparisonPayload,
+  formatCompareTable,
+  parsePolicyList,
+  type ReturnDifference,
+  runCompare,
+  type RunCompareOptions,
+  type RunCompareOutcome,
+} from './evaluation/compare.js';
+export {
+  type BackendChoice,
+  initTensorflow,
+  patchWasmKernels,
+  restoreStockKernels,
+  type TensorflowInfo,
+  TFJS_PINNED_VERSION,
+  wasmBackend,
+  wasmKernelsPatched,
+} from './models/common/backend.js';
+export { glorotUniform, orthogonal, orthogonalGates, zeros } from './models/common/init.js';
+export {
+  Adam,
+  type AdamOptions,
+  type AdamState,
+  arrayParameter,
+  type Parameter,
+  type ParameterGroup,
+} from './models/common/optimizer.js';
+export {
+  learningRateAt,
+  type LearningRateSchedule,
+  linearSchedule,
+} from './models/common/schedules.js';
+export {
+  type CheckpointContent,
+  checkpointKind,
+  checkpointTensor,
+  type CheckpointTensor,
+  hasCheckpoint,
+  readCheckpoint,
+  settingsDiff,
+  settingsHash,
+  writeCheckpoint,
+} from './models/common/checkpoint.js';
+export { assignValues, mlpForwardTf, variableParameter } from './models/common/tensors.js';
+export { type Activation, Mlp, type MlpSpec, MlpWorkspace } from './models/common/mlp.js';
+export { RewardScaler, RunningMeanStd } from './models/common/normalization.js';
+export {
+  type GruRecurrence,
+  gruSequence,
+  type GruSequenceOptions,
+  gruStep,
+  type GruWeights,
+} from './models/time-series/gru.js';
+export {
+  DIRECTION_CLASSES,
+  disposeOutputs,
+  type FeatureExtractor,
+  type GruImplementation,
+  modelConfigFromSection,
+  type ModelLoss,
+  type ModelOutputs,
+  type ModelPrediction,
+  type ModelTargets,
+  MultiTimeframeModel,
+  type MultiTimeframeModelConfig,
+  normalizerStats,
+  type Pooling,
+  type RecurrentCell,
+  type SpecNormalization,
+  type TargetScale,
+} from './models/time-series/model.js';
+export {
+  balancedClassWeights,
+  type EpochMetrics,
+  type TrainMonitor,
+  type TrainOptions,
+  trainOptionsFromSection,
+  type TrainResult,
+  trainTimeSeriesModel,
+} from './models/time-series/trainer.js';
+export {
+  type DirectionMetrics,
+  DirectionMetricsAccumulator,
+  evaluateTimeSeriesModel,
+  type EvaluationResult,
+  toTensors,
+} from './models/time-series/evaluation.js';
+export {
+  type PolicySizing,
+  positionFromProbabilities,
+  SequenceModelPolicy,
+  type SequenceModelPolicyOptions,
+} from './models/time-series/policy.js';
+export {
+  buildTrainingDatasets,
+  type ModelTrainingOptions,
+  type ModelTrainingResult,
+  runModelTraining,
+  type TrainingDatasets,
+  type TrainingRunSource,
+  type TrainingSource,
+} from './models/time-series/training-run.js';
+export {
+  COLORS,
+  type ConfusionMatrix,
+  confusionMatrixSvg,
+  esc,
+  fmtNumber,
+  fmtPct,
+  FONT,
+  histogramSvg,
+  htmlPage,
+  type HtmlPageOptions,
+  lineChartSvg,
+  monthlyHeatmapSvg,
+  type NamedConfusionMatrix,
+  type PeriodValue,
+  type ScatterTrade,
+  slug,
+  type SvgSeries,
+  svgToPng,
+  tradeScatterSvg,
+  trainingCurveSvgs,
+  trainingPanels,
+} from './utils/visualization.js';
+export {
+  buildBacktestPayload,
+  type CandleColumns,
+  type ComparisonPayload,
+  DEFAULT_REPORT_OPTIONS,
+  emptyReportPayload,
+  findConfusionMatrices,
+  type MarkerKind,
+  metricsTableHtml,
+  payloadSvgs,
+  type PricePayload,
+  renderReportHtml,
+  type ReportBacktestInput,
+  type ReportHigherTimeframe,
+  type ReportOptions,
+  type ReportPayload,
+  reportRun,
+  type ReportTrade,
+  writeReport,
+  writeRunReport,
+  type WrittenReport,
+} from './evaluation/report.js';
+export {
+  Box,
+  Dict,
+  type DictValue,
+  Discrete,
+  type Env,
+  type EnvSnapshot,
+  type ObservationCodec,
+  type ResetOptions,
+  type ResetResult,
+  type Space,
+  type SpaceDtype,
+  type StepResult,
+} from './models/reinforcement/spaces.js';
+export {
+  DifferentialDownside,
+  DifferentialSharpe,
+  pnlReward,
+  REWARD_TERMS,
+  type RewardContext,
+  RewardFunction,
+  type RewardsConfig,
+  type RewardTerm,
+  riskAdjustedReward,
+} from './models/reinforcement/reward-functions.js';
+export {
+  checkEnvLookAhead,
+  CryptoTradingEnv,
+  type DictObservation,
+  DictObservationEnv,
+  type EnvConfig,
+  type EnvLookAheadOptions,
+  episodeObservations,
+  type EpisodeObservationsOptions,
+  type TerminationReason,
+  type TradingAction,
+  type TradingEnvInfo,
+  type TradingEnvOptions,
+  type TruncationReason,
+} from './models/reinforcement/trading-env.js';
+export { VecEnv, type VecStepResult } from './models/reinforcement/vec-env.js';
+export {
+  assertEnv,
+  checkEnv,
+  checkVecEnv,
+  EnvCheckError,
+  type EnvCheckOptions,
+  type EnvCheckReport,
+} from './models/reinforcement/env-checker.js';
+export {
+  nullMarket,
+  oracleLeakMarket,
+  SANITY_ENVS,
+  sanityEnv,
+  type SanityEnvName,
+  SanityMarket,
+  type SanityMarketOptions,
+  type SanityPart,
+  TinyEnv,
+  type TinyEnvInfo,
+  type TinyEnvOptions,
+} from './models/reinforcement/sanity-envs.js';
+export { marketEnv, ScenarioEnv } from './models/reinforcement/scenario-env.js';
+export {
+  NStepAccumulator,
+  ObservationRecorder,
+  ReplayBuffer,
+  type ReplayBufferOptions,
+  type ReplaySample,
+  SegmentTree,
+  type TransitionSink,
+} from './models/reinforcement/buffers.js';
+export {
+  type AgentDescription,
+  DQN_AGENT_KIND,
+  DQN_DEFAULTS,
+  DQN_TRAINING_KIND,
+  DQNAgent,
+  type DqnAgentOptions,
+  type DqnBatch,
+  type DqnConfig,
+  dqnHyperparameters,
+  type DqnHyperparameters,
+  type DqnLearnOptions,
+  type DqnLearnResult,
+  type DqnTrainResult,
+  learnDqn,
+  maskedArgmax,
+  tdTargets,
+  validateDqnHyperparameters,
+} from './models/reinforcement/dqn-agent.js';
+export {
+  clippedSurrogate,
+  clippedSurrogateGrad,
+  computeGae,
+  learnPpo,
+  maskedLogSoftmax,
+  PPO_AGENT_KIND,
+  PPO_DEFAULTS,
+  PPO_TRAINING_KIND,
+  type PpoAction,
+  PPOAgent,
+  type PpoAgentDescription,
+  type PpoAgentOptions,
+  type PpoConfig,
+  ppoHyperparameters,
+  type PpoHyperparameters,
+  type PpoInputHooks,
+  type PpoLearnOptions,
+  type PpoLearnResult,
+  type PpoUpdateStats,
+  Rollout,
+  validatePpoHyperparameters,
+  valueLoss,
+} from './models/reinforcement/ppo-agent.js';
+export { type ActionScorer, DiscreteAgentPolicy } from './models/reinforcement/agent-policy.js';
+export {
+  decodeRecord,
+  EmbeddingCache,
+  EmbeddingEnv,
+  embeddingEnvs,
+  embedWindows,
+  encoderInputHooks,
+  EncoderPolicy,
+  type MarketEnv,
+  ObservationAdapter,
+  type TransferEnvs,
+  windowTensors,
+} from './models/reinforcement/transfer.js';
+export {
+  type AgentAlgorithm,
+  agentPolicy,
+  type AgentTrainingOptions,
+  type AgentTrainingResult,
+  type AgentValidation,
+  runAgentTraining,
+  type SavedAgentExtra,
+  scenarioEnvs,
+  validateOnMarkets,
+} from './models/reinforcement/agent-runs.js';
+export {
+  autocorrelation,
+  autocovariance,
+  correlation,
+  crossCorrelation,
+  finiteMean,
+  type GridSeries,
+  hillTailIndex,
+  median,
+  moments,
+  movingMeanExcludingCentre,
+  quantileSorted,
+  scaleBySlot,
+  sortedFinite,
+  toGrid,
+} from './synthetic-data/realism-stats.js';
+export {
+  DEFAULT_GBT,
+  fitGradientBoostedTrees,
+  type GbtModel,
+  type GbtOptions,
+  predictGradientBoostedTrees,
+  rocAuc,
+} from './synthetic-data/realism-gbt.js';
+export {
+  DEFAULT_WINDOWS,
+  extractWindowFeatures,
+  type MarketSeries,
+  windowFeatureNames,
+  type WindowOptions,
+  type WindowSet,
+} from './synthetic-data/realism-windows.js';
+export {
+  DEFAULT_DISCRIMINATIVE,
+  type DiscriminativeOptions,
+  type DiscriminativeResult,
+  discriminativeScore,
+  type Estimate,
+} from './synthetic-data/realism-discriminator.js';
+export {
+  garchMarket,
+  gaussianWalkMarket,
+  type ReferenceProcessOptions,
+  shuffledMarket,
+} from './synthetic-data/realism-reference.js';
+export {
+  FACT_NAMES,
+  formatFactValue,
+  HIST_BINS,
+  HIST_HI,
+  HIST_LO,
+  meanProfiles,
+  type RealismRow,
+  realismTable,
+  type RealismTable,
+  realismTableMarkdown,
+  seasonalProfiles,
+  type SeasonalProfiles,
+  splitByDays,
+  splitByYear,
+  stylizedFacts,
+  type StylizedFacts,
+  type YearlyFacts,
+} from './synthetic-data/realism-facts.js';
+export {
+  lineSvg,
+  type NamedScore,
+  realismPlots,
+  type RealismReport,
+  realismReportHtml,
+  realismReportMarkdown,
+  scoresMarkdown,
+} from './synthetic-data/realism-report.js';
+export {
+  calibrationYearsOf,
+  type LabelledMarket,
+  type MarketState,
+  marketStateAt,
+  marketWindows,
+  poolWindows,
+  readMarket,
+  readMarkets,
+  realismFacts,
+  runRealism,
+  type RunRealismOptions,
+} from './synthetic-data/realism.js';
+export { realismSettings, realismWindows } from './synthetic-data/realism-settings.js';
+export {
+  loadPolicyModule,
+  policyRun,
+  policySource,
+  registerRunPolicyLoader,
+  resolvePolicy,
+  type RunPolicyLoader,
+} from './policies.js';
+export {
+  PIPELINE_STAGES,
+  pipelineConfig,
+  type PipelineOptions,
+  type PipelineOutputs,
+  type PipelineResult,
+  type PipelineStage,
+  runPipeline,
+} from './pipeline.js';
+export {
+  type ParamDistribution,
+  parameterPoints,
+  readSweepFile,
+  type SweepSpec,
+} from './scale/sweep-file.js';
+export {
+  buildId,
+  canonicalJson,
+  commandKind,
+  inputFingerprint,
+  jobId,
+  type JobIdentity,
+  packageVersion,
+  sha256,
+} from './scale/identity.js';
+export {
+  describeParams,
+  type FoldPlan,
+  jobDir,
+  latestSweepId,
+  planSweep,
+  readManifest,
+  sweepDir,
+  type SweepJob,
+  type SweepManifest,
+  writeManifest,
+} from './scale/jobs.js';
+export {
+  deflatedSharpes,
+  type DeflatedSharpes,
+  extractReturnStats,
+  populationMoments,
+  type ReturnStats,
+  sweepTrials,
+} from './scale/stats.js';
+export {
+  failInterrupted,
+  type JobContext,
+  type JobOutcome,
+  type JobResult,
+  type LocalSweepOptions,
+  readResult,
+  runJob,
+  runSweepLocally,
+} from './scale/runner.js';
+export {
+  checkQueueUrl,
+  queuedJobStates,
+  type QueueJobData,
+  startWorker,
+  type SubmitOutcome,
+  submitSweep,
+  type SweepWorker,
+  waitForSweep,
+  type WorkerOptions,
+} from './scale/queue.js';
+export {
+  formatSummary,
+  type JobStatus,
+  mergeSweep,
+  type QueuedJobState,
+  renderSweepReport,
+  summarizeSweep,
+  type SweepRow,
+  type SweepSummary,
+  writeSweepSummary,
+} from './scale/summary.js';

@@ -53,7 +53,7 @@ function registerTrainModel(train: Command): void {
       .option('--symbol <symbol>', 'symbol of a real-data run (default: first of data.symbols)')
       .option(
         '--data-dir <dir>',
-        'real: candle files in the ../shared/data layout instead of the store; dataset: the dataset directory',
+        'real: <exchange>-<BASEQUOTE>-<tf>.csv.gz candle files instead of the store; dataset: the dataset directory',
       )
       .option(
         '--init-from <run>',

@@ -1088,9 +1088,9 @@ class NanScan {
 
 /**
  * Builds the feature matrices of every timeframe of `aligned` plus the cross-timeframe features,
- * the decision-row view and `firstValidRow`, as ARCHITECTURE.md describes. Higher timeframes enter
- * the base rows only through `lastClosed` (or, in forming mode, the candle in progress built from
- * base rows up to the decision time). Deterministic: the same candles give the same bits.
+ * the decision-row view and `firstValidRow` (docs/architecture.md, core types). Higher timeframes
+ * enter the base rows only through `lastClosed` (or, in forming mode, the candle in progress built
+ * from base rows up to the decision time). Deterministic: the same candles give the same bits.
  * @throws {DataValidationError} when a window size is not a positive integer.
  * @example
  * const aligned = alignTimeframes(data.get('BTC/USDT')!);

@@ -5,7 +5,7 @@
 // its data here. Never lets a train range overlap its test range or the label horizon before it,
 // and never lets a read touch a closed holdout.
 
-import { LookAheadError } from '../errors.js';
+import { DataValidationError, LookAheadError } from '../errors.js';
 import { rangeMs, type Config } from '../utils/config.js';
 
 /** A half-open UTC date range `[fromMs, toMs)` in epoch ms. */
@@ -68,6 +68,10 @@ function overlaps(a: DateRange, b: DateRange): boolean {
   return a.fromMs < b.toMs && b.fromMs < a.toMs;
 }
 
+function days(ms: number): string {
+  return (ms / 86_400_000).toFixed(ms % 86_400_000 === 0 ? 0 : 2);
+}
+
 function iso(ms: number): string {
   return Number.isFinite(ms) ? new Date(ms).toISOString() : ms > 0 ? '+inf' : '-inf';
 }
@@ -112,8 +116,9 @@ export function clipToHoldout(
 
 /**
  * Cuts train/test folds from a date span.
- * @throws {RangeError} on non-positive lengths, a span too short for one fold, or a missing
- *   option of the chosen mode
+ * @throws {RangeError} on non-positive lengths or a missing option of the chosen mode
+ * @throws {DataValidationError} when the span is too short for one fold (in days: what it needs,
+ *   what it got)
  * @throws {LookAheadError} when the span overlaps a closed holdout
  * @example
  * const folds = walkForwardSplits({ range, trainMs: 365 * DAY, testMs: 90 * DAY,
@@ -174,8 +179,11 @@ export function walkForwardSplits(options: WalkForwardOptions): WalkForwardFold[
     });
   }
   if (folds.length === 0)
-    throw new RangeError(
-      `span [${iso(range.fromMs)}, ${iso(range.toMs)}) is too short for one fold of train ${trainMs} ms + purge ${purgeMs} ms + test ${testMs} ms`,
+    throw new DataValidationError(
+      {
+        reason: `span [${iso(range.fromMs)}, ${iso(range.toMs)}) of ${days(range.toMs - range.fromMs)} days is too short for one fold of train ${days(trainMs)} + purge ${days(purgeMs)} + test ${days(testMs)} days`,
+      },
+      { hint: 'give more data, or shorter train and test windows' },
     );
   return folds;
 }

@@ -10,6 +10,7 @@ import {
   type Timeframe,
 } from '../data-processing/candles.js';
 import type { MultiTimeframeFeatures } from '../data-processing/feature-engineering.js';
+import { DataValidationError } from '../errors.js';
 import { createProgress, type Progress } from '../utils/progress.js';
 import type { ReportBacktestInput, ReportHigherTimeframe, ReportTrade } from './report.js';
 import {
@@ -168,7 +169,7 @@ export function metricsTrades(trades: readonly Trade[]): MetricsTrade[] {
 /**
  * First and last base rows a backtest of `spec` may trade over `data` in `range`: never before
  * `firstValidRow`, and from the first row whose observation is free of NaN.
- * @throws {RangeError} when no row qualifies.
+ * @throws {DataValidationError} when no row qualifies (too few rows after the feature warm-up).
  */
 export function resolveBacktestRows(
   data: MultiTimeframeFeatures,
@@ -197,8 +198,9 @@ export function resolveBacktestRows(
     if (ok) break;
   }
   if (!(end > start))
-    throw new RangeError(
-      `no bars to backtest: ${n} base rows, first valid row ${data.firstValidRow}` +
+    throw new DataValidationError({
+      reason:
+        `no bars to backtest: ${n} base rows, first valid row ${data.firstValidRow}` +
         (data.firstValidRow >= end
           ? ' (the feature windows never fill up: load more history before the range, backtest.warmupDays)'
           : '') +
@@ -206,7 +208,7 @@ export function resolveBacktestRows(
         (range === undefined
           ? ''
           : `, range [${new Date(range.fromMs).toISOString()}, ${Number.isFinite(range.toMs) ? new Date(range.toMs).toISOString() : 'end'})`),
-    );
+    });
   return { startRow: start, endRow: end };
 }
 
@@ -335,7 +337,7 @@ function openTradeOf(broker: Broker): BacktestResult['openTrade'] {
  * filled by the shared Broker at the next bar's open. Returns equity, positions, fills, trades,
  * per-bar costs and the full metrics (and the same for spot buy-and-hold when `benchmark` is on).
  * @throws {LookAheadError} when the range touches a closed holdout
- * @throws {RangeError} when there are fewer than two rows to trade
+ * @throws {DataValidationError} when there are fewer than two rows to trade
  * @throws {ConfigError} when the broker config is invalid
  * @example
  * const result = backtestStrategy({ policy: smaCrossPolicy(features), data: features });

@@ -1,5 +1,5 @@
 // The evaluation pipeline behind `ctm backtest`: picks the date range (never the holdout unless it
-// is opened), loads candles (store, one file, or a directory in the ../shared/data layout), builds
+// is opened), loads candles (store, one file, or a candle directory, docs/architecture.md), builds
 // the features with the one feature registry, resolves the policy, runs the backtest (or the
 // walk-forward folds) and writes runs/<id>/ with metrics.json, trades, equity and the report.
 // Never trades a bar outside the chosen range and never reads candles after it.
@@ -59,7 +59,7 @@ export interface EvaluationSource {
   readonly dataFile?: string;
   /** Base timeframe of `dataFile` (default: from the file name, else the first of `data.timeframes`). */
   readonly timeframe?: Timeframe;
-  /** A directory of `<exchange>-<BASEQUOTE>-<tf>.csv.gz` files (the ../shared/data layout). */
+  /** A directory of `<exchange>-<BASEQUOTE>-<tf>.csv.gz` files (see `loadCandleDirectory`). */
   readonly dataDir?: string;
 }
 

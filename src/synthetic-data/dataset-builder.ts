@@ -920,6 +920,17 @@ function realSamples(
     rows.push(row);
     split[rows.length - 1] = sp;
   }
+  if (rows.length === 0) {
+    const iso = (ms: number | undefined): string =>
+      ms === undefined ? 'none' : new Date(ms).toISOString().slice(0, 16);
+    throw new DataValidationError(
+      {
+        source: s.cfg.real.file ?? 'real candles',
+        reason: `no real sample fits: ${n} 15m candles (${iso(m15.openTime[0])} to ${iso(m15.openTime[n - 1])}) need ${features.firstValidRow < n ? features.firstValidRow : 'more than ' + n} rows of feature warm-up, then ${hBars} gap-free bars per label inside a split (splits.train/validation/test)`,
+      },
+      { hint: 'give a longer 15m file inside the configured splits, or --real-ratio 0' },
+    );
+  }
   rows.forEach((row, k) => {
     cutWindows(features, s.timeframes, s.windows, row, windows, k);
     const t = m15.openTime[row] + BASE_MS;

@@ -37,7 +37,7 @@ import {
   type ObservationSpec,
 } from '../../evaluation/policy.js';
 import { configSchema, defaultConfig, type Config } from '../../utils/config.js';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, DataValidationError } from '../../errors.js';
 import { Rng, type RngState } from '../../utils/random.js';
 import {
   RewardFunction,
@@ -267,7 +267,9 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
    * @param data the multi-timeframe features (`createMultiTimeframeFeatures`); prices come from
    * their base candles (`data.aligned.base`).
    * @throws {ConfigError} on invalid config overrides.
-   * @throws {RangeError} when the spec reads missing features or no episode fits in the range.
+   * @throws {RangeError} when the spec reads missing features.
+   * @throws {DataValidationError} when no episode fits in the range (too few rows after the
+   *   feature warm-up).
    */
   constructor(data: MultiTimeframeFeatures, options: TradingEnvOptions = {}) {
     const cfg = options.config ?? defaultConfig();
@@ -352,8 +354,14 @@ export class CryptoTradingEnv implements Env<Float32Array, TradingAction, Tradin
       }
     }
     if (starts.length === 0)
-      throw new RangeError(
-        `CryptoTradingEnv: no episode fits in base rows [${from}, ${to}) (first valid row ${data.firstValidRow})`,
+      throw new DataValidationError(
+        {
+          source: 'CryptoTradingEnv',
+          reason: `no episode fits in base rows [${from}, ${to}) (first valid row ${data.firstValidRow})`,
+        },
+        {
+          hint: 'give more candles: the feature windows and their warm-up come before the first step',
+        },
       );
     this.startRows = Int32Array.from(roomy.length > 0 ? roomy : starts);
     this.startRowsFull = starts.length;
@@ -928,7 +936,7 @@ export interface EnvLookAheadOptions extends LookAheadOptions, BuildFeaturesOpti
  * poisoned (`checkLookAhead`; the matrix is named `env`, its columns as `columnNames`). The check
  * sets `env.ruinEquityFraction` to 0 so that a losing random episode still covers the data; cuts
  * fall after the episode's second row.
- * @throws {RangeError} when no episode fits in the candles (as `CryptoTradingEnv` does).
+ * @throws {DataValidationError} when no episode fits in the candles (as `CryptoTradingEnv` does).
  * @throws {DataValidationError} as `checkLookAhead` does.
  */
 export function checkEnvLookAhead(

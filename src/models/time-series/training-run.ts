@@ -1,5 +1,5 @@
-// `ctm train model` as a library function: candles from a source (the store, a folder in the
-// ../shared/data layout, or the synthetic base process) -> features -> labelled window datasets,
+// `ctm train model` as a library function: candles from a source (the store, a candle directory as
+// in docs/architecture.md, or the synthetic base process) -> features -> labelled window datasets,
 // or a dataset directory written by `ctm dataset build` (pattern labels included) -> a new,
 // initialised-from or resumed model -> training with checkpoints in runs/<id>/ -> the saved model,
 // its test metrics and history. A resumed run rebuilds everything from its own run.json, so

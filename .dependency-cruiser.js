@@ -7,7 +7,7 @@ const ABOVE_DATA =
   '^src/(synthetic-data|models|evaluation|live|scale|cli)/|^src/(main|index|pipeline|policies)\\.ts$';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
-module.exports = {
+export default {
   forbidden: [
     {
       name: 'no-folder-cycles',
@@ -68,6 +68,6 @@ module.exports = {
     doNotFollow: { path: 'node_modules' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    exclude: { path: '^(dist|node_modules)/' },
+    exclude: { path: '^dist/' },
   },
 };

@@ -4,40 +4,21 @@
 // come back from the checkpoint), with the same history and no duplicated lines. Real child
 // processes, a real SIGKILL, the real CLI on a tiny trend scenario.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startCtm, type CtmProcess } from '../../helpers/ctm.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpointKind, readCheckpoint } from '../../../src/models/common/checkpoint.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const MAIN = join(ROOT, 'src/main.ts');
 
 let dir: string;
 let runs: string;
 
-function start(args: string[]): {
-  child: ChildProcess;
-  done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>;
-} {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, CTM_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<{
-    code: number | null;
-    signal: string | null;
-    stdout: string;
-    stderr: string;
-  }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })));
-  return { child, done };
+function start(args: string[]): CtmProcess {
+  return startCtm(args, { cwd: ROOT, env: { ...process.env, CTM_LOG_LEVEL: 'warn' } });
 }
 
 function runId(stdout: string): string {

@@ -2,11 +2,11 @@
 // an uninterrupted run with the same seed ends (same weights, same per-epoch metrics, no duplicate
 // history lines). Real child processes, a real SIGKILL, the real CLI on tiny random candles.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startCtm, type CtmProcess } from '../../helpers/ctm.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomCandles } from '../../../src/data-processing/lookahead.js';
 import { initTensorflow } from '../../../src/models/common/backend.js';
@@ -14,32 +14,16 @@ import { MultiTimeframeModel } from '../../../src/models/time-series/model.js';
 import { tinyTrainingConfig, writeCandleDir } from './fixtures.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const MAIN = join(ROOT, 'src/main.ts');
 
 let dir: string;
 let runs: string;
 let args: string[];
 
-function start(extra: string[]): {
-  child: ChildProcess;
-  done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>;
-} {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'train', 'model', ...extra], {
+function start(extra: string[]): CtmProcess {
+  return startCtm(['train', 'model', ...extra], {
     cwd: ROOT,
     env: { ...process.env, CTM_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<{
-    code: number | null;
-    signal: string | null;
-    stdout: string;
-    stderr: string;
-  }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })));
-  return { child, done };
 }
 
 function runId(stdout: string): string {

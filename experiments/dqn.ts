@@ -1,8 +1,9 @@
 // Experiment of the DQN agent (section `dqn` of docs/results.md), the spec's step 6: "build DQN
 // agent, train on simpler scenarios, evaluate performance".
-// 1. Recipe, chosen on validation markets only: the Rainbow components (n-step returns, prioritised
-//    replay, Double DQN, dueling head) each switched off in turn, and all off (vanilla), trained on
-//    `mix`, >= 3 seeds; the configuration with the best mean validation return is kept.
+// 1. Recipe, chosen on validation markets only, trained on `mix`, >= 3 seeds: first the decision
+//    interval (bars each action holds: 1, 4, 16) with every Rainbow component on, then at the
+//    best interval the components (n-step returns, prioritised replay, Double DQN, dueling head)
+//    each switched off in turn, and all off (vanilla); the best mean validation return is kept.
 // 2. The curriculum trend -> pullback -> patterns -> mix with that recipe (weights carried over),
 //    and a control trained on `mix` alone for the same number of env steps; both evaluated once on
 //    every scenario's test markets after costs, beside spot buy-and-hold, flat, random (over seeds)
@@ -36,9 +37,11 @@ const SECTION = 'dqn';
 const SHARED = fileURLToPath(new URL('../../shared/data/', import.meta.url));
 const CURRICULUM = ['trend', 'pullback', 'patterns', 'mix'];
 
+/** Decision intervals tried first (bars each action holds). */
+const INTERVALS = [1, 4, 16];
+
 /** The ablation: each Rainbow component off in turn, and all off. */
 const RECIPES: Record<string, Partial<Config['dqn']>> = {
-  rainbow: {},
   'no n-step': { nSteps: 1 },
   'no prioritised replay': { prioritizedReplay: false },
   'no double': { doubleQ: false },
@@ -48,6 +51,10 @@ const RECIPES: Record<string, Partial<Config['dqn']>> = {
 
 function withDqn(config: Config, over: Partial<Config['dqn']>): Config {
   return { ...config, dqn: { ...config.dqn, ...over } };
+}
+
+function withInterval(config: Config, decisionInterval: number): Config {
+  return { ...config, env: { ...config.env, decisionInterval } };
 }
 
 /** Options of `runDqnExperiment`. */
@@ -67,29 +74,40 @@ export async function runDqnExperiment(options: AgentExperimentOptions = {}): Pr
   const started = Date.now();
   const lines: string[] = [];
 
-  // 1. Recipe on validation markets.
-  const ablation: Array<{ name: string; vals: number[] }> = [];
-  for (const [name, over] of Object.entries(RECIPES)) {
+  // 1. Recipe on validation markets: the decision interval, then the components at it.
+  const runRecipe = async (
+    name: string,
+    config: Config,
+  ): Promise<{ name: string; vals: number[] }> => {
     const vals: number[] = [];
     for (const seed of scale.seeds) {
-      const r = await trainAgent(withDqn(base, over), 'dqn', ['mix'], seed, {
-        timesteps: scale.dqnSteps,
-      });
+      const r = await trainAgent(config, 'dqn', ['mix'], seed, { timesteps: scale.dqnSteps });
       vals.push(r.validation);
-      log.info({ recipe: name, seed, validation: r.validation }, 'ablation run');
+      log.info({ recipe: name, seed, validation: r.validation }, 'recipe run');
     }
-    ablation.push({ name, vals });
-  }
-  const best = [...ablation].sort((a, b) => meanSe(b.vals).mean - meanSe(a.vals).mean)[0];
-  const config = withDqn(base, RECIPES[best.name]);
+    return { name, vals };
+  };
+  const byMean = (a: { vals: number[] }, b: { vals: number[] }): number =>
+    meanSe(b.vals).mean - meanSe(a.vals).mean;
+  const intervals: Array<{ name: string; vals: number[] }> = [];
+  for (const k of INTERVALS)
+    intervals.push(await runRecipe(`rainbow, decision every ${k} bars`, withInterval(base, k)));
+  const bestInterval = INTERVALS[intervals.indexOf([...intervals].sort(byMean)[0])];
+  const atInterval = withInterval(base, bestInterval);
+  const ablation = [[...intervals].sort(byMean)[0]];
+  for (const [name, over] of Object.entries(RECIPES))
+    ablation.push(await runRecipe(`${name}, every ${bestInterval}`, withDqn(atInterval, over)));
+  const best = [...ablation].sort(byMean)[0];
+  const bestRecipe = Object.keys(RECIPES).find((n) => best.name.startsWith(`${n},`));
+  const config = bestRecipe === undefined ? atInterval : withDqn(atInterval, RECIPES[bestRecipe]);
   lines.push(
     `### Recipe (chosen on validation markets)`,
     '',
-    `Trained on \`mix\` (${scale.markets.train} markets of ${scale.days} days, ${scale.dqnSteps.toLocaleString('en-US')} env steps), seeds ${scale.seeds.join(', ')}; mean total return on the ${scale.markets.validation} validation markets after costs, mean ± standard error over seeds. Kept: **${best.name}**.`,
+    `Trained on \`mix\` (${scale.markets.train} markets of ${scale.days} days, ${scale.dqnSteps.toLocaleString('en-US')} agent steps; an agent step holds its action for the decision interval), seeds ${scale.seeds.join(', ')}; mean total return on the ${scale.markets.validation} validation markets after costs, mean ± standard error over seeds. The interval is chosen first (all components on), then the components at that interval. Kept: **${best.name}**.`,
     '',
     '| configuration | validation return | per seed |',
     '|---|---:|---|',
-    ...ablation.map((a) => {
+    ...[...intervals, ...ablation.slice(1)].map((a) => {
       const m = meanSe(a.vals);
       return `| ${a.name} | ${pct(m.mean)} ± ${pct(m.se).replace('+', '')} | ${a.vals.map((v) => pct(v)).join(', ')} |`;
     }),

@@ -1,9 +1,9 @@
 // Experiment of the PPO agent (section `ppo` of docs/results.md), the spec's step 7: "build PPO
 // agent, transfer learning from time series model, train and evaluate".
 // 1. Recipe, chosen on validation markets only: PPO on raw features (the newest bars, as DQN) and
-//    PPO on the sequence model's encoders (frozen, then fine-tuned at a lower rate), each with and
-//    without an entropy bonus, trained on `mix`, >= 3 seeds; the best mean validation return is
-//    kept.
+//    PPO on the sequence model's encoders (frozen, then fine-tuned at a lower rate), each deciding
+//    every bar or every 16 bars (env.decisionInterval), trained on `mix`, >= 3 seeds; the best mean
+//    validation return is kept.
 // 2. That recipe and DQN (the shipped recipe, the same markets and seeds) tested once on the `mix`
 //    test markets after costs, beside spot buy-and-hold, flat, random (over seeds) and the pattern
 //    oracle: the fraction of the pattern oracle's profit PPO earns, per seed, and whether it beats
@@ -34,14 +34,15 @@ const SECTION = 'ppo';
 
 interface Recipe {
   transfer: boolean;
-  ppo: Partial<Config['ppo']>;
+  /** Bars each action holds (env.decisionInterval). */
+  interval: number;
 }
 
 const RECIPES: Record<string, Recipe> = {
-  'raw features': { transfer: false, ppo: {} },
-  'raw features, entropy 0.01': { transfer: false, ppo: { entCoef: 0.01 } },
-  'sequence-model encoders': { transfer: true, ppo: {} },
-  'sequence-model encoders, entropy 0.01': { transfer: true, ppo: { entCoef: 0.01 } },
+  'raw features, every bar': { transfer: false, interval: 1 },
+  'raw features, every 16 bars': { transfer: false, interval: 16 },
+  'sequence-model encoders, every bar': { transfer: true, interval: 1 },
+  'sequence-model encoders, every 16 bars': { transfer: true, interval: 16 },
 };
 
 /** Runs the experiment and returns its section of docs/results.md. */
@@ -51,9 +52,9 @@ export async function runPpoExperiment(options: AgentExperimentOptions = {}): Pr
   await initTensorflow(base.model.backend);
   const started = Date.now();
   const model = await sequenceModel(base, scale);
-  const withPpo = (over: Partial<Config['ppo']>): Config => ({
+  const withInterval = (decisionInterval: number): Config => ({
     ...base,
-    ppo: { ...base.ppo, ...over },
+    env: { ...base.env, decisionInterval },
   });
 
   // 1. Recipe on validation markets.
@@ -62,7 +63,7 @@ export async function runPpoExperiment(options: AgentExperimentOptions = {}): Pr
     const dirs: string[] = [];
     const vals: number[] = [];
     for (const seed of scale.seeds) {
-      const out = await trainAgent(withPpo(r.ppo), 'ppo', ['mix'], seed, {
+      const out = await trainAgent(withInterval(r.interval), 'ppo', ['mix'], seed, {
         timesteps: scale.ppoSteps,
         ...(r.transfer ? { initFrom: model } : {}),
       });
@@ -76,14 +77,15 @@ export async function runPpoExperiment(options: AgentExperimentOptions = {}): Pr
     (a, b) => meanSe(b[1].vals).mean - meanSe(a[1].vals).mean,
   )[0];
 
-  // DQN on the same markets and seeds (the shipped recipe).
+  // DQN on the same markets and seeds (the shipped recipe, at the chosen decision interval).
+  const chosen = withInterval(RECIPES[best[0]].interval);
   const dqn: string[] = [];
   for (const seed of scale.seeds)
-    dqn.push((await trainAgent(base, 'dqn', ['mix'], seed, { timesteps: scale.dqnSteps })).dir);
+    dqn.push((await trainAgent(chosen, 'dqn', ['mix'], seed, { timesteps: scale.dqnSteps })).dir);
 
   // 2. Test once.
   const result = await compare(
-    base,
+    chosen,
     'mix',
     parsePolicyList(
       `ppo=${best[1].dirs.join('+')},dqn=${dqn.join('+')},spot-buy-hold,flat,random,pattern-oracle`,

@@ -52,7 +52,9 @@ const ARMS: Arm[] = [
 /** Runs the experiment and returns its section of docs/results.md. */
 export async function runTransferExperiment(options: AgentExperimentOptions = {}): Promise<string> {
   const scale = options.tiny === true ? TINY : FULL;
-  const base = experimentConfig(scale, options.runsDir);
+  // Settings fixed in advance: decisions every 16 bars (env.decisionInterval), as the 4h bars.
+  const base = { ...experimentConfig(scale, options.runsDir) };
+  base.env = { ...base.env, decisionInterval: 16 };
   await initTensorflow(base.model.backend);
   const started = Date.now();
   const model = await sequenceModel(base, scale);
@@ -145,7 +147,7 @@ export async function runTransferExperiment(options: AgentExperimentOptions = {}
   const lines = [
     '## Transfer from the sequence model into PPO',
     '',
-    `\`npm run experiments transfer\` (${scale.name} scale, ${((Date.now() - started) / 60_000).toFixed(0)} min). \`mix\` (${scale.markets.train} training markets of ${scale.days} days), ${budget.toLocaleString('en-US')} env steps per run fixed in advance, seeds ${scale.seeds.join(', ')}; validation backtests (after costs) every ${every.toLocaleString('en-US')} env steps. Pretrained encoders: the sequence model ${model}. Transfer and random init: encoders frozen (embeddings cached) for ${(budget - scale.finetuneSteps).toLocaleString('en-US')} steps, then fine-tuned for ${scale.finetuneSteps.toLocaleString('en-US')}; frozen-only never unfreezes. Curves: docs/figures/transfer-curves.png (and .html).`,
+    `\`npm run experiments transfer\` (${scale.name} scale, ${((Date.now() - started) / 60_000).toFixed(0)} min). \`mix\` (${scale.markets.train} training markets of ${scale.days} days), ${budget.toLocaleString('en-US')} env steps per run fixed in advance, seeds ${scale.seeds.join(', ')}; decisions every ${base.env.decisionInterval} bars; validation backtests (after costs) every ${every.toLocaleString('en-US')} agent steps. Pretrained encoders: the sequence model ${model}. Transfer and random init: encoders frozen (embeddings cached) for ${(budget - scale.finetuneSteps).toLocaleString('en-US')} steps, then fine-tuned for ${scale.finetuneSteps.toLocaleString('en-US')}; frozen-only never unfreezes. Curves: docs/figures/transfer-curves.png (and .html).`,
     '',
     '| env steps | ' + ARMS.map((a) => a.label).join(' | ') + ' |',
     '|---:|' + ARMS.map(() => '---:').join('|') + '|',

@@ -17,16 +17,17 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('agent experiments (tiny)', () => {
   it('dqn: the ablation on validation, then the curriculum and its control on every scenario', async () => {
     const body = await runDqnExperiment({ tiny: true, runsDir: join(dir, 'dqn') });
-    expect(body).toMatch(/Kept: \*\*[a-z -]+\*\*/);
+    expect(body).toMatch(/Kept: \*\*[a-z -]+, (decision )?every \d+( bars)?\*\*/);
     for (const recipe of [
-      'rainbow',
-      'no n-step',
-      'no prioritised replay',
-      'no double',
-      'no dueling',
-      'vanilla',
+      'rainbow, decision every 1 bars',
+      'rainbow, decision every 16 bars',
+      'no n-step, every',
+      'no prioritised replay, every',
+      'no double, every',
+      'no dueling, every',
+      'vanilla, every',
     ])
-      expect(body).toMatch(new RegExp(`\\| ${recipe} \\| [+-]\\d+\\.\\d% ± `));
+      expect(body).toMatch(new RegExp(`\\| ${recipe}[^|]* \\| [+-]\\d+\\.\\d% ± `));
     for (const scenario of ['trend', 'pullback', 'patterns', 'mix'])
       expect(body).toContain(`**${scenario}**`);
     expect(body).toMatch(/\| dqn-curriculum \| 2×1 \| [+-]\d+\.\d%/);
@@ -36,7 +37,7 @@ describe('agent experiments (tiny)', () => {
 
   it('ppo: recipes on validation, the test table, the share of the pattern oracle and the difference to DQN', async () => {
     const body = await runPpoExperiment({ tiny: true, runsDir: join(dir, 'ppo') });
-    expect(body).toMatch(/\| sequence-model encoders \| [+-]\d+\.\d% ± /);
+    expect(body).toMatch(/\| sequence-model encoders, every 16 bars \| [+-]\d+\.\d% ± /);
     expect(body).toMatch(/\| ppo \| 2×1 \|/);
     expect(body).toMatch(/\| dqn \| 2×1 \|/);
     expect(body).toMatch(/PPO's share of the pattern oracle's mean total return/);

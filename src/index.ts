@@ -623,6 +623,7 @@ export {
   settingsDiff,
   settingsHash,
   writeCheckpoint,
+  writeInferenceCheckpoint,
 } from './models/common/checkpoint.js';
 export { assignValues, mlpForwardTf, variableParameter } from './models/common/tensors.js';
 export { type Activation, Mlp, type MlpSpec, MlpWorkspace } from './models/common/mlp.js';

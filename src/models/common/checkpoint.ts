@@ -167,6 +167,20 @@ export function writeCheckpoint<S>(dir: string, content: CheckpointContent<S>): 
     if (/^ckpt-.*\.bin$/.test(f) && f !== dataFile) rmSync(join(dir, f), { force: true });
 }
 
+/**
+ * Writes a trained network for inference (`save` of an agent): `content` without its optimizer
+ * tensors (names starting `optimizer.`) and without RNG state, atomically into `dir`.
+ * @throws {Error} when the directory cannot be written.
+ */
+export function writeInferenceCheckpoint<S>(
+  dir: string,
+  content: Omit<CheckpointContent<S>, 'rng'>,
+): void {
+  const tensors = new Map<string, CheckpointTensor>();
+  for (const [k, v] of content.tensors) if (!k.startsWith('optimizer.')) tensors.set(k, v);
+  writeCheckpoint(dir, { ...content, rng: {}, tensors });
+}
+
 /** The kind of the checkpoint in `dir`, or null when there is none or it is unreadable. */
 export function checkpointKind(dir: string): string | null {
   const file = join(dir, 'checkpoint.json');

@@ -22,6 +22,7 @@ import {
   checkpointTensor,
   readCheckpoint,
   writeCheckpoint,
+  writeInferenceCheckpoint,
   type CheckpointContent,
   type CheckpointTensor,
 } from '../common/checkpoint.js';
@@ -674,15 +675,12 @@ export class DQNAgent {
    * format (kind `dqn-agent`).
    */
   save(dir: string, extra: Record<string, unknown> = {}): void {
-    const tensors = new Map<string, CheckpointTensor>();
-    for (const [k, v] of this.tensors()) if (!k.startsWith('optimizer.')) tensors.set(k, v);
-    writeCheckpoint(dir, {
+    writeInferenceCheckpoint(dir, {
       kind: DQN_AGENT_KIND,
       settings: this.describe(),
       counters: { gradientSteps: this.gradientSteps },
-      rng: {},
       state: extra,
-      tensors,
+      tensors: this.tensors(),
     });
   }
 

@@ -22,6 +22,7 @@ import {
   checkpointTensor,
   readCheckpoint,
   writeCheckpoint,
+  writeInferenceCheckpoint,
   type CheckpointContent,
   type CheckpointTensor,
 } from '../common/checkpoint.js';
@@ -757,15 +758,12 @@ export class PPOAgent {
 
   /** Saves the agent (weights, statistics, description; no optimizer) into `dir`. */
   save(dir: string, extra: Record<string, unknown> = {}): void {
-    const tensors = new Map<string, CheckpointTensor>();
-    for (const [k, v] of this.tensors()) if (!k.startsWith('optimizer.')) tensors.set(k, v);
-    writeCheckpoint(dir, {
+    writeInferenceCheckpoint(dir, {
       kind: PPO_AGENT_KIND,
       settings: this.describe(),
       counters: {},
-      rng: {},
       state: extra,
-      tensors,
+      tensors: this.tensors(),
     });
   }
 

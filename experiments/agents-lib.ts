@@ -51,12 +51,12 @@ export interface AgentScale {
   realSteps: number;
 }
 
-/** About an hour per experiment on the shared 2-core machine. */
+/** About an hour per experiment on the shared 2-core machine (two experiments side by side). */
 export const FULL: AgentScale = {
   name: 'full',
   seeds: [1, 2, 3],
-  dqnSteps: 40_000,
-  ppoSteps: 61_440,
+  dqnSteps: 20_000,
+  ppoSteps: 30_720,
   finetuneSteps: 8192,
   days: 60,
   markets: { train: 8, validation: 3, test: 8 },
@@ -66,7 +66,7 @@ export const FULL: AgentScale = {
   modelStepsPerEpoch: 250,
   compareSeeds: 10,
   realFolds: [0, 1, 2],
-  realSteps: 40_000,
+  realSteps: 20_000,
 };
 
 /** A seconds-long version for the tests. */

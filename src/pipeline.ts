@@ -92,7 +92,8 @@ export interface PipelineResult {
 
 /**
  * The config a pipeline run uses: `config` with the sizes (`quick` or `default`) applied to the
- * sections they size (dataset, model.train, the scenario's markets, dqn, ppo, env.windows for DQN).
+ * sections they size (dataset, model.train, the scenario's markets, dqn, ppo, env.windows for DQN,
+ * env.decisionInterval for every agent).
  * @throws {ConfigError} for an unknown scenario or a stage list out of order.
  */
 export function pipelineConfig(config: Config, quick: boolean): Config {
@@ -127,6 +128,7 @@ export function pipelineConfig(config: Config, quick: boolean): Config {
   c.ppo.transfer.frozenTimesteps = Math.max(0, z.ppoTimesteps - z.ppoFinetuneTimesteps);
   c.backtest.random.seeds = z.compareSeeds;
   c.env.windows = { ...p.agentWindows };
+  c.env.decisionInterval = p.decisionInterval;
   return c;
 }
 

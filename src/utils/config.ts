@@ -459,6 +459,7 @@ export const configSchema = z.strictObject({
       .min(1),
     baselines: z.array(z.string().min(1)),
     agentWindows: z.partialRecord(timeframe, positiveInt),
+    decisionInterval: positiveInt,
     sizes: z.strictObject({ default: PIPELINE_SIZES, quick: PIPELINE_SIZES }),
   }),
   dqn: z.strictObject({

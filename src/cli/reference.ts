@@ -371,7 +371,8 @@ function collectRows(
   for (const [key, child] of Object.entries(node.properties ?? {})) {
     const keyPath = [...path, key];
     const dotted = keyPath.join('.');
-    let description = comments.get(dotted) ?? '';
+    // The schema's own description (`.describe()` / `.meta()`) when it has one, else the comment.
+    let description = child.description ?? comments.get(dotted) ?? '';
     // A key without its own comment directly after a documented sibling shares its comment.
     if (description === '' && previousDescribed !== undefined)
       description = `See ${code(previousDescribed)}.`;
@@ -401,9 +402,11 @@ function collectRows(
         const perName = names.map((name) => flow(getPath(value, [name, field])));
         const same = perName.every((v) => v === perName[0]);
         const comment =
+          fieldSchema.description ??
           names
             .map((name) => comments.get(`${dotted}.${name}.${field}`))
-            .find((c) => c !== undefined) ?? '';
+            .find((c) => c !== undefined) ??
+          '';
         rows.push({
           path: `${dotted}.<name>.${field}`,
           type: schemaType(fieldSchema),
@@ -425,7 +428,10 @@ function collectRows(
   }
 }
 
-/** docs/config.md: every config key with its type, default and documentation. */
+/**
+ * docs/config.md: every config key with its type (from the schema), default (config/default.yaml)
+ * and description (the schema's, else the comment above the key in config/default.yaml).
+ */
 export function configReference(defaultsFile: string = DEFAULT_CONFIG_PATH): string {
   const schema = z.toJSONSchema(configSchema, {
     unrepresentable: 'any',

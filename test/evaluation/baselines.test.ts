@@ -156,12 +156,15 @@ describe('spot-buy-hold', () => {
       benchmark: false,
     });
     const f = config.broker.takerFeeRate;
+    const s = config.broker.slippage.fixedBps / 10_000;
+    expect(s).toBeGreaterThan(0);
+    // E / p0 coins bought at the first fill (open p0 of bar 1, paid p0 (1 + s)), fee f on what
+    // was paid; sold at the last close p1 for p1 (1 - s), fee f on the proceeds.
     const p0 = candles.open[1];
-    const p1 = candles.close[candles.close.length - 1];
-    // Bought at the first fill (open of bar 1) with the whole equity E, fee fE, sold at the last
-    // close with fee f x proceeds: E (1 - f) p1 / p0 - fE ... exactly: -fE + (E / p0) p1 (1 - f).
+    const p1 = candles.close[candles.close.length - 1] * (1 - s);
     const e = spot.initialCapital;
-    expect(spot.finalEquity).toBeCloseTo(-f * e + (e / p0) * p1 * (1 - f), 6);
+    const paid = e * (1 + s);
+    expect(spot.finalEquity).toBeCloseTo(e - paid - f * paid + (e / p0) * p1 * (1 - f), 6);
     expect(spot.metrics.costs.funding).toBe(0);
     // The perpetual buy-and-hold pays funding at every stamp (positive constant rate).
     const perp = backtestStrategy({ policy: buyAndHoldPolicy(), data: features, benchmark: false });

@@ -189,13 +189,14 @@ describe('null', () => {
 
   it('every baseline that does not read the future ends at or below zero after fees', () => {
     const fee = market.config.broker.takerFeeRate;
+    const slip = market.config.broker.slippage.fixedBps / 10_000;
     expect(fee).toBeGreaterThan(0);
     expect([...market.episodeReturns(flatPolicy())]).toEqual(new Array(8).fill(0));
-    // Buy-and-hold: each episode's bars sum to zero, so it loses its entry fee (and the borrow of
-    // the few units the fee leaves unfunded) on every episode.
+    // Buy-and-hold: each episode's bars sum to zero, so it loses its entry fee and slippage (and
+    // the borrow of the few units the fee leaves unfunded) on every episode.
     for (const r of market.episodeReturns(buyAndHoldPolicy())) {
       expect(r).toBeLessThan(0);
-      expect(r).toBeCloseTo(Math.log(1 - fee), 5);
+      expect(r).toBeCloseTo(Math.log((1 - fee) / (1 + slip)), 5);
     }
     // Random over 10 seeds: it repeats its actions on every episode, so each mirrored pair of
     // episodes cancels its long bars and loses on its short ones, before fees.

@@ -106,9 +106,11 @@ describe('CryptoTradingEnv: Gymnasium contract', () => {
     env.reset({ options: { startRow: start } });
     const [, reward, , , info] = env.step(0); // short
     const c = features.aligned.base;
-    expect(env.broker.fills.price[0]).toBe(c.open[start + 1]);
+    // Sized at the open, filled below it by the default fixed slippage; fee 0.1% of the fill.
+    const fill = c.open[start + 1] * (1 - env.broker.config.slippage.fixedBps / 10_000);
+    expect(env.broker.fills.price[0]).toBeCloseTo(fill, 9);
     const q = -10_000 / c.open[start + 1];
-    const equity = 10_000 - 10 + q * (c.close[start + 1] - c.open[start + 1]);
+    const equity = 10_000 + 0.001 * q * fill + q * (c.close[start + 1] - fill);
     expect(info.equity).toBeCloseTo(equity, 9);
     expect(reward).toBeCloseTo(Math.log(equity / 10_000), 12);
     expect(info.row).toBe(start + 1);

@@ -529,7 +529,23 @@ export const configSchema = z.strictObject({
       finetuneLearningRate: z.number().positive(),
     }),
   }),
-  live: z.strictObject({}),
+  live: z.strictObject({
+    feed: z.enum(['auto', 'watch', 'poll']),
+    pollMs: positiveInt,
+    closeGraceMs: z.number().int().nonnegative(),
+    backoffMs: positiveInt,
+    maxBackoffMs: positiveInt,
+    stallTimeoutMs: positiveInt,
+    warmupDays: positiveInt,
+    shadowEveryBars: positiveInt,
+    maxOrdersPerHour: positiveInt,
+    stopFile: z.string().min(1),
+    confirm: z.string().nullable(),
+    sandbox: z.boolean(),
+    apiKeyEnv: z.string().min(1),
+    apiSecretEnv: z.string().min(1),
+    statusDecisions: positiveInt,
+  }),
 });
 
 /** The resolved, validated configuration. */

@@ -184,6 +184,32 @@ export class CandleFollower {
     }
   }
 
+  /**
+   * The candles closed by `closeTimeMs` not handed out yet (REST, retried like `next`), oldest
+   * first; what the exchange lacks in that stretch stays missing. Null once `signal` aborts.
+   * @throws {ExchangeError} for a failure that is not transient.
+   */
+  async closedThrough(closeTimeMs: number, signal?: AbortSignal): Promise<StreamCandle[] | null> {
+    for (let done = false; !done;) {
+      if (signal?.aborted === true) return null;
+      await this.guard(async () => {
+        await this.poll();
+        done = true;
+      }, signal);
+    }
+    const out: StreamCandle[] = [];
+    const ready = [...this.pending.values()]
+      .filter((p) => p.candle.openTime + this.tfMs <= closeTimeMs)
+      .sort((a, b) => a.candle.openTime - b.candle.openTime);
+    for (const p of ready) {
+      this.pending.delete(p.candle.openTime);
+      this.last = p.candle.openTime;
+      this.stats.emitted++;
+      out.push(p.candle);
+    }
+    return out;
+  }
+
   private nextOpen(): number {
     return this.last === this.last ? this.last + this.tfMs : -Infinity;
   }

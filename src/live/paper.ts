@@ -23,7 +23,7 @@ import {
   type StreamCandle,
 } from '../data-processing/feature-engineering.js';
 import { CheckpointError, ConfigError, DataValidationError, UsageError } from '../errors.js';
-import { Broker, type CcxtMarketLike } from '../evaluation/broker.js';
+import { Broker, type CcxtMarketLike, type Fill } from '../evaluation/broker.js';
 import {
   ObservationBuilder,
   observationColumnNames,
@@ -109,6 +109,8 @@ export interface PaperResult {
   readonly feed: FollowerStats;
   /** Bars replayed from the journal at start (0 for a new run). */
   readonly replayed: number;
+  /** Every fill of the paper account since the run started (resumed ones included). */
+  readonly fills: readonly Fill[];
 }
 
 /**
@@ -565,5 +567,11 @@ export async function runPaper(options: PaperOptions): Promise<PaperResult> {
   }
   await shadowCheck();
   writeState();
-  return { state: journal.read().state, bars, feed: { ...baseFollower.stats }, replayed };
+  return {
+    state: journal.read().state,
+    bars,
+    feed: { ...baseFollower.stats },
+    replayed,
+    fills: broker.fills.toArray(),
+  };
 }

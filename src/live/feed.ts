@@ -238,12 +238,14 @@ export class CandleFollower {
     const now = this.feed.nowMs();
     let newest = -Infinity;
     for (const r of rows) if (r[0] > newest) newest = r[0];
+    const inThisAnswer = new Set<number>();
     for (const r of rows) {
       const t = r[0];
-      if (!(t > this.last) && this.last === this.last) {
+      if ((!(t > this.last) && this.last === this.last) || inThisAnswer.has(t)) {
         this.stats.duplicates++;
         continue;
       }
+      inThisAnswer.add(t);
       if (t < this.maxSeen && !this.pending.has(t)) this.stats.outOfOrder++;
       if (!this.pending.has(t) && now >= t + this.tfMs + this.settings.closeGraceMs)
         this.stats.late++;

@@ -270,7 +270,7 @@ export async function runPaper(options: PaperOptions): Promise<PaperResult> {
   const warmBase = warm.get(base)!;
   if (warmBase.openTime.length === 0)
     throw new UsageError(
-      `the store holds no ${base} candles of ${options.symbol} (${options.exchange}) from ${new Date(warmupFromMs).toISOString()} on`,
+      `the store holds no ${base} candles of ${options.symbol} (${options.exchange}) from ${new Date(warmupFromMs).toISOString()} on: run ctm data download first`,
       {
         hint: `run ctm data download --exchange ${options.exchange} --symbols ${options.symbol} --timeframes ${tfs.join(',')} --since ${new Date(warmupFromMs).toISOString().slice(0, 10)}`,
       },

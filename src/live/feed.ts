@@ -239,6 +239,7 @@ export class CandleFollower {
     let newest = -Infinity;
     for (const r of rows) if (r[0] > newest) newest = r[0];
     const inThisAnswer = new Set<number>();
+    let previous = -Infinity;
     for (const r of rows) {
       const t = r[0];
       if ((!(t > this.last) && this.last === this.last) || inThisAnswer.has(t)) {
@@ -246,7 +247,8 @@ export class CandleFollower {
         continue;
       }
       inThisAnswer.add(t);
-      if (t < this.maxSeen && !this.pending.has(t)) this.stats.outOfOrder++;
+      if (t < previous || (t < this.maxSeen && !this.pending.has(t))) this.stats.outOfOrder++;
+      previous = t;
       if (!this.pending.has(t) && now >= t + this.tfMs + this.settings.closeGraceMs)
         this.stats.late++;
       if (t > this.maxSeen) this.maxSeen = t;

@@ -30,7 +30,7 @@ export interface MarketFeed {
   watchOHLCV(tf: Timeframe): Promise<number[][]>;
   /** Drops the websocket connection (the next `watchOHLCV` reconnects). */
   disconnect(): Promise<void>;
-  /** The exchange's clock (UTC ms) as last seen in a response, or the local clock. */
+  /** The exchange's clock (UTC ms): the local clock corrected by what its responses said. */
   nowMs(): number;
   /** For a failure: how long the exchange asked to wait (429 Retry-After), or 0. */
   retryAfterMs(err: unknown): number;
@@ -97,8 +97,9 @@ interface Pending {
 
 /**
  * Hands out the closed candles of one timeframe after `lastOpenTimeMs`, each exactly once and in
- * order. A candle counts as closed when a newer one was received after it, or when the version held
- * was received at least `live.closeGraceMs` after its close time.
+ * order. A candle counts as closed when the version held was received at least `live.closeGraceMs`
+ * after its close time (exchange clock); a stream that moves on to a newer candle before that
+ * triggers a REST backfill, which returns the final version.
  * @example
  * const f = new CandleFollower(feed, '15m', config.live, lastProcessedOpenTime);
  * for (;;) process(await f.next(signal));
@@ -279,8 +280,12 @@ export class CandleFollower {
       this.needBackfill = true;
       return null;
     }
-    const closed = head.superseded || head.seenAtMs >= t + this.tfMs + this.settings.closeGraceMs;
-    if (!closed) return null;
+    // Only a version received after the close (plus grace) is final: a stream's newer candle
+    // says the old one is complete, but not that the version held is its last; REST has it.
+    if (head.seenAtMs < t + this.tfMs + this.settings.closeGraceMs) {
+      if (head.superseded && this.watch) this.needBackfill = true;
+      return null;
+    }
     this.pending.delete(t);
     if (this.last === this.last && t > this.nextOpen()) this.stats.gaps++;
     this.last = t;
@@ -353,7 +358,7 @@ const TRANSIENT =
 
 /**
  * A `MarketFeed` over a ccxt exchange (markets loaded) for one symbol. The exchange clock is the
- * Date header of the last REST response (local clock when absent). Only reads market data: it has
+ * local clock plus the offset of the last REST response's Date header (none: the local clock). Only reads market data: it has
  * no way to send an order.
  */
 export function ccxtFeed(
@@ -365,12 +370,18 @@ export function ccxtFeed(
   },
   symbol: string,
 ): MarketFeed {
+  // The exchange clock: the local clock plus the offset seen in the last REST Date header.
+  let offsetMs = 0;
+  let seenHeaders: unknown = undefined;
   const headerNow = (): number => {
     const h = exchange.last_response_headers as Record<string, string> | undefined;
-    const entry =
-      h === undefined ? undefined : Object.entries(h).find(([k]) => k.toLowerCase() === 'date');
-    const t = entry === undefined ? NaN : Date.parse(entry[1]);
-    return Number.isFinite(t) ? t : Date.now();
+    if (h !== undefined && h !== seenHeaders) {
+      seenHeaders = h;
+      const entry = Object.entries(h).find(([k]) => k.toLowerCase() === 'date');
+      const t = entry === undefined ? NaN : Date.parse(entry[1]);
+      if (Number.isFinite(t)) offsetMs = t - Date.now();
+    }
+    return Date.now() + offsetMs;
   };
   const watcher = exchange as Exchange & {
     watchOHLCV?: (s: string, tf: string) => Promise<number[][]>;

@@ -15,6 +15,7 @@ import { registerDatasetCommands } from './cli/dataset.js';
 import { registerCompareCommand } from './cli/compare.js';
 import { registerRunsCommand } from './cli/runs.js';
 import { registerSweepCommands } from './cli/sweep.js';
+import { registerPaperCommands } from './cli/paper.js';
 
 const program = new Command();
 program
@@ -45,5 +46,6 @@ registerDatasetCommands(program);
 registerCompareCommand(program);
 registerRunsCommand(program);
 registerSweepCommands(program);
+registerPaperCommands(program);
 
 await program.parseAsync(process.argv);

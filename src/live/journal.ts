@@ -119,11 +119,11 @@ export class Journal {
   }
 
   /**
-   * The state and its journaled bars (lines beyond `state.bars` are dropped and the file is
-   * rewritten without them).
+   * The state and its journaled bars (lines beyond `state.bars` do not count; with `repair` the
+   * file is rewritten without them, which only the process that owns the run may do).
    * @throws {CheckpointError} when the files are corrupt or hold fewer bars than the state says.
    */
-  read(): { state: PaperState; bars: JournalBar[] } {
+  read(repair = false): { state: PaperState; bars: JournalBar[] } {
     let state: PaperState;
     try {
       state = JSON.parse(readFileSync(this.statePath, 'utf8')) as PaperState;
@@ -142,7 +142,7 @@ export class Journal {
         throw new CheckpointError(this.linesPath, `holds ${i} bars, state.json says ${state.bars}`);
       bars.push(JSON.parse(line) as JournalBar);
     }
-    if (lines.length - 1 !== state.bars || (text !== '' && !text.endsWith('\n')))
+    if (repair && (lines.length - 1 !== state.bars || (text !== '' && !text.endsWith('\n'))))
       writeFileAtomicSync(this.linesPath, bars.map((b) => `${JSON.stringify(b)}\n`).join(''));
     return { state, bars };
   }

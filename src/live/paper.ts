@@ -247,7 +247,7 @@ export async function runPaper(options: PaperOptions): Promise<PaperResult> {
   const baseMs = TIMEFRAME_MS[base];
   mkdirSync(options.dir, { recursive: true });
   const journal = new Journal(options.dir);
-  const prior = journal.exists() ? journal.read() : null;
+  const prior = journal.exists() ? journal.read(true) : null;
   if (prior !== null) {
     const s = prior.state;
     if (

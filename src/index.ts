@@ -1077,3 +1077,4 @@ export {
   type PaperTradeOptions,
 } from './live/trade.js';
 export { CcxtVenue, liveConfirmation, liveCredentials, type OrderVenue } from './live/venue.js';
+export { measureWarmup, type MeasureWarmupOptions, type WarmupGap } from './live/warmup.js';

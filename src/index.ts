@@ -1076,5 +1076,11 @@ export {
   paperTrade,
   type PaperTradeOptions,
 } from './live/trade.js';
-export { CcxtVenue, liveConfirmation, liveCredentials, type OrderVenue } from './live/venue.js';
+export {
+  CcxtVenue,
+  liveConfirmation,
+  liveCredentials,
+  marketDataOnly,
+  type OrderVenue,
+} from './live/venue.js';
 export { measureWarmup, type MeasureWarmupOptions, type WarmupGap } from './live/warmup.js';

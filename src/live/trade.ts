@@ -15,7 +15,7 @@ import type { Config } from '../utils/config.js';
 import { ccxtFeed } from './feed.js';
 import { Journal, type JournalBar, type PaperState } from './journal.js';
 import { runPaper, type PaperResult } from './paper.js';
-import { CcxtVenue, liveCredentials, type OrderVenue } from './venue.js';
+import { CcxtVenue, liveCredentials, marketDataOnly, type OrderVenue } from './venue.js';
 
 /** Options of `paperTrade`. */
 export interface PaperTradeOptions {
@@ -65,7 +65,7 @@ export async function paperTrade(options: PaperTradeOptions): Promise<PaperResul
     options.live === true ? liveCredentials(config, exchangeId, symbol, true) : null;
   const store = await CandleStore.open(resolve(cwd, config.paths.store), { readOnly: true });
   try {
-    const exchange = await createExchange(exchangeId, config.data.download);
+    const exchange = marketDataOnly(await createExchange(exchangeId, config.data.download));
     await exchange.loadMarkets();
     const market = exchange.markets?.[symbol];
     if (market === undefined)

@@ -23,6 +23,36 @@ export interface OrderVenue {
   rebalance(quantity: number, nowMs: number): Promise<string | null>;
 }
 
+/** ccxt methods that place, change or cancel orders or move funds. */
+const ORDER_METHODS = [
+  'createOrder',
+  'createOrders',
+  'createMarketOrder',
+  'createLimitOrder',
+  'createMarketBuyOrderWithCost',
+  'createMarketSellOrderWithCost',
+  'editOrder',
+  'cancelOrder',
+  'cancelOrders',
+  'cancelAllOrders',
+  'transfer',
+  'withdraw',
+] as const;
+
+/**
+ * Makes a ccxt exchange market-data only: every method that could place, change or cancel an order
+ * or move funds throws `LiveTradingError` (naming `--live`) before any request is made. Paper
+ * trading (and the market data of live trading) run on such an exchange.
+ */
+export function marketDataOnly(exchange: Exchange): Exchange {
+  const target = exchange as unknown as Record<string, unknown>;
+  for (const m of ORDER_METHODS)
+    target[m] = (): never => {
+      throw new LiveTradingError('--live', `${m} refused: this connection only reads market data`);
+    };
+  return exchange;
+}
+
 /** The phrase `live.confirm` must hold to trade `symbol` on `exchange` for real. */
 export function liveConfirmation(exchange: string, symbol: string): string {
   return `real orders on ${exchange} ${symbol}`;

@@ -8,6 +8,7 @@ import { createExchange } from '../../src/data-processing/exchange.js';
 import { buildFeatures } from '../../src/data-processing/feature-engineering.js';
 import { backtestStrategy, type BacktestResult } from '../../src/evaluation/backtest.js';
 import { ccxtFeed, type MarketFeed } from '../../src/live/feed.js';
+import { marketDataOnly } from '../../src/live/venue.js';
 import type { PaperOptions, StoredCandles } from '../../src/live/paper.js';
 import { resolvePolicy } from '../../src/policies.js';
 import { loadConfig, type Config } from '../../src/utils/config.js';
@@ -92,7 +93,7 @@ export async function paperRig(options: {
       },
     ],
   });
-  const exchange = await createExchange('binance', config.data.download);
+  const exchange = marketDataOnly(await createExchange('binance', config.data.download));
   exchange.enableRateLimit = false;
   await exchange.loadMarkets();
   const ccxt = await import('ccxt');

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, UsageError } from '../../src/errors.js';
+import { ConfigError, LiveTradingError, UsageError } from '../../src/errors.js';
 import { checkMarketType, runPaper } from '../../src/live/paper.js';
 import { BAR, paperBacktest, paperRig, START, type PaperRig } from '../helpers/paper.js';
 import { hasSharedData, SKIP_REASON } from '../helpers/shared-data.js';
@@ -71,6 +71,24 @@ describe.skipIf(!hasSharedData)(`paper trading over the fake exchange${SKIP_REAS
     expect(haltedBars.length).toBeGreaterThan(100);
     for (const b of haltedBars) expect(b.sent).toBe(haltedBars[0].sent);
     expect(haltedBars[0].bar).toBeLessThanOrEqual(31 + 8);
+  });
+
+  it('without --live no code path can send an order: the exchange refuses every order method, and none reaches the server', async () => {
+    rig = await paperRig({ days: 1 });
+    const result = await runPaper(rig.options(tempDir(), 96));
+    expect(result.fills.length).toBeGreaterThan(0); // the policy did trade, on paper
+    const ex = rig.exchange as unknown as Record<string, (...a: unknown[]) => unknown>;
+    for (const m of [
+      'createOrder',
+      'createMarketOrder',
+      'editOrder',
+      'cancelOrder',
+      'cancelAllOrders',
+      'withdraw',
+    ])
+      expect(() => ex[m]('BTC/USDT', 'market', 'buy', 1)).toThrow(LiveTradingError);
+    expect(rig.fake.calls.filter((c) => !c.startsWith('GET '))).toEqual([]);
+    expect(rig.fake.calls.some((c) => /order|withdraw|transfer/i.test(c))).toBe(false);
   });
 
   it('holds new orders while the stop file exists', async () => {

@@ -45,6 +45,7 @@ describe('the live switch', () => {
   });
 
   it('never puts the keys in an error message', () => {
+    expect.assertions(1);
     try {
       liveCredentials(confirmed, 'binance', 'BTC/USDT', true, { CTM_API_KEY: 'k-123' });
     } catch (e) {

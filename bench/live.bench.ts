@@ -1,6 +1,6 @@
 // `live.decision_latency_ms` (ms): from the moment the paper loop receives a closed 15m candle to
 // the moment the target is sent, over a replayed month of real BTC/USDT candles (June 2023) with the
-// sma-cross baseline and the default config (150 warm-up days, every feature, journal on disk,
+// sma-cross baseline and the default config (365 warm-up days, every feature, journal on disk,
 // shadow check every 96 bars). The value is the median; params carry p99 and the worst bar, and
 // `live.decision_latency_worst_ms` reports the worst on its own. The exchange is an in-process
 // replay (one bar per request), so network time is not counted. Needs ../shared/data.

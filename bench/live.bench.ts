@@ -70,7 +70,7 @@ const config = loadConfig({
 });
 const dir = mkdtempSync(join(tmpdir(), 'ctm-bench-live-'));
 const latencies: number[] = [];
-let shadow = '';
+let shadow: string;
 try {
   const result = await runPaper({
     config,

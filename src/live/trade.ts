@@ -65,7 +65,12 @@ export async function paperTrade(options: PaperTradeOptions): Promise<PaperResul
     options.live === true ? liveCredentials(config, exchangeId, symbol, true) : null;
   const store = await CandleStore.open(resolve(cwd, config.paths.store), { readOnly: true });
   try {
-    const exchange = marketDataOnly(await createExchange(exchangeId, config.data.download));
+    const exchange = marketDataOnly(
+      await createExchange(exchangeId, config.data.download, {
+        pro: config.live.feed !== 'poll',
+        wsUrl: config.live.wsUrl,
+      }),
+    );
     await exchange.loadMarkets();
     const market = exchange.markets?.[symbol];
     if (market === undefined)

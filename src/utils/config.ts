@@ -531,6 +531,7 @@ export const configSchema = z.strictObject({
   }),
   live: z.strictObject({
     feed: z.enum(['auto', 'watch', 'poll']),
+    wsUrl: z.string().nullable(),
     pollMs: positiveInt,
     closeGraceMs: z.number().int().nonnegative(),
     backoffMs: positiveInt,

@@ -5,11 +5,13 @@
 // For the live tests it also replays given candles (real ones from ../shared/data) with a clock that
 // moves one bar per base-timeframe request, serves the candle in progress as still forming, and
 // misbehaves on demand (duplicated, reordered or late candles). It records every request, so a test
-// can prove no order was ever sent. Tests point ccxt at it through `data.download.baseUrl`; nothing
-// here touches the internet.
+// can prove no order was ever sent. A websocket kline stream (`wsUrl`, Binance's SUBSCRIBE protocol)
+// pushes the replayed candles as `wsTick` moves the clock. Tests point ccxt at it through
+// `data.download.baseUrl` and `live.wsUrl`; nothing here touches the internet.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
 
 const INTERVAL_MS: Record<string, number> = {
   '1m': 60_000,
@@ -76,6 +78,13 @@ function round2(x: number): number {
 export class FakeBinance {
   /** Base URL to give ccxt (`http://127.0.0.1:PORT/api/v3`). */
   url = '';
+  /** Websocket base URL to give ccxt (`ws://127.0.0.1:PORT/stream`, for `live.wsUrl`). */
+  wsUrl = '';
+  /** While true the websocket stays connected but says nothing (a stalled socket). */
+  wsSilent = false;
+  private readonly wss: WebSocketServer;
+  /** Open sockets and the kline streams each subscribed, e.g. `btcusdt@kline_15m`. */
+  private readonly sockets = new Map<WebSocket, string[]>();
   /** Every kline request, in arrival order. */
   readonly requests: KlineRequest[] = [];
   /** Faults served, in order, to the next kline requests. */
@@ -94,6 +103,71 @@ export class FakeBinance {
   private constructor(private readonly options: FakeBinanceOptions) {
     this.nowMs = options.nowMs;
     this.server = createServer((req, res) => this.handle(req, res));
+    this.wss = new WebSocketServer({ server: this.server });
+    this.wss.on('connection', (socket) => {
+      this.calls.push('WS connect');
+      this.sockets.set(socket, []);
+      socket.on('close', () => this.sockets.delete(socket));
+      socket.on('message', (data) => {
+        const msg = JSON.parse(String(data)) as { method?: string; params?: string[]; id?: number };
+        this.calls.push(`WS ${msg.method ?? '?'}`);
+        if (msg.method === 'SUBSCRIBE') {
+          this.sockets.get(socket)?.push(...(msg.params ?? []));
+          socket.send(JSON.stringify({ result: null, id: msg.id }));
+        }
+      });
+    });
+  }
+
+  /**
+   * Pushes, on every subscribed kline stream, the candle that closed by the clock (final) and the
+   * one forming (as at its open), unless `wsSilent`.
+   */
+  wsTick(): void {
+    if (this.wsSilent) return;
+    for (const [socket, streams] of this.sockets)
+      for (const stream of streams) {
+        const m = /^(\w+)@kline_(\w+)$/.exec(stream);
+        if (m === null) continue;
+        const unified = Object.entries(this.options.markets).find(
+          ([, id]) => id.toLowerCase() === m[1],
+        )?.[0];
+        const rows =
+          unified === undefined ? undefined : this.options.replay?.get(`${unified} ${m[2]}`);
+        const step = INTERVAL_MS[m[2]];
+        if (rows === undefined || step === undefined) continue;
+        const forming = Math.floor(this.nowMs / step) * step;
+        for (const t of [forming - step, forming]) {
+          const c = rows.find((r) => r[0] === t);
+          if (c === undefined) continue;
+          const final = t + step <= this.nowMs;
+          const v = final ? c : [c[0], c[1], c[1], c[1], c[1], 0];
+          socket.send(
+            JSON.stringify({
+              e: 'kline',
+              E: this.nowMs,
+              s: m[1].toUpperCase(),
+              k: {
+                t,
+                T: t + step - 1,
+                s: m[1].toUpperCase(),
+                i: m[2],
+                o: String(v[1]),
+                h: String(v[2]),
+                l: String(v[3]),
+                c: String(v[4]),
+                v: String(v[5]),
+                x: final,
+              },
+            }),
+          );
+        }
+      }
+  }
+
+  /** Drops every websocket connection (a disconnect). */
+  wsDrop(): void {
+    for (const socket of this.sockets.keys()) socket.terminate();
   }
 
   /** Starts a server on a free loopback port. */
@@ -102,11 +176,14 @@ export class FakeBinance {
     await new Promise<void>((resolve) => fake.server.listen(0, '127.0.0.1', resolve));
     const { port } = fake.server.address() as AddressInfo;
     fake.url = `http://127.0.0.1:${port}/api/v3`;
+    fake.wsUrl = `ws://127.0.0.1:${port}/stream`;
     return fake;
   }
 
   /** Stops the server and drops open connections. */
   async close(): Promise<void> {
+    for (const socket of this.sockets.keys()) socket.terminate();
+    this.wss.close();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }

@@ -55,6 +55,8 @@ export async function paperRig(options: {
   warmupDays?: number;
   alter?: (rows15m: number[][]) => void;
   live?: Record<string, unknown>;
+  /** Follow the websocket stream (the test moves the clock with `fake.wsTick`). */
+  watch?: boolean;
 }): Promise<PaperRig> {
   const warmupDays = options.warmupDays ?? 110;
   const candles = await realSpan(
@@ -72,7 +74,7 @@ export async function paperRig(options: {
     listedMs: 0,
     replay,
     clockInterval: '15m',
-    clockStepMs: BAR,
+    clockStepMs: options.watch === true ? 0 : BAR,
   });
   const config = loadConfig({
     overrides: [
@@ -85,6 +87,7 @@ export async function paperRig(options: {
           stallTimeoutMs: 1500,
           warmupDays,
           shadowEveryBars: 96,
+          feed: options.watch === true ? 'watch' : 'poll',
           ...options.live,
         },
         data: { download: { baseUrl: fake.url, timeoutMs: 1000 } },
@@ -93,7 +96,12 @@ export async function paperRig(options: {
       },
     ],
   });
-  const exchange = marketDataOnly(await createExchange('binance', config.data.download));
+  const exchange = marketDataOnly(
+    await createExchange('binance', config.data.download, {
+      pro: options.watch === true,
+      wsUrl: fake.wsUrl,
+    }),
+  );
   exchange.enableRateLimit = false;
   await exchange.loadMarkets();
   const ccxt = await import('ccxt');

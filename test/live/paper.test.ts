@@ -148,6 +148,37 @@ describe.skipIf(!hasSharedData)(`paper trading over the fake exchange${SKIP_REAS
     expect(result.bars.map((b) => b.equity)).toEqual(Array.from(bt.equity));
   });
 
+  it('follows the websocket kline stream (watchOHLCV), surviving a dropped and a silent socket', async () => {
+    rig = await paperRig({ days: 2, watch: true, live: { stallTimeoutMs: 300 } });
+    const fake = rig.fake;
+    let ticks = 0;
+    const timer = setInterval(() => {
+      if (fake.nowMs >= START + 110 * BAR) return;
+      fake.nowMs += BAR;
+      ticks++;
+      if (ticks === 30) fake.wsDrop();
+      fake.wsSilent = ticks >= 50 && ticks < 80;
+      fake.wsTick();
+    }, 20);
+    let result;
+    try {
+      result = await runPaper(rig.options(tempDir(), 96));
+    } finally {
+      clearInterval(timer);
+    }
+    const times = result.bars.map((b) => b.decisionTimeMs);
+    expect(times.length).toBe(97);
+    for (let k = 1; k < times.length; k++) expect(times[k] - times[k - 1]).toBe(BAR);
+    // The dropped socket was reconnected and resubscribed.
+    expect(fake.calls.filter((c) => c === 'WS SUBSCRIBE').length).toBeGreaterThanOrEqual(2);
+    expect(result.feed.retries).toBeGreaterThan(0);
+    expect(result.feed.stalls).toBeGreaterThan(0);
+    expect(result.state.shadow).toMatchObject({ status: 'ok', differences: 0 });
+    const s = result.state;
+    const bt = await paperBacktest(rig, s.warmupFromMs, s.startOpenTimeMs, s.lastOpenTimeMs);
+    expect(result.bars.map((b) => b.equity)).toEqual(Array.from(bt.equity));
+  });
+
   it('backfills a gap of several bars after the connection comes back', async () => {
     rig = await paperRig({ days: 2 });
     let jumped = false;

@@ -21,12 +21,12 @@ afterEach(async () => {
 });
 
 describe.skipIf(!hasSharedData)(`paper trading over the fake exchange${SKIP_REASON}`, () => {
-  it('trades exactly what a backtest of the same candles trades: decisions, fills and equity (7 days of real BTC, sma-cross)', async () => {
-    rig = await paperRig({ days: 7 });
+  it('trades exactly what a backtest of the same candles trades: decisions, fills and equity (5 days of real BTC, sma-cross)', async () => {
+    rig = await paperRig({ days: 5 });
     const dir = tempDir();
-    const result = await runPaper(rig.options(dir, 7 * 96));
+    const result = await runPaper(rig.options(dir, 5 * 96));
     const { state, bars } = result;
-    expect(bars.length).toBe(7 * 96 + 1);
+    expect(bars.length).toBe(5 * 96 + 1);
     // Every bar once, in order, no gap (the replayed week has none).
     for (let k = 1; k < bars.length; k++)
       expect(bars[k].decisionTimeMs - bars[k - 1].decisionTimeMs).toBe(BAR);

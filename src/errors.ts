@@ -162,3 +162,20 @@ export class QueueError extends CtmError {
     this.url = url;
   }
 }
+
+/**
+ * Live trading refused: an order that only `--live` may send, a live run without its confirmation
+ * key or API keys, or the kill switch. Exit code 2 (a usage or configuration matter).
+ */
+export class LiveTradingError extends CtmError {
+  /** Process exit code: `ExitCode.Usage` (2). */
+  override readonly exitCode: number = ExitCode.Usage;
+  /** The config key or flag that governs it (e.g. `live.confirm`, `--live`). */
+  readonly keyPath: string;
+
+  /** The message is `<keyPath>: <message>`. */
+  constructor(keyPath: string, message: string, options?: { hint?: string; cause?: unknown }) {
+    super(`${keyPath}: ${message}`, options);
+    this.keyPath = keyPath;
+  }
+}

@@ -10,6 +10,7 @@ export {
   DataValidationError,
   ExchangeError,
   ExitCode,
+  LiveTradingError,
   LookAheadError,
   QueueError,
   UsageError,
@@ -127,6 +128,9 @@ export {
   formatFloat32,
   type MultiTimeframeFeatures,
   type MultiTimeframeOptions,
+  type StreamCandle,
+  StreamingFeatures,
+  type StreamingFeaturesOptions,
   timeframeFeatureNames,
   writeFeatureTable,
   type WriteFeatureTableOptions,
@@ -1041,3 +1045,43 @@ export {
   type SweepSummary,
   writeSweepSummary,
 } from './scale/summary.js';
+export {
+  abortableSleep,
+  CandleFollower,
+  ccxtFeed,
+  type FollowerOptions,
+  type FollowerStats,
+  type LiveSettings,
+  type MarketFeed,
+} from './live/feed.js';
+export {
+  type CandleRow,
+  Journal,
+  type JournalBar,
+  type PaperState,
+  type ShadowState,
+} from './live/journal.js';
+export {
+  checkMarketType,
+  type PaperDecision,
+  type PaperOptions,
+  type PaperResult,
+  paperTimeframes,
+  runPaper,
+  type StoredCandles,
+} from './live/paper.js';
+export {
+  paperRunDir,
+  type PaperStatus,
+  paperStatus,
+  paperTrade,
+  type PaperTradeOptions,
+} from './live/trade.js';
+export {
+  CcxtVenue,
+  liveConfirmation,
+  liveCredentials,
+  marketDataOnly,
+  type OrderVenue,
+} from './live/venue.js';
+export { measureWarmup, type MeasureWarmupOptions, type WarmupGap } from './live/warmup.js';

@@ -15,6 +15,7 @@ import { registerDatasetCommands } from './dataset.js';
 import { registerCompareCommand } from './compare.js';
 import { registerRunsCommand } from './runs.js';
 import { registerSweepCommands } from './sweep.js';
+import { registerPaperCommands } from './paper.js';
 
 /** Builds the `ctm` program with every command; `parseAsync(process.argv)` runs it. */
 export function buildProgram(): Command {
@@ -47,5 +48,6 @@ export function buildProgram(): Command {
   registerCompareCommand(program);
   registerRunsCommand(program);
   registerSweepCommands(program);
+  registerPaperCommands(program);
   return program;
 }

@@ -98,14 +98,30 @@ async function loadCcxt(): Promise<CcxtModule> {
   return import('ccxt');
 }
 
+/** Options of `createExchange` besides the download settings. */
+export interface CreateExchangeOptions {
+  /** Build ccxt's websocket class (`ccxt.pro`, with `watchOHLCV`) when ccxt has one. */
+  pro?: boolean;
+  /** Websocket base URL replacing every `urls.api.ws` entry (tests: a loopback server). */
+  wsUrl?: string | null;
+}
+
 /**
  * Builds the ccxt exchange used for downloads: rate limiter on, spot markets only, the configured
  * timeout, and (when `baseUrl` is set) every endpoint pointed at it.
  * @throws {UsageError} for an exchange id ccxt does not know.
  */
-export async function createExchange(id: string, settings: DownloadSettings): Promise<Exchange> {
+export async function createExchange(
+  id: string,
+  settings: DownloadSettings,
+  extra: CreateExchangeOptions = {},
+): Promise<Exchange> {
   const ccxt = await loadCcxt();
-  const classes = ccxt.exchanges as unknown as Record<string, new (config: object) => Exchange>;
+  const pro = ccxt.pro as unknown as Record<string, new (config: object) => Exchange>;
+  const classes =
+    extra.pro === true && Object.hasOwn(pro, id)
+      ? pro
+      : (ccxt.exchanges as unknown as Record<string, new (config: object) => Exchange>);
   if (!Object.hasOwn(classes, id)) {
     throw new UsageError(`unknown exchange "${id}"`, {
       hint: 'use a ccxt exchange id such as binance, bybit, okx, kraken, coinbase',
@@ -119,6 +135,13 @@ export async function createExchange(id: string, settings: DownloadSettings): Pr
   if (settings.baseUrl !== null) {
     const urls = exchange.urls as Record<string, unknown>;
     urls.api = pointAt(urls.api, settings.baseUrl.replace(/\/+$/, ''));
+  }
+  const wsUrl = extra.wsUrl;
+  if (wsUrl !== undefined && wsUrl !== null) {
+    const api = exchange.urls.api as Record<string, unknown>;
+    if (api.ws !== undefined) api.ws = pointAt(api.ws, wsUrl.replace(/\/+$/, ''));
+    // ccxt opens plain ws:// URLs (a loopback server) only through its http agent.
+    if (wsUrl.startsWith('ws://')) await exchange.loadHttpProxyAgent();
   }
   return exchange;
 }

@@ -10,12 +10,19 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createGzip } from 'node:zlib';
-import { DataValidationError } from '../errors.js';
+import { ConfigError, DataValidationError } from '../errors.js';
 import { defaultConfig, type Config } from '../utils/config.js';
-import { TIMEFRAME_MS, type Candles, type Timeframe } from './candles.js';
+import {
+  allocateCandles,
+  sliceCandles,
+  TIMEFRAME_MS,
+  type Candles,
+  type Timeframe,
+} from './candles.js';
 import {
   alignTimeframes,
   type AlignedFrames,
+  type AlignedTimeframe,
   type AlignmentMode,
   type CandlesByTimeframe,
 } from './data-alignment.js';
@@ -1479,5 +1486,419 @@ async function writeParquet(
   } finally {
     con.closeSync();
     instance.closeSync();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming: the same families and cross groups, fed one closed candle at a time (paper and live
+// trading). The families carry their state from row to row exactly as they do from block to block
+// in the batch pass, so a streamed row equals the batch row bit for bit by construction.
+
+/** A growable timeframe: candle columns, feature values and aux rows, with room to spare. */
+interface StreamTf {
+  readonly tf: Timeframe;
+  readonly tfMs: number;
+  readonly plan: Plan;
+  readonly states: object[];
+  readonly cols: number;
+  rows: number;
+  capacity: number;
+  candles: Candles;
+  values: Float32Array;
+  aux: Float64Array;
+  /** Per row: the last row at or before it holding a NaN feature (-1 when none). */
+  lastNanAt: Int32Array;
+}
+
+function grownCandles(c: Candles, capacity: number): Candles {
+  const grow = (a: Float64Array): Float64Array => {
+    const b = new Float64Array(capacity);
+    b.set(a);
+    return b;
+  };
+  return {
+    symbol: c.symbol,
+    timeframe: c.timeframe,
+    openTime: grow(c.openTime),
+    open: grow(c.open),
+    high: grow(c.high),
+    low: grow(c.low),
+    close: grow(c.close),
+    volume: grow(c.volume),
+  };
+}
+
+function growTf(s: StreamTf, capacity: number): void {
+  s.candles = grownCandles(s.candles, capacity);
+  const values = new Float32Array(capacity * s.cols);
+  values.set(s.values);
+  s.values = values;
+  const aux = nanArray(capacity * AUX);
+  aux.set(s.aux);
+  s.aux = aux;
+  const lastNanAt = new Int32Array(capacity);
+  lastNanAt.set(s.lastNanAt);
+  s.lastNanAt = lastNanAt;
+  s.capacity = capacity;
+}
+
+function growInt(a: Int32Array, capacity: number): Int32Array {
+  const b = new Int32Array(capacity);
+  b.set(a);
+  return b;
+}
+
+/** One closed candle: open time (UTC ms) and prices/volume. */
+export interface StreamCandle {
+  /** Open time, UTC epoch ms, on the timeframe's grid. */
+  readonly openTime: number;
+  /** Open price, quote currency. */
+  readonly open: number;
+  /** High price, quote currency. */
+  readonly high: number;
+  /** Low price, quote currency. */
+  readonly low: number;
+  /** Close price, quote currency. */
+  readonly close: number;
+  /** Volume, base currency. */
+  readonly volume: number;
+}
+
+/** Options of `StreamingFeatures`. */
+export interface StreamingFeaturesOptions {
+  /** The feature registry (default: config/default.yaml's `features`); alignment must be `last-closed`. */
+  spec?: FeatureSpec;
+  /** Window sizes in bars per timeframe for `firstValidRow` (default: config `windows`). */
+  windows?: Partial<Record<Timeframe, number>>;
+  /** Rows to allocate up front per timeframe (grows by doubling). Default 1024. */
+  initialCapacity?: number;
+}
+
+/**
+ * The multi-timeframe features of `createMultiTimeframeFeatures`, updated one closed candle at a
+ * time: `pushHigher` each higher-timeframe candle as it closes, then `pushBase` each base candle
+ * (a higher candle that closes at a base candle's close must be pushed before that base candle,
+ * the closed-candle rule of `alignTimeframes`). `view()` returns the features of every row so far
+ * as a `MultiTimeframeFeatures`, equal bit for bit to the batch features of the same candles.
+ * @example
+ * const sf = new StreamingFeatures('BTC/USDT', '15m', ['4h', '1d']);
+ * sf.pushHigher('4h', candle4h); sf.pushBase(candle15m);
+ * const obs = new ObservationBuilder(sf.view(), spec); // build at sf.rows - 1
+ */
+export class StreamingFeatures {
+  /** Base (decision) timeframe. */
+  readonly base: Timeframe;
+  /** All timeframes, base first. */
+  readonly timeframes: readonly Timeframe[];
+  /** Window sizes `firstValidRow` is computed for. */
+  readonly windows: Readonly<Partial<Record<Timeframe, number>>>;
+  /** The feature spec in use. */
+  readonly spec: FeatureSpec;
+  private readonly baseTf: StreamTf;
+  private readonly higherTf: StreamTf[];
+  private readonly groups: CrossGroup[];
+  private readonly groupCol0: number[];
+  private readonly baseMs: number;
+  /** Per higher timeframe: lastClosed and staleness per base row. */
+  private lastClosed: Int32Array[];
+  private staleness: Int32Array[];
+  private validRow = -1;
+
+  /**
+   * @throws {ConfigError} naming `features.alignment` when it is not `last-closed`.
+   * @throws {DataValidationError} when a window size is not a positive integer, or the higher
+   *   timeframes are not coarser than the base.
+   */
+  constructor(
+    symbol: string,
+    base: Timeframe,
+    higher: readonly Timeframe[],
+    options: StreamingFeaturesOptions = {},
+  ) {
+    const spec = options.spec ?? defaultFeatureSpec();
+    if (spec.alignment !== 'last-closed')
+      throw new ConfigError(
+        'features.alignment',
+        `streaming features support last-closed alignment only, got ${spec.alignment}`,
+      );
+    this.spec = spec;
+    this.base = base;
+    this.baseMs = TIMEFRAME_MS[base];
+    const sorted = [...higher].sort((a, b) => TIMEFRAME_MS[a] - TIMEFRAME_MS[b]);
+    for (const tf of sorted)
+      if (!(TIMEFRAME_MS[tf] > this.baseMs))
+        throw new DataValidationError({
+          field: 'timeframe',
+          reason: `higher timeframe ${tf} is not coarser than the base ${base}`,
+        });
+    this.timeframes = [base, ...sorted];
+    const windowsIn = options.windows ?? defaultConfig().windows;
+    const windows: Partial<Record<Timeframe, number>> = {};
+    for (const tf of this.timeframes) {
+      const w = windowsIn[tf] ?? 1;
+      if (!Number.isInteger(w) || w < 1)
+        throw new DataValidationError({
+          field: `windows.${tf}`,
+          reason: `window ${w} is not a positive integer`,
+        });
+      windows[tf] = w;
+    }
+    this.windows = windows;
+    const capacity = Math.max(16, options.initialCapacity ?? 1024);
+    const make = (tf: Timeframe, extraNames: readonly string[]): StreamTf => {
+      const plan = makePlan(spec, tf);
+      const cols = plan.names.length + extraNames.length;
+      return {
+        tf,
+        tfMs: TIMEFRAME_MS[tf],
+        plan,
+        states: plan.families.map((f) => f.create()),
+        cols,
+        rows: 0,
+        capacity,
+        candles: allocateCandles(symbol, tf, capacity),
+        values: new Float32Array(capacity * cols),
+        aux: nanArray(capacity * AUX),
+        lastNanAt: new Int32Array(capacity),
+      };
+    };
+    this.higherTf = sorted.map((tf) => make(tf, []));
+    this.groups = crossGroups(spec, base, sorted);
+    this.groupCol0 = [];
+    const basePlanCols = makePlan(spec, base).names.length;
+    for (
+      let g = 0, c0 = basePlanCols;
+      g < this.groups.length;
+      c0 += this.groups[g].names.length, g++
+    )
+      this.groupCol0.push(c0);
+    this.baseTf = make(
+      base,
+      this.groups.flatMap((g) => g.names),
+    );
+    this.lastClosed = sorted.map(() => new Int32Array(capacity));
+    this.staleness = sorted.map(() => new Int32Array(capacity));
+  }
+
+  /** Number of base rows pushed. */
+  get rows(): number {
+    return this.baseTf.rows;
+  }
+
+  /** Open time of the last base candle pushed (NaN before the first). */
+  get lastBaseOpenTime(): number {
+    const s = this.baseTf;
+    return s.rows === 0 ? NaN : s.candles.openTime[s.rows - 1];
+  }
+
+  /** Open time of the last candle of higher timeframe `tf` pushed (NaN before the first). */
+  lastHigherOpenTime(tf: Timeframe): number {
+    const s = this.higherTf.find((h) => h.tf === tf);
+    return s === undefined || s.rows === 0 ? NaN : s.candles.openTime[s.rows - 1];
+  }
+
+  /** The first base row whose windows are all free of NaN (`rows` while there is none yet). */
+  get firstValidRow(): number {
+    return this.validRow < 0 ? this.baseTf.rows : this.validRow;
+  }
+
+  /**
+   * Adds a closed candle of higher timeframe `tf`.
+   * @throws {DataValidationError} when `tf` is not followed, the candle is not after the last one,
+   *   or a base row already pushed closed after it (it arrived too late for the closed-candle rule).
+   */
+  pushHigher(tf: Timeframe, candle: StreamCandle): void {
+    const s = this.higherTf.find((h) => h.tf === tf);
+    if (s === undefined)
+      throw new DataValidationError({ field: 'timeframe', reason: `${tf} is not followed` });
+    if (s.rows > 0 && !(candle.openTime > s.candles.openTime[s.rows - 1]))
+      throw new DataValidationError({
+        field: 'openTime',
+        row: s.rows,
+        reason: `${tf} candle ${candle.openTime} is not after the last one`,
+      });
+    const lastBase = this.lastBaseOpenTime;
+    if (lastBase === lastBase && candle.openTime + s.tfMs < lastBase + this.baseMs)
+      throw new DataValidationError({
+        field: 'openTime',
+        row: s.rows,
+        reason: `${tf} candle ${candle.openTime} closed before base rows already pushed`,
+      });
+    this.append(s, candle);
+    this.runFamilies(s);
+  }
+
+  /**
+   * Adds a closed base candle and computes its row (per-timeframe and cross features).
+   * @throws {DataValidationError} when the candle is not after the last one.
+   */
+  pushBase(candle: StreamCandle): void {
+    const s = this.baseTf;
+    if (s.rows > 0 && !(candle.openTime > s.candles.openTime[s.rows - 1]))
+      throw new DataValidationError({
+        field: 'openTime',
+        row: s.rows,
+        reason: `base candle ${candle.openTime} is not after the last one`,
+      });
+    const grew = s.rows === s.capacity;
+    this.append(s, candle);
+    if (grew) {
+      this.lastClosed = this.lastClosed.map((a) => growInt(a, s.capacity));
+      this.staleness = this.staleness.map((a) => growInt(a, s.capacity));
+    }
+    const i = s.rows - 1;
+    const closeTime = candle.openTime + this.baseMs;
+    for (let h = 0; h < this.higherTf.length; h++) {
+      const ht = this.higherTf[h];
+      // Higher candles arrive in order and only once closed: the last one closed by this close.
+      let k = ht.rows - 1;
+      while (k >= 0 && ht.candles.openTime[k] + ht.tfMs > closeTime) k--;
+      this.lastClosed[h][i] = k;
+      this.staleness[h][i] =
+        k < 0 ? -1 : Math.round((closeTime - (ht.candles.openTime[k] + ht.tfMs)) / this.baseMs);
+    }
+    const views = this.higherViews();
+    const ctx: CrossContext = {
+      base: s.candles,
+      baseMs: this.baseMs,
+      baseAux: s.aux,
+      higher: views,
+      values: s.values,
+      cols: s.cols,
+    };
+    const fams = s.plan.families;
+    for (let k = 0; k < fams.length; k++)
+      fams[k].run(s.states[k], s.candles, i, i + 1, {
+        values: s.values,
+        cols: s.cols,
+        col0: s.plan.col0[k],
+        aux: s.aux,
+      });
+    for (let g = 0; g < this.groups.length; g++)
+      this.groups[g].write(ctx, this.groupCol0[g], i, i + 1);
+    this.scanNan(s, i);
+    if (this.validRow < 0 && this.windowsValidAt(i)) this.validRow = i;
+  }
+
+  /**
+   * The features of every base row pushed so far, as `createMultiTimeframeFeatures` returns them
+   * for the same candles. Views onto the internal buffers: valid until the next push.
+   */
+  view(): MultiTimeframeFeatures {
+    const n = this.baseTf.rows;
+    const viewOf = (s: StreamTf, names: readonly string[]): FeatureMatrix =>
+      matrix(
+        s.tf,
+        names,
+        closeTimes(sliceCandles(s.candles, 0, s.rows)),
+        s.values.subarray(0, s.rows * s.cols),
+      );
+    const perTimeframe = new Map<Timeframe, FeatureMatrix>();
+    const rowIndex = new Map<Timeframe, Int32Array>();
+    const baseNames = [...this.baseTf.plan.names, ...this.groups.flatMap((g) => g.names)];
+    perTimeframe.set(this.base, viewOf(this.baseTf, baseNames));
+    rowIndex.set(this.base, identity(n));
+    const higher: AlignedTimeframe[] = [];
+    this.higherTf.forEach((h, k) => {
+      perTimeframe.set(h.tf, viewOf(h, h.plan.names));
+      const lastClosed = this.lastClosed[k].subarray(0, n);
+      rowIndex.set(h.tf, lastClosed);
+      higher.push({
+        timeframe: h.tf,
+        candles: sliceCandles(h.candles, 0, h.rows),
+        lastClosed,
+        staleness: this.staleness[k].subarray(0, n),
+      });
+    });
+    const aligned: AlignedFrames = {
+      mode: 'last-closed',
+      base: sliceCandles(this.baseTf.candles, 0, n),
+      higher,
+    };
+    const timeframes = this.timeframes;
+    const baseTimes = perTimeframe.get(this.base)!.time;
+    let decision: FeatureMatrix | undefined;
+    return {
+      base: this.base,
+      timeframes,
+      perTimeframe,
+      rowIndex,
+      aligned,
+      get decisionRows(): FeatureMatrix {
+        decision ??= buildDecisionRows(
+          timeframes[0],
+          timeframes,
+          perTimeframe,
+          rowIndex,
+          new Map(),
+          baseTimes,
+        );
+        return decision;
+      },
+      firstValidRow: this.firstValidRow,
+      windows: this.windows,
+      spec: this.spec,
+    };
+  }
+
+  private higherViews(): HigherView[] {
+    return this.higherTf.map((h, k) => ({
+      tf: h.tf,
+      tfMs: h.tfMs,
+      aux: h.aux,
+      index: this.lastClosed[k],
+      staleness: this.staleness[k],
+    }));
+  }
+
+  private append(s: StreamTf, c: StreamCandle): void {
+    if (s.rows === s.capacity) growTf(s, s.capacity * 2);
+    const i = s.rows;
+    const k = s.candles;
+    k.openTime[i] = c.openTime;
+    k.open[i] = c.open;
+    k.high[i] = c.high;
+    k.low[i] = c.low;
+    k.close[i] = c.close;
+    k.volume[i] = c.volume;
+    s.rows = i + 1;
+  }
+
+  private runFamilies(s: StreamTf): void {
+    const i = s.rows - 1;
+    const fams = s.plan.families;
+    for (let k = 0; k < fams.length; k++)
+      fams[k].run(s.states[k], s.candles, i, i + 1, {
+        values: s.values,
+        cols: s.cols,
+        col0: s.plan.col0[k],
+        aux: s.aux,
+      });
+    this.scanNan(s, i);
+  }
+
+  private scanNan(s: StreamTf, i: number): void {
+    let last = i > 0 ? s.lastNanAt[i - 1] : -1;
+    const o = i * s.cols;
+    for (let j = 0; j < s.cols; j++) {
+      const v = s.values[o + j];
+      if (v !== v) {
+        last = i;
+        break;
+      }
+    }
+    s.lastNanAt[i] = last;
+  }
+
+  /** The batch `firstValidRow` test for base row i (last-closed mode). */
+  private windowsValidAt(i: number): boolean {
+    const check = (s: StreamTf, last: number): boolean => {
+      const first = last - (this.windows[s.tf] ?? 1) + 1;
+      return !(last < 0 || first < 0 || s.lastNanAt[last] >= first);
+    };
+    if (!check(this.baseTf, i)) return false;
+    for (let h = 0; h < this.higherTf.length; h++)
+      if (!check(this.higherTf[h], this.lastClosed[h][i])) return false;
+    return true;
   }
 }

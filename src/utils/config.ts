@@ -530,7 +530,24 @@ export const configSchema = z.strictObject({
       finetuneLearningRate: z.number().positive(),
     }),
   }),
-  live: z.strictObject({}),
+  live: z.strictObject({
+    feed: z.enum(['auto', 'watch', 'poll']),
+    wsUrl: z.string().nullable(),
+    pollMs: positiveInt,
+    closeGraceMs: z.number().int().nonnegative(),
+    backoffMs: positiveInt,
+    maxBackoffMs: positiveInt,
+    stallTimeoutMs: positiveInt,
+    warmupDays: positiveInt,
+    shadowEveryBars: positiveInt,
+    maxOrdersPerHour: positiveInt,
+    stopFile: z.string().min(1),
+    confirm: z.string().nullable(),
+    sandbox: z.boolean(),
+    apiKeyEnv: z.string().min(1),
+    apiSecretEnv: z.string().min(1),
+    statusDecisions: positiveInt,
+  }),
 });
 
 /** The resolved, validated configuration. */

@@ -152,8 +152,10 @@ export async function runDqnExperiment(options: AgentExperimentOptions = {}): Pr
 
   // 3. Real BTC/USDT, yearly walk-forward folds.
   if (scale.realFolds.length > 0 && existsSync(SHARED)) {
+    // ../shared/data has known off-grid rows (its README): dropped and logged, never kept.
     const real = {
       ...config,
+      data: { ...config.data, repair: true },
       scenarios: { ...config.scenarios, real: { ...config.scenarios.real, dataDir: SHARED } },
     };
     lines.push('### Real BTC/USDT, yearly walk-forward folds (test years, after costs)', '');
@@ -188,7 +190,7 @@ export async function runDqnExperiment(options: AgentExperimentOptions = {}): Pr
   const body = [
     '## DQN',
     '',
-    `\`npm run experiments dqn\` (${scale.name} scale, ${((Date.now() - started) / 60_000).toFixed(0)} min). Fees, slippage and funding on in every backtest (config \`broker\`); DQN observes the newest ${Object.entries(
+    `\`npm run experiments dqn\` (${scale.name} scale, ${((Date.now() - started) / 60_000).toFixed(0)} min). Fees (${(100 * base.broker.takerFeeRate).toFixed(2)}% taker), slippage (${base.broker.slippage.fixedBps} bps fixed) and funding on in every backtest (config \`broker\`); DQN observes the newest ${Object.entries(
       scale.agentWindows,
     )
       .map(([t, w]) => `${w} ${t}`)

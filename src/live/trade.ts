@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import type { Exchange } from 'ccxt';
 import { createExchange } from '../data-processing/exchange.js';
 import { CandleStore } from '../data-processing/store.js';
-import { UsageError } from '../errors.js';
+import { ConfigError, UsageError } from '../errors.js';
 import type { CcxtMarketLike } from '../evaluation/broker.js';
 import { resolvePolicy } from '../policies.js';
 import type { Config } from '../utils/config.js';
@@ -54,12 +54,21 @@ export function paperRunDir(
  * `paths.store`, candles from the exchange, journal in the run folder (resumed when present).
  * @throws {UsageError} for an unknown policy, exchange or symbol, or an empty store.
  * @throws {LiveTradingError} when `live` is asked without `live.confirm` or the API keys.
- * @throws {ConfigError} naming `broker.marketType` when the symbol is of the other market type.
+ * @throws {ConfigError} naming `broker.marketType` when it is `perpetual` (spot only so far) or the
+ *   symbol is of the other market type.
  * @throws {ExchangeError} for exchange failures that are not transient.
  */
 export async function paperTrade(options: PaperTradeOptions): Promise<PaperResult> {
   const { config, exchange: exchangeId, symbol } = options;
   const cwd = options.cwd ?? process.cwd();
+  // The exchange connection loads spot markets only (createExchange), so a perpetual broker would
+  // find no market for its symbol: refused up front, naming the key that fixes it.
+  if (config.broker.marketType === 'perpetual')
+    throw new ConfigError(
+      'broker.marketType',
+      'ctm paper follows spot markets only (perpetual swaps are not built yet)',
+      { hint: '--set broker.marketType=spot with a spot symbol such as BTC/USDT' },
+    );
   // The live switch is checked before anything else happens.
   const credentials =
     options.live === true ? liveCredentials(config, exchangeId, symbol, true) : null;

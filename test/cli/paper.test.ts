@@ -120,4 +120,28 @@ describe.skipIf(!hasSharedData)(`ctm paper${SKIP_REASON}`, () => {
     expect(r.stderr).toContain('live.confirm');
     expect(rig.fake.calls.length).toBe(calls);
   });
+
+  it('refuses a perpetual broker (spot markets only so far) in one line naming the key', async () => {
+    const calls = rig.fake.calls.length;
+    const r = await ctm(
+      [
+        'paper',
+        '--policy',
+        'sma-cross',
+        '--symbol',
+        'BTC/USDT:USDT',
+        '--config',
+        configFile,
+        '--set',
+        'broker.marketType=perpetual',
+        '--run',
+        join(dir, 'perp-run'),
+      ],
+      { cwd: dir, env },
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')[0]).toContain('broker.marketType');
+    expect(r.stderr).toContain('spot');
+    expect(rig.fake.calls.length).toBe(calls);
+  });
 });

@@ -1069,7 +1069,9 @@ export {
   paperTimeframes,
   runPaper,
   type StoredCandles,
+  storedSpan,
 } from './live/paper.js';
+export { type PaperReport, type PaperReportOptions, writePaperReport } from './live/report.js';
 export {
   paperRunDir,
   type PaperStatus,

@@ -70,6 +70,10 @@ export function registerPaperCommands(program: Command): void {
         `${s.live ? 'live' : 'paper'} ${s.symbol} on ${s.exchange}: ${result.bars.length} bars through ${iso(s.lastOpenTimeMs)} ` +
           `(${result.replayed} replayed from the journal), shadow check ${s.shadow.status} (${s.shadow.differences} differences)\n`,
       );
+      if (result.report !== null)
+        process.stdout.write(
+          `report: ${result.report.html} (paper equity ${result.report.paperEquity.toFixed(2)}, backtest of the same candles ${result.report.backtestEquity.toFixed(2)})\n`,
+        );
     }),
   );
   withCommonOptions(

@@ -80,6 +80,11 @@ export interface ReportBacktestInput {
   readonly equity: ArrayLike<number>;
   /** Buy-and-hold equity through the same broker, when computed. */
   readonly benchmarkEquity?: ArrayLike<number>;
+  /**
+   * Equity of a paper (or live) run over the same rows, drawn beside the backtest's (`ctm paper`):
+   * the two lines coincide when what trades is what was backtested.
+   */
+  readonly paperEquity?: ArrayLike<number>;
   /** Signed exposure held after each row's fills, in [-1, 1]. */
   readonly position: ArrayLike<number>;
   /** Round trips, the one still open at the end included. */
@@ -176,6 +181,8 @@ export interface ReportPayload {
     t: number[];
     strategy: number[];
     benchmark: number[] | null;
+    /** Equity of a paper run over the same rows (absent or null without one). */
+    paper?: number[] | null;
     /** Drawdown in percent (<= 0), deepest point of each drawn bar. */
     underwater: number[];
     /** Annualised Sharpe ratio of the last 30 days of bar returns at each drawn bar's end (null while warming up). */
@@ -297,6 +304,7 @@ export function buildBacktestPayload(
   const ret = (i: number): number =>
     i > 0 && input.equity[i - 1] > 0 ? input.equity[i] / input.equity[i - 1] - 1 : 0;
   const bench: number[] = [];
+  const paper: number[] = [];
   const higher = input.higher.map((h) => ({
     timeframe: h.timeframe,
     openMs: [] as number[],
@@ -339,6 +347,7 @@ export function buildBacktestPayload(
       b >= window && variance > 1e-24 ? r10((mean / Math.sqrt(variance)) * annualise) : null,
     );
     if (input.benchmarkEquity !== undefined) bench.push(r10(input.benchmarkEquity[b]));
+    if (input.paperEquity !== undefined) paper.push(r10(input.paperEquity[b]));
     for (let k = 0; k < input.higher.length; k++) {
       const h = input.higher[k];
       const j = h.lastClosed[b];
@@ -409,7 +418,13 @@ export function buildBacktestPayload(
             markers,
           },
     equity:
-      n === 0 ? null : { ...eq, benchmark: input.benchmarkEquity === undefined ? null : bench },
+      n === 0
+        ? null
+        : {
+            ...eq,
+            benchmark: input.benchmarkEquity === undefined ? null : bench,
+            paper: input.paperEquity === undefined ? null : paper,
+          },
     drawdowns: drawdownEpisodes(input.equity, 5).map((d) => ({
       peakMs: c.openTime[d.peak] + barMs,
       valleyMs: c.openTime[d.valley] + barMs,
@@ -727,6 +742,9 @@ export function payloadSvgs(
         ...(e.benchmark === null
           ? []
           : [{ name: 'spot buy & hold', x: ms, y: e.benchmark, color: COLORS.benchmark }]),
+        ...(e.paper === undefined || e.paper === null
+          ? []
+          : [{ name: 'paper', x: ms, y: e.paper, color: COLORS.paper }]),
       ],
     });
     out.drawdown = lineChartSvg({
@@ -869,6 +887,11 @@ const APP_JS = String.raw`
       bh.setData(lineRows(e.t, e.benchmark));
       report.series.benchmark = bh;
     }
+    if (e.paper) {
+      var pp = eqChart.addSeries(LC.LineSeries, { color: '#ff6d00', lineWidth: 1, lineStyle: 2, title: 'paper' }, 0);
+      pp.setData(lineRows(e.t, e.paper));
+      report.series.paper = pp;
+    }
     var uw = eqChart.addSeries(LC.BaselineSeries, { baseValue: { type: 'price', price: 0 }, topLineColor: DOWN, bottomLineColor: DOWN,
       bottomFillColor1: 'rgba(239,83,80,0.35)', bottomFillColor2: 'rgba(239,83,80,0.05)', title: 'drawdown %' }, 1);
     uw.setData(lineRows(e.t, e.underwater));
@@ -920,7 +943,7 @@ export function renderReportHtml(
   }
   if (payload.equity !== null)
     parts.push(
-      `<h2>Equity and drawdown</h2><p class="note">Strategy equity${payload.equity.benchmark === null ? '' : ' against spot buy-and-hold (same fees and slippage, no funding, no borrow)'}; below, the underwater curve (percent below the running peak) and the annualised Sharpe ratio of the last 30 days.</p><div class="chart" id="equity-chart"></div>` +
+      `<h2>Equity and drawdown</h2><p class="note">Strategy equity${payload.equity.benchmark === null ? '' : ' against spot buy-and-hold (same fees and slippage, no funding, no borrow)'}${payload.equity.paper === undefined || payload.equity.paper === null ? '' : '; the paper run over the same candles (dashed) lies on the backtest when what traded is what was backtested'}; below, the underwater curve (percent below the running peak) and the annualised Sharpe ratio of the last 30 days.</p><div class="chart" id="equity-chart"></div>` +
         (payload.drawdowns.length > 0
           ? `<h3>Worst drawdowns</h3>${drawdownTableHtml(payload.drawdowns)}`
           : ''),

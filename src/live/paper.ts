@@ -183,8 +183,11 @@ export function paperTimeframes(config: Config): Timeframe[] {
   return [...new Set(config.data.timeframes)].sort((a, b) => TIMEFRAME_MS[a] - TIMEFRAME_MS[b]);
 }
 
-/** The stored candles of every timeframe in `[fromMs, ...)` closed by `closeMs`. */
-async function storedSpan(
+/**
+ * The stored candles of every timeframe in `[fromMs, ...)` closed by `closeMs` (UTC ms).
+ * @throws whatever `stored` throws (store errors).
+ */
+export async function storedSpan(
   stored: StoredCandles,
   tfs: readonly Timeframe[],
   fromMs: number,

@@ -9,12 +9,15 @@ import type { Exchange } from 'ccxt';
 import { createExchange } from '../data-processing/exchange.js';
 import { CandleStore } from '../data-processing/store.js';
 import { ConfigError, UsageError } from '../errors.js';
+import type { MultiTimeframeFeatures } from '../data-processing/feature-engineering.js';
 import type { CcxtMarketLike } from '../evaluation/broker.js';
+import type { Policy } from '../evaluation/policy.js';
 import { resolvePolicy } from '../policies.js';
 import type { Config } from '../utils/config.js';
 import { ccxtFeed } from './feed.js';
 import { Journal, type JournalBar, type PaperState } from './journal.js';
-import { runPaper, type PaperResult } from './paper.js';
+import { runPaper, type PaperResult, type StoredCandles } from './paper.js';
+import { writePaperReport, type PaperReport } from './report.js';
 import { CcxtVenue, liveCredentials, marketDataOnly, type OrderVenue } from './venue.js';
 
 /** Options of `paperTrade`. */
@@ -58,7 +61,9 @@ export function paperRunDir(
  *   symbol is of the other market type.
  * @throws {ExchangeError} for exchange failures that are not transient.
  */
-export async function paperTrade(options: PaperTradeOptions): Promise<PaperResult> {
+export async function paperTrade(
+  options: PaperTradeOptions,
+): Promise<PaperResult & { report: PaperReport | null }> {
   const { config, exchange: exchangeId, symbol } = options;
   const cwd = options.cwd ?? process.cwd();
   // The exchange connection loads spot markets only (createExchange), so a perpetual broker would
@@ -97,17 +102,20 @@ export async function paperTrade(options: PaperTradeOptions): Promise<PaperResul
       await trader.loadMarkets();
       venue = new CcxtVenue(trader, symbol, config.live.maxOrdersPerHour);
     }
-    return await runPaper({
+    const policyOf = async (features: MultiTimeframeFeatures): Promise<Policy> =>
+      (await resolvePolicy(options.policy, { features, config, cwd })).policy;
+    const stored: StoredCandles = (tf, fromMs, toMs) =>
+      store.read({ exchange: exchangeId, symbol, timeframe: tf }, { fromMs, toMs });
+    const dir = options.runDir ?? paperRunDir(config, exchangeId, symbol, cwd);
+    const result = await runPaper({
       config,
       exchange: exchangeId,
       symbol,
       policyRef: options.policy,
-      resolvePolicy: async (features) =>
-        (await resolvePolicy(options.policy, { features, config, cwd })).policy,
+      resolvePolicy: policyOf,
       feed,
-      stored: (tf, fromMs, toMs) =>
-        store.read({ exchange: exchangeId, symbol, timeframe: tf }, { fromMs, toMs }),
-      dir: options.runDir ?? paperRunDir(config, exchangeId, symbol, cwd),
+      stored,
+      dir,
       // The exchange's clock (from its last answer): warm-up ends with the candles closed by then.
       nowMs: feed.nowMs(),
       market: { ...(market as CcxtMarketLike), precisionMode: exchange.precisionMode },
@@ -115,6 +123,16 @@ export async function paperTrade(options: PaperTradeOptions): Promise<PaperResul
       maxBars: options.maxBars,
       signal: options.signal,
     });
+    // The run folder's report: the paper equity beside the backtest of the same span.
+    const report = await writePaperReport({
+      config,
+      dir,
+      state: result.state,
+      bars: result.bars,
+      stored,
+      resolvePolicy: policyOf,
+    });
+    return { ...result, report };
   } finally {
     store.close();
   }

@@ -29,10 +29,11 @@ export interface NamedConfusionMatrix extends ConfusionMatrix {
 
 /** Font stack of every chart and page. */
 export const FONT = 'DejaVu Sans, Liberation Sans, Arial, Helvetica, sans-serif';
-/** Colours of the charts (strategy, benchmark, up/down, grid, axis, text). */
+/** Colours of the charts (strategy, benchmark, paper run, up/down, grid, axis, text). */
 export const COLORS = {
   strategy: '#2962ff',
   benchmark: '#9e9e9e',
+  paper: '#ff6d00',
   up: '#26a69a',
   down: '#ef5350',
   grid: '#e6e6e6',

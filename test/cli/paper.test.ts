@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { CandleStore } from '../../src/data-processing/store.js';
 import type { JournalBar, PaperState } from '../../src/live/journal.js';
+import { launchChromium, openReport } from '../helpers/chromium.js';
 import { assertBuilt, ctm, startCtm } from '../helpers/ctm.js';
 import { BAR, paperBacktest, paperRig, START, TFS, type PaperRig } from '../helpers/paper.js';
 import { hasSharedData, SKIP_REASON } from '../helpers/shared-data.js';
@@ -41,6 +42,9 @@ afterAll(async () => {
   await rig?.close();
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
+
+/** The page's global object, inside page.evaluate callbacks (tests have no DOM types). */
+declare const window: unknown;
 
 const env = { ...process.env, CTM_LOG_LEVEL: 'error' };
 
@@ -87,6 +91,32 @@ describe.skipIf(!hasSharedData)(`ctm paper${SKIP_REASON}`, () => {
     );
     expect(bars.map((b) => b.equity)).toEqual(Array.from(bt.equity));
     expect(bars.map((b) => Math.fround(b.decided))).toEqual(Array.from(bt.target));
+    // The run folder's report draws the paper equity on the backtest of the same candles.
+    const runDir = join(dir, 'runs', 'paper-binance-BTC-USDT');
+    expect(second.stdout).toContain(`report: ${join(runDir, 'report.html')}`);
+    expect(existsSync(join(runDir, 'report.html'))).toBe(true);
+    const payload = JSON.parse(readFileSync(join(runDir, 'report-data.json'), 'utf8')) as {
+      equity: { strategy: number[]; paper: number[] };
+    };
+    expect(payload.equity.paper.length).toBe(151);
+    expect(payload.equity.paper).toEqual(payload.equity.strategy);
+    expect(payload.equity.paper[150]).toBeCloseTo(bars[150].equity, 6);
+    const context = await launchChromium();
+    try {
+      const { page, errors } = await openReport(context, join(runDir, 'report.html'));
+      const drawn = await page.evaluate(
+        () =>
+          (
+            window as unknown as {
+              ctmReport: { series: { paper?: { data(): unknown[] } } };
+            }
+          ).ctmReport.series.paper?.data().length,
+      );
+      expect(errors).toEqual([]);
+      expect(drawn).toBe(151);
+    } finally {
+      await context.close();
+    }
 
     const status = await ctm(['paper', 'status', '--config', configFile], { cwd: dir, env });
     expect(status.code).toBe(0);

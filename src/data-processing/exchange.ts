@@ -194,8 +194,11 @@ function urlIn(err: unknown): string | undefined {
   return m?.[1];
 }
 
-/** A Retry-After header (seconds or HTTP date) in ms, or 0 when absent. */
-function retryAfterMs(headers: Record<string, string> | undefined, nowMs: number): number {
+/**
+ * A Retry-After header (seconds or HTTP date) as a wait in ms from `nowMs` (UTC ms), or 0 when
+ * absent or unreadable.
+ */
+export function retryAfterMs(headers: Record<string, string> | undefined, nowMs: number): number {
   if (headers === undefined) return 0;
   const entry = Object.entries(headers).find(([k]) => k.toLowerCase() === 'retry-after');
   if (entry === undefined) return 0;

@@ -1093,6 +1093,25 @@ class NanScan {
   }
 }
 
+/** Window length per timeframe (default `config.windows`, 1 for a timeframe it lacks). */
+function resolveWindows(
+  timeframes: readonly Timeframe[],
+  windowsIn: Partial<Record<Timeframe, number>> | undefined,
+): Partial<Record<Timeframe, number>> {
+  const given = windowsIn ?? defaultConfig().windows;
+  const windows: Partial<Record<Timeframe, number>> = {};
+  for (const tf of timeframes) {
+    const w = given[tf] ?? 1;
+    if (!Number.isInteger(w) || w < 1)
+      throw new DataValidationError({
+        field: `windows.${tf}`,
+        reason: `window ${w} is not a positive integer`,
+      });
+    windows[tf] = w;
+  }
+  return windows;
+}
+
 /**
  * Builds the feature matrices of every timeframe of `aligned` plus the cross-timeframe features,
  * the decision-row view and `firstValidRow` (docs/architecture.md, core types). Higher timeframes
@@ -1117,17 +1136,7 @@ export function createMultiTimeframeFeatures(
   const baseMs = TIMEFRAME_MS[baseTf];
   const n = base.openTime.length;
   const timeframes: Timeframe[] = [baseTf, ...aligned.higher.map((h) => h.timeframe)];
-  const windowsIn = options.windows ?? defaultConfig().windows;
-  const windows: Partial<Record<Timeframe, number>> = {};
-  for (const tf of timeframes) {
-    const w = windowsIn[tf] ?? 1;
-    if (!Number.isInteger(w) || w < 1)
-      throw new DataValidationError({
-        field: `windows.${tf}`,
-        reason: `window ${w} is not a positive integer`,
-      });
-    windows[tf] = w;
-  }
+  const windows = resolveWindows(timeframes, options.windows);
 
   // Higher timeframes: closed matrices (and forming rows in forming mode).
   const perTimeframe = new Map<Timeframe, FeatureMatrix>();
@@ -1632,17 +1641,7 @@ export class StreamingFeatures {
           reason: `higher timeframe ${tf} is not coarser than the base ${base}`,
         });
     this.timeframes = [base, ...sorted];
-    const windowsIn = options.windows ?? defaultConfig().windows;
-    const windows: Partial<Record<Timeframe, number>> = {};
-    for (const tf of this.timeframes) {
-      const w = windowsIn[tf] ?? 1;
-      if (!Number.isInteger(w) || w < 1)
-        throw new DataValidationError({
-          field: `windows.${tf}`,
-          reason: `window ${w} is not a positive integer`,
-        });
-      windows[tf] = w;
-    }
+    const windows = resolveWindows(this.timeframes, options.windows);
     this.windows = windows;
     const capacity = Math.max(16, options.initialCapacity ?? 1024);
     const make = (tf: Timeframe, extraNames: readonly string[]): StreamTf => {

@@ -8,6 +8,7 @@
 import type { Exchange } from 'ccxt';
 import { TIMEFRAME_MS, type Timeframe } from '../data-processing/candles.js';
 import type { StreamCandle } from '../data-processing/feature-engineering.js';
+import { retryAfterMs } from '../data-processing/exchange.js';
 import { ExchangeError, UsageError } from '../errors.js';
 import type { Config } from '../utils/config.js';
 import { logger } from '../utils/logger.js';
@@ -342,17 +343,6 @@ export class CandleFollower {
   }
 }
 
-/** A Retry-After header (seconds or HTTP date) in ms, or 0 when absent. */
-function retryAfterHeaderMs(headers: Record<string, string> | undefined, nowMs: number): number {
-  if (headers === undefined) return 0;
-  const entry = Object.entries(headers).find(([k]) => k.toLowerCase() === 'retry-after');
-  if (entry === undefined) return 0;
-  const seconds = Number(entry[1]);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(entry[1]);
-  return Number.isFinite(date) ? Math.max(0, date - nowMs) : 0;
-}
-
 const TRANSIENT =
   /terminated|other side closed|socket hang up|fetch failed|ECONN|ETIMEDOUT|EPIPE|UND_ERR/i;
 
@@ -407,7 +397,7 @@ export function ccxtFeed(
     nowMs: headerNow,
     retryAfterMs(err) {
       if (!(err instanceof ccxt.RateLimitExceeded || err instanceof ccxt.DDoSProtection)) return 0;
-      return retryAfterHeaderMs(
+      return retryAfterMs(
         exchange.last_response_headers as Record<string, string> | undefined,
         headerNow(),
       );

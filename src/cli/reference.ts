@@ -40,6 +40,19 @@ export function escapeMarkdown(text: string): string {
     .join('');
 }
 
+/** The markdown table of config keys: key, type, default, description. */
+function keyTable(rows: readonly KeyRow[]): string[] {
+  return table(
+    ['key', 'type', 'default', 'description'],
+    rows.map((r) => [
+      code(r.path),
+      escapeMarkdown(r.type),
+      r.default,
+      escapeMarkdown(r.description),
+    ]),
+  );
+}
+
 /** A code span holding `text` (longer fences when it holds backticks). */
 function code(text: string): string {
   const fence = text.includes('`') ? '``' : '`';
@@ -463,31 +476,11 @@ export function configReference(defaultsFile: string = DEFAULT_CONFIG_PATH): str
         out.push('No keys yet.');
         continue;
       }
-      out.push(
-        ...table(
-          ['key', 'type', 'default', 'description'],
-          rows.map((r) => [
-            code(r.path),
-            escapeMarkdown(r.type),
-            r.default,
-            escapeMarkdown(r.description),
-          ]),
-        ),
-      );
+      out.push(...keyTable(rows));
     } else {
       const rows: KeyRow[] = [];
       collectRows({ type: 'object', properties: { [section]: node } }, [], defaults, byPath, rows);
-      out.push(
-        ...table(
-          ['key', 'type', 'default', 'description'],
-          rows.map((r) => [
-            code(r.path),
-            escapeMarkdown(r.type),
-            r.default,
-            escapeMarkdown(r.description),
-          ]),
-        ),
-      );
+      out.push(...keyTable(rows));
     }
   }
   return out.join('\n') + '\n';

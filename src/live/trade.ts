@@ -100,7 +100,12 @@ export async function paperTrade(
       trader.secret = credentials.secret;
       if (config.live.sandbox) trader.setSandboxMode(true);
       await trader.loadMarkets();
-      venue = new CcxtVenue(trader, symbol, config.live.maxOrdersPerHour);
+      venue = new CcxtVenue(
+        trader,
+        symbol,
+        config.live.maxOrdersPerHour,
+        config.live.rebalanceTolerance,
+      );
     }
     const policyOf = async (features: MultiTimeframeFeatures): Promise<Policy> =>
       (await resolvePolicy(options.policy, { features, config, cwd })).policy;

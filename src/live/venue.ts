@@ -92,21 +92,43 @@ export function liveCredentials(
 /**
  * The live venue over a ccxt exchange that already holds the credentials (sandbox mode set by the
  * caller when `live.sandbox`). Market orders only; amounts rounded with the market's precision.
+ * Each rebalance reads the account's position from the exchange (the base currency's total
+ * balance) and orders the difference to the target, so a restart after a crash between an order
+ * and its journal line does not repeat the order: the position already holds it. The account's
+ * whole base balance is the strategy's position (trade from a dedicated sub-account).
  */
 export class CcxtVenue implements OrderVenue {
-  private held = 0;
   private readonly sent: number[] = [];
 
+  /**
+   * @param tolerance no order while |target - position| is at most this fraction of the larger of
+   *   the two (`live.rebalanceTolerance`): fees taken in the base currency would otherwise make a
+   *   small order every bar.
+   */
   constructor(
     private readonly exchange: Exchange,
     private readonly symbol: string,
     private readonly maxOrdersPerHour: number,
+    private readonly tolerance: number,
   ) {}
 
-  /** @throws {ExchangeError} as ccxt's createOrder does (wrapped by the caller). */
+  /**
+   * The account's position in the symbol's base currency (total balance).
+   * @throws {ExchangeError} as ccxt's fetchBalance does (wrapped by the caller).
+   */
+  async position(): Promise<number> {
+    const base = this.exchange.market(this.symbol).base;
+    const balance = await this.exchange.fetchBalance();
+    const total = (balance.total as unknown as Record<string, number | undefined>)[base];
+    return total ?? 0;
+  }
+
+  /** @throws {ExchangeError} as ccxt's fetchBalance and createOrder do (wrapped by the caller). */
   async rebalance(quantity: number, nowMs: number): Promise<string | null> {
-    const delta = quantity - this.held;
-    if (delta === 0) return null;
+    const held = await this.position();
+    const delta = quantity - held;
+    if (Math.abs(delta) <= this.tolerance * Math.max(Math.abs(quantity), Math.abs(held)))
+      return null;
     while (this.sent.length > 0 && this.sent[0] <= nowMs - HOUR_MS) this.sent.shift();
     if (this.sent.length >= this.maxOrdersPerHour) return 'live.maxOrdersPerHour reached';
     const market = this.exchange.market(this.symbol);
@@ -116,8 +138,7 @@ export class CcxtVenue implements OrderVenue {
     const side = delta > 0 ? 'buy' : 'sell';
     this.sent.push(nowMs);
     const order = await this.exchange.createOrder(this.symbol, 'market', side, amount);
-    this.held += delta > 0 ? amount : -amount;
-    log.info({ symbol: this.symbol, side, amount, id: order.id }, 'live order sent');
+    log.info({ symbol: this.symbol, side, amount, held, id: order.id }, 'live order sent');
     return null;
   }
 }

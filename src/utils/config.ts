@@ -541,6 +541,7 @@ export const configSchema = z.strictObject({
     warmupDays: positiveInt,
     shadowEveryBars: positiveInt,
     maxOrdersPerHour: positiveInt,
+    rebalanceTolerance: z.number().min(0).max(1),
     stopFile: z.string().min(1),
     confirm: z.string().nullable(),
     sandbox: z.boolean(),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LiveTradingError } from '../../src/errors.js';
-import { liveConfirmation, liveCredentials } from '../../src/live/venue.js';
+import type { Exchange } from 'ccxt';
+import { CcxtVenue, liveConfirmation, liveCredentials } from '../../src/live/venue.js';
 import { loadConfig } from '../../src/utils/config.js';
 
 const confirmed = loadConfig({
@@ -51,5 +52,57 @@ describe('the live switch', () => {
     } catch (e) {
       expect(String((e as Error).message)).not.toContain('k-123');
     }
+  });
+});
+
+/**
+ * A spot account stub: market orders fill at once, a buy's 0.1% fee is taken in the base currency
+ * (as Binance does without BNB); amounts have 5 decimals, the minimum is 0.0001 BTC.
+ */
+function spotAccount(): { exchange: Exchange; orders: Array<{ side: string; amount: number }> } {
+  const account = { BTC: 0 };
+  const orders: Array<{ side: string; amount: number }> = [];
+  const stub = {
+    market: () => ({ base: 'BTC', limits: { amount: { min: 0.0001 } } }),
+    amountToPrecision: (_s: string, x: number) => x.toFixed(5),
+    fetchBalance: () => Promise.resolve({ total: { BTC: account.BTC } }),
+    createOrder: (_s: string, _t: string, side: string, amount: number) => {
+      orders.push({ side, amount });
+      account.BTC += side === 'buy' ? amount * (1 - 0.001) : -amount;
+      return Promise.resolve({ id: String(orders.length) });
+    },
+  };
+  return { exchange: stub as unknown as Exchange, orders };
+}
+
+describe('the live venue', () => {
+  it('orders the difference to the position the exchange reports, so a restart repeats no order', async () => {
+    const { exchange, orders } = spotAccount();
+    const t0 = Date.UTC(2024, 0, 1);
+    const venue = new CcxtVenue(exchange, 'BTC/USDT', 12, 0.02);
+    expect(await venue.rebalance(0.5, t0)).toBeNull();
+    expect(orders).toEqual([{ side: 'buy', amount: 0.5 }]);
+    // The process dies before journaling the bar; the restarted one decides the same target.
+    const restarted = new CcxtVenue(exchange, 'BTC/USDT', 12, 0.02);
+    expect(await restarted.rebalance(0.5, t0)).toBeNull();
+    // The fee left 0.4995 BTC: inside the tolerance, no second order.
+    expect(orders).toHaveLength(1);
+    expect(await restarted.rebalance(0, t0 + 900_000)).toBeNull();
+    expect(orders[1]).toEqual({ side: 'sell', amount: 0.4995 });
+    expect(await restarted.position()).toBeCloseTo(0, 12);
+  });
+
+  it('keeps to live.maxOrdersPerHour and the exchange minimum', async () => {
+    const { exchange, orders } = spotAccount();
+    const t0 = Date.UTC(2024, 0, 1);
+    const venue = new CcxtVenue(exchange, 'BTC/USDT', 2, 0);
+    expect(await venue.rebalance(0.00005, t0)).toMatch(/minimum/);
+    expect(await venue.rebalance(0.1, t0)).toBeNull();
+    expect(await venue.rebalance(0.3, t0 + 60_000)).toBeNull();
+    expect(await venue.rebalance(0.6, t0 + 120_000)).toBe('live.maxOrdersPerHour reached');
+    expect(orders).toHaveLength(2);
+    // An hour after the first order, one more may go.
+    expect(await venue.rebalance(0.6, t0 + 3_600_000)).toBeNull();
+    expect(orders).toHaveLength(3);
   });
 });

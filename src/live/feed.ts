@@ -346,10 +346,19 @@ export class CandleFollower {
 const TRANSIENT =
   /terminated|other side closed|socket hang up|fetch failed|ECONN|ETIMEDOUT|EPIPE|UND_ERR/i;
 
+/** A ccxt exchange with the websocket methods the feed uses. */
+type Watcher = Exchange & {
+  watchOHLCV?: (s: string, tf: string) => Promise<number[][]>;
+  close?: () => Promise<void>;
+};
+
 /**
  * A `MarketFeed` over a ccxt exchange (markets loaded) for one symbol. The exchange clock is the
- * local clock plus the offset of the last REST response's Date header (none: the local clock). Only reads market data: it has
- * no way to send an order.
+ * local clock plus the offset of the last REST response's Date header (none: the local clock).
+ * Only reads market data: it has no way to send an order. `renewWatcher` builds a fresh
+ * websocket connection object: after a drop or a stall the old one is closed (without waiting
+ * on a socket that may never answer) and replaced, since a ccxt instance whose socket stalled
+ * does not always connect again.
  */
 export function ccxtFeed(
   exchange: Exchange,
@@ -359,6 +368,7 @@ export function ccxtFeed(
     DDoSProtection: abstract new (...a: never[]) => Error;
   },
   symbol: string,
+  renewWatcher?: () => Promise<Exchange>,
 ): MarketFeed {
   // The exchange clock: the local clock plus the offset seen in the last REST Date header.
   let offsetMs = 0;
@@ -373,10 +383,7 @@ export function ccxtFeed(
     }
     return Date.now() + offsetMs;
   };
-  const watcher = exchange as Exchange & {
-    watchOHLCV?: (s: string, tf: string) => Promise<number[][]>;
-    close?: () => Promise<void>;
-  };
+  let watcher = exchange as Watcher;
   return {
     canWatch: exchange.has.watchOHLCV === true && typeof watcher.watchOHLCV === 'function',
     async fetchOHLCV(tf, sinceMs, limit) {
@@ -391,8 +398,12 @@ export function ccxtFeed(
       return (await watcher.watchOHLCV!(symbol, tf)) as number[][];
     },
     async disconnect() {
-      if (typeof watcher.close === 'function' && exchange.has.watchOHLCV === true)
-        await watcher.close();
+      if (typeof watcher.close !== 'function' || exchange.has.watchOHLCV !== true) return;
+      const old = watcher;
+      if (renewWatcher === undefined) return void (await old.close!());
+      watcher = (await renewWatcher()) as Watcher;
+      // The old socket closes in the background; a stalled one may take the ws close timeout.
+      void old.close!().catch(() => undefined);
     },
     nowMs: headerNow,
     retryAfterMs(err) {

@@ -92,7 +92,18 @@ export async function paperTrade(
         hint: 'symbols are ccxt unified: BTC/USDT (spot), BTC/USDT:USDT (perpetual)',
       });
     const ccxt = await import('ccxt');
-    const feed = ccxtFeed(exchange, ccxt, symbol);
+    // After a drop or stall the websocket side starts over on a fresh instance (markets copied).
+    const renewWatcher = async (): Promise<Exchange> => {
+      const fresh = marketDataOnly(
+        await createExchange(exchangeId, config.data.download, {
+          pro: true,
+          wsUrl: config.live.wsUrl,
+        }),
+      );
+      fresh.setMarkets(exchange.markets);
+      return fresh;
+    };
+    const feed = ccxtFeed(exchange, ccxt, symbol, renewWatcher);
     let venue: OrderVenue | undefined;
     if (credentials !== null) {
       const trader: Exchange = await createExchange(exchangeId, config.data.download);

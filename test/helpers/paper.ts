@@ -105,7 +105,15 @@ export async function paperRig(options: {
   exchange.enableRateLimit = false;
   await exchange.loadMarkets();
   const ccxt = await import('ccxt');
-  const feed = ccxtFeed(exchange, ccxt, 'BTC/USDT');
+  const renewWatcher = async (): Promise<Exchange> => {
+    const fresh = marketDataOnly(
+      await createExchange('binance', config.data.download, { pro: true, wsUrl: fake.wsUrl }),
+    );
+    fresh.enableRateLimit = false;
+    fresh.setMarkets(exchange.markets);
+    return fresh;
+  };
+  const feed = ccxtFeed(exchange, ccxt, 'BTC/USDT', renewWatcher);
   const stored: StoredCandles = async (tf, fromMs, toMs) =>
     sliceByTime(candles.get(tf)!, fromMs, toMs);
   return {

@@ -204,6 +204,27 @@ function marketMeans(p: ComparePolicyResult): Map<string, number> {
   return new Map([...sums].map(([m, [a, k]]) => [m, a / k]));
 }
 
+/**
+ * Refuses to score a policy trained on real walk-forward fold k on an earlier fold's market: that
+ * market's test year lies inside the policy's training range (fold k trains on everything before
+ * its own test year). Reads only the generic facts a training run records (`scenarios`, `fold`).
+ * @throws {UsageError} naming the run, its fold and the market, with the `--markets` to use.
+ */
+function checkOutOfSample(r: ResolvedPolicy, market: ScenarioMarket): void {
+  if (r.run === undefined || market.scenario !== 'real' || market.fold === null) return;
+  const extra = r.run.info.extra as { scenarios?: unknown; fold?: unknown } | undefined;
+  if (
+    Array.isArray(extra?.scenarios) &&
+    extra.scenarios.includes('real') &&
+    typeof extra.fold === 'number' &&
+    market.fold < extra.fold
+  )
+    throw new UsageError(
+      `${r.name} trained on real fold ${extra.fold}, whose training range holds ${market.name}: it would be scored on its own training data`,
+      { hint: `compare it on --markets ${extra.fold} or later folds` },
+    );
+}
+
 async function instancesOf(
   spec: ComparePolicySpec,
   market: ScenarioMarket,
@@ -214,6 +235,7 @@ async function instancesOf(
   const out: Instance[] = [];
   for (const ref of spec.refs) {
     const r = await options.resolvePolicy(ref, context);
+    checkOutOfSample(r, market);
     const trained =
       r.run === undefined
         ? 0

@@ -19,7 +19,8 @@ import {
 import { UsageError } from '../../src/errors.js';
 import { resolvePolicy } from '../../src/policies.js';
 import { loadConfig, type Config } from '../../src/utils/config.js';
-import { listRuns, openRun } from '../../src/utils/runs.js';
+import { listRuns, openRun, type Run } from '../../src/utils/runs.js';
+import { hasSharedData, SHARED_DATA_DIR, SKIP_REASON } from '../helpers/shared-data.js';
 
 function quickConfig(): Config {
   const runs = mkdtempSync(join(tmpdir(), 'ctm-compare-'));
@@ -155,5 +156,42 @@ describe('runCompare', () => {
     await expect(
       comparePolicies({ config, scenario: 'mix', policies: [], seeds: 0, resolvePolicy }),
     ).rejects.toThrow(/--seeds/);
+  });
+});
+
+describe.skipIf(!hasSharedData)(`comparePolicies on real walk-forward folds${SKIP_REASON}`, () => {
+  it('refuses to score an agent of fold k on an earlier fold (its own training data), naming --markets; accepts fold k', async () => {
+    const config = loadConfig({
+      set: [
+        `paths.runs=${mkdtempSync(join(tmpdir(), 'ctm-compare-real-'))}`,
+        'data.repair=true',
+        `scenarios.real.dataDir=${SHARED_DATA_DIR}`,
+      ],
+    });
+    // A run trained on fold 2 (test year 2023): everything before 2023 was its training data.
+    const run = {
+      dir: '/nowhere',
+      info: { id: 'train-dqn-fold2', kind: 'train-dqn', extra: { scenarios: ['real'], fold: 2 } },
+    } as unknown as Run;
+    const resolve: typeof resolvePolicy = async (ref, context) =>
+      ref === 'agent'
+        ? { ...(await resolvePolicy('flat', context)), kind: 'run', name: run.info.id, run }
+        : resolvePolicy(ref, context);
+    const options = {
+      config,
+      scenario: 'real',
+      policies: [{ label: 'agent', refs: ['agent'] }],
+      resolvePolicy: resolve,
+      seeds: 2,
+    };
+    const refused = await comparePolicies({ ...options, markets: [1] }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(UsageError);
+    expect((refused as UsageError).message).toMatch(
+      /train-dqn-fold2 trained on real fold 2, whose training range holds real\/test\/2022/,
+    );
+    expect((refused as UsageError).hint).toContain('--markets 2');
+    const result = await comparePolicies({ ...options, markets: [2] });
+    expect(result.markets).toEqual(['real/test/2023']);
+    expect(result.policies.find((p) => p.label === 'agent')?.samples).toHaveLength(1);
   });
 });

@@ -1765,14 +1765,7 @@ export class StreamingFeatures {
       values: s.values,
       cols: s.cols,
     };
-    const fams = s.plan.families;
-    for (let k = 0; k < fams.length; k++)
-      fams[k].run(s.states[k], s.candles, i, i + 1, {
-        values: s.values,
-        cols: s.cols,
-        col0: s.plan.col0[k],
-        aux: s.aux,
-      });
+    this.runFamilyRow(s, i);
     for (let g = 0; g < this.groups.length; g++)
       this.groups[g].write(ctx, this.groupCol0[g], i, i + 1);
     this.scanNan(s, i);
@@ -1865,6 +1858,12 @@ export class StreamingFeatures {
 
   private runFamilies(s: StreamTf): void {
     const i = s.rows - 1;
+    this.runFamilyRow(s, i);
+    this.scanNan(s, i);
+  }
+
+  /** Runs every indicator family of timeframe `s` on its row `i` (their streaming states). */
+  private runFamilyRow(s: StreamTf, i: number): void {
     const fams = s.plan.families;
     for (let k = 0; k < fams.length; k++)
       fams[k].run(s.states[k], s.candles, i, i + 1, {
@@ -1873,7 +1872,6 @@ export class StreamingFeatures {
         col0: s.plan.col0[k],
         aux: s.aux,
       });
-    this.scanNan(s, i);
   }
 
   private scanNan(s: StreamTf, i: number): void {

@@ -318,17 +318,7 @@ export class FakeBinance {
         '0',
       ]);
     }
-    if (fault === '429') {
-      res.setHeader('Retry-After', '1');
-      this.json(res, 429, { code: -1003, msg: 'Too many requests; current limit is 6000 weight.' });
-      return;
-    }
-    if (fault === '500') {
-      res.statusCode = 500;
-      res.setHeader('Date', new Date(this.nowMs).toUTCString());
-      res.end('Internal Server Error');
-      return;
-    }
+    if (this.serveErrorFault(res, fault)) return;
     if (fault === 'hang') return; // never answers; the client times out
     const body = JSON.stringify(rows);
     if (fault === 'drop') {
@@ -343,6 +333,22 @@ export class FakeBinance {
     this.onPage?.(this.pagesServed);
   }
 
+  /** Answers a 429 (with Retry-After) or a 500 fault; false for any other (or no) fault. */
+  private serveErrorFault(res: ServerResponse, fault: Fault | undefined): boolean {
+    if (fault === '429') {
+      res.setHeader('Retry-After', '1');
+      this.json(res, 429, { code: -1003, msg: 'Too many requests; current limit is 6000 weight.' });
+      return true;
+    }
+    if (fault === '500') {
+      res.statusCode = 500;
+      res.setHeader('Date', new Date(this.nowMs).toUTCString());
+      res.end('Internal Server Error');
+      return true;
+    }
+    return false;
+  }
+
   /** Serves replayed candles from `startTime` up to the one in progress at the server clock. */
   private serveReplay(
     res: ServerResponse,
@@ -352,17 +358,7 @@ export class FakeBinance {
     limit: number,
     fault: Fault | undefined,
   ): void {
-    if (fault === '429') {
-      res.setHeader('Retry-After', '1');
-      this.json(res, 429, { code: -1003, msg: 'Too many requests; current limit is 6000 weight.' });
-      return;
-    }
-    if (fault === '500') {
-      res.statusCode = 500;
-      res.setHeader('Date', new Date(this.nowMs).toUTCString());
-      res.end('Internal Server Error');
-      return;
-    }
+    if (this.serveErrorFault(res, fault)) return;
     if (fault === 'hang' || fault === 'drop') {
       if (fault === 'drop') res.socket?.destroy();
       return;
